@@ -1,0 +1,68 @@
+//! Time inside the core is the packet's capture timestamp, never the clock.
+
+use std::fmt;
+
+/// Microseconds since the Unix epoch, taken from the capture (pcap record, HEP chunk).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const fn from_micros(us: i64) -> Self {
+        Timestamp(us)
+    }
+    pub const fn from_secs(s: i64) -> Self {
+        Timestamp(s.saturating_mul(1_000_000))
+    }
+    pub const fn micros(self) -> i64 {
+        self.0
+    }
+    pub const fn saturating_add_micros(self, us: i64) -> Self {
+        Timestamp(self.0.saturating_add(us))
+    }
+    pub const fn saturating_add_secs(self, s: u64) -> Self {
+        let s = if s > (i64::MAX as u64) / 1_000_000 {
+            i64::MAX / 1_000_000
+        } else {
+            s as i64
+        };
+        Timestamp(self.0.saturating_add(s * 1_000_000))
+    }
+    /// `self - earlier` in microseconds, never negative.
+    pub const fn micros_since(self, earlier: Timestamp) -> i64 {
+        let d = self.0.saturating_sub(earlier.0);
+        if d < 0 {
+            0
+        } else {
+            d
+        }
+    }
+    /// RFC 3339 UTC with microseconds, e.g. `2026-11-21T10:00:00.123456Z`.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(1_000_000);
+        let nanos = (self.0.rem_euclid(1_000_000) * 1_000) as u32;
+        match chrono::DateTime::from_timestamp(secs, nanos) {
+            Some(dt) => dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            None => String::from("1970-01-01T00:00:00.000000Z"),
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_with_micros() {
+        assert_eq!(
+            Timestamp::from_micros(1_700_000_000_123_456).to_rfc3339(),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(Timestamp(5).micros_since(Timestamp(9)), 0);
+    }
+}
