@@ -3,4 +3,13 @@
 //! The core (`wire`, `reasm`, `sip`, `rtp`, `call`) is sans-IO: it never touches
 //! sockets, files or the clock. Drivers feed it `(timestamp, bytes)` and drain events.
 
+pub mod call;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod logging;
+pub mod matching;
+pub mod pipeline;
+pub mod replay;
+pub mod report;
 pub mod time;

@@ -1,3 +1,66 @@
-fn main() {
-    println!("pbxbridge");
+use std::process::ExitCode;
+
+use clap::Parser;
+use pbxbridge::cli::{effective_config, Cli, Command};
+use pbxbridge::config::Config;
+use pbxbridge::{logging, replay};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Replay {
+            config,
+            db,
+            recordings,
+            json,
+            files,
+        } => {
+            let cfg = match effective_config(
+                config.as_ref(),
+                db.as_ref(),
+                recordings.as_ref(),
+                cli.log_format.as_ref(),
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            logging::init(cfg.log.format, &cfg.log.level);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(replay::run(cfg, replay::ReplayOptions { files, json })) {
+                Ok(summary) => {
+                    if !json {
+                        replay::print_summary(&summary);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them all. Used by CI (.ci/run) and by
+# developers alike: `./scripts/test.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the build and tests need (Debian). Only touches apt when
+# something is missing, so a warm machine starts testing at once.
+need=()
+for p in build-essential pkg-config libpcap-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: ${need[*]} (run as root or install them)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q "${need[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install the Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked --all-targets

@@ -1,0 +1,64 @@
+//! Tracker settings: pure data, built by the driver from the TOML config.
+
+use ipnet::IpNet;
+use regex::Regex;
+
+use crate::reasm::ReasmLimits;
+
+#[derive(Debug, Clone)]
+pub struct TrackerConfig {
+    pub sip_ports: Vec<u16>,
+    pub detect_any_port: bool,
+    /// `None` means the built-in rule: 2 to 6 digits.
+    pub extension_pattern: Option<Regex>,
+    pub internal_networks: Vec<IpNet>,
+    pub max_calls: usize,
+    /// Caps the media addresses one call may register (re-INVITEs, forks, NAT learning).
+    pub max_media_addrs_per_call: usize,
+    pub no_response_us: i64,
+    pub ring_timeout_us: i64,
+    pub rtp_timeout_us: i64,
+    pub max_duration_us: i64,
+    pub bye_timeout_us: i64,
+    /// How long a finished call stays to absorb retransmissions and a late 2xx.
+    pub linger_us: i64,
+    /// How long an ended Call-ID is remembered so stray retransmissions don't start a new call.
+    pub ended_memory_us: i64,
+    pub max_ended_memory: usize,
+    pub reasm: ReasmLimits,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            sip_ports: vec![5060, 5080],
+            detect_any_port: true,
+            extension_pattern: None,
+            internal_networks: Vec::new(),
+            max_calls: 100_000,
+            max_media_addrs_per_call: 16,
+            no_response_us: 32_000_000,
+            ring_timeout_us: 300_000_000,
+            rtp_timeout_us: 300_000_000,
+            max_duration_us: 4 * 3600 * 1_000_000,
+            bye_timeout_us: 32_000_000,
+            linger_us: 2_000_000,
+            ended_memory_us: 64_000_000,
+            max_ended_memory: 100_000,
+            reasm: ReasmLimits::default(),
+        }
+    }
+}
+
+impl TrackerConfig {
+    pub fn is_extension(&self, user: &str) -> bool {
+        match &self.extension_pattern {
+            Some(re) => re.is_match(user),
+            None => (2..=6).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_digit()),
+        }
+    }
+
+    pub fn is_internal_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.internal_networks.iter().any(|n| n.contains(&ip))
+    }
+}

@@ -1,0 +1,164 @@
+//! A call's media: SDP endpoints and codecs per side, and one RTP leg per sender.
+
+use std::net::SocketAddr;
+
+use crate::rtp::codec::{codec_for, Codec};
+use crate::rtp::dtmf::DtmfDetector;
+use crate::rtp::stream::{RtpStream, StreamConfig};
+use crate::sip::sdp::{Direction as SdpDirection, Sdp};
+use crate::time::Timestamp;
+
+use super::Side;
+
+/// G.711 and telephone-event run at 8 kHz; the recording timeline is in these samples.
+pub(crate) const SAMPLE_RATE: u32 = 8000;
+const MAX_PAYLOAD_TYPES: usize = 32;
+/// If RTP timestamps and capture time disagree by more than this, the sender
+/// paused its clock (hold) or jumped: re-place the stream by capture time.
+pub(crate) const REANCHOR_SAMPLES: i64 = 4000;
+/// A second source for the same leg (a relay copy, a second capture point) is
+/// ignored while the first one is still talking.
+pub(crate) const SOURCE_SWITCH_US: i64 = 500_000;
+
+/// What one side's SDP said: the payload types it uses.
+#[derive(Debug, Default)]
+pub(crate) struct SideSdp {
+    pub payload_types: Vec<(u8, Codec, String)>,
+    pub direction: Option<SdpDirection>,
+}
+
+impl SideSdp {
+    pub fn update(&mut self, sdp: &Sdp) {
+        let Some(audio) = sdp.audio() else { return };
+        self.payload_types.clear();
+        for &pt in audio.formats.iter().take(MAX_PAYLOAD_TYPES) {
+            let map = audio.rtpmap(pt);
+            let codec = codec_for(
+                pt,
+                map.map(|m| m.encoding.as_str()),
+                map.map(|m| m.clock_rate),
+            );
+            let name = match map {
+                Some(m) => m.encoding.clone(),
+                None => static_name(pt).to_string(),
+            };
+            self.payload_types.push((pt, codec, name));
+        }
+        self.direction = Some(audio.effective_direction(sdp));
+    }
+
+    pub fn lookup(&self, pt: u8) -> Option<(Codec, &str)> {
+        self.payload_types
+            .iter()
+            .find(|(p, _, _)| *p == pt)
+            .map(|(_, c, n)| (*c, n.as_str()))
+    }
+}
+
+fn static_name(pt: u8) -> &'static str {
+    match pt {
+        0 => "PCMU",
+        3 => "GSM",
+        4 => "G723",
+        8 => "PCMA",
+        9 => "G722",
+        13 => "CN",
+        18 => "G729",
+        _ => "unknown",
+    }
+}
+
+/// Where a leg's audio sits on the recording timeline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anchor {
+    pub ext_ts: u64,
+    pub offset: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Leg {
+    pub src: Option<SocketAddr>,
+    pub last_seen: Option<Timestamp>,
+    pub stream: RtpStream,
+    pub anchor: Option<Anchor>,
+    pub dtmf: DtmfDetector,
+    pub packets: u64,
+}
+
+impl Default for Leg {
+    fn default() -> Self {
+        Leg {
+            src: None,
+            last_seen: None,
+            stream: RtpStream::new(stream_config()),
+            anchor: None,
+            dtmf: DtmfDetector::default(),
+            packets: 0,
+        }
+    }
+}
+
+pub(crate) fn stream_config() -> StreamConfig {
+    StreamConfig {
+        reorder_window: 16,
+        max_reorder_delay_us: 100_000,
+        probation: 2,
+    }
+}
+
+impl Leg {
+    pub fn jitter_ms(&self) -> f64 {
+        self.stream.stats().jitter / f64::from(SAMPLE_RATE) * 1000.0
+    }
+
+    /// Whether a packet from `src` may feed this leg; a new source takes over
+    /// only once the current one has gone quiet.
+    pub fn accepts(&mut self, src: SocketAddr, now: Timestamp) -> bool {
+        match (self.src, self.last_seen) {
+            (Some(cur), _) if cur == src => true,
+            (Some(_), Some(last)) if now.micros_since(last) < SOURCE_SWITCH_US => false,
+            _ => {
+                self.src = Some(src);
+                self.stream = RtpStream::new(stream_config());
+                self.anchor = None;
+                true
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CallMedia {
+    /// Addresses registered in the tracker's media index, with the side that receives there.
+    pub addrs: Vec<(SocketAddr, Side)>,
+    pub sdp: [SideSdp; 2],
+    pub legs: [Leg; 2],
+    /// Last RTP packet after the answer: feeds the RTP timeout.
+    pub last_rtp: Option<Timestamp>,
+    pub codec: Option<&'static str>,
+    pub unsupported: Option<String>,
+    pub audio_seen: bool,
+}
+
+impl CallMedia {
+    pub fn leg(&self, side: Side) -> &Leg {
+        match side {
+            Side::Caller => &self.legs[0],
+            Side::Callee => &self.legs[1],
+        }
+    }
+
+    /// The codec of a payload type sent by `sender`: the receiver's SDP defines the
+    /// numbers it expects, the sender's is the fallback, static types the last resort.
+    pub fn codec_of(&self, sender: Side, pt: u8) -> (Codec, String) {
+        let [caller, callee] = &self.sdp;
+        let (recv, send) = match sender {
+            Side::Caller => (callee, caller),
+            Side::Callee => (caller, callee),
+        };
+        if let Some((c, n)) = recv.lookup(pt).or_else(|| send.lookup(pt)) {
+            return (c, n.to_string());
+        }
+        (codec_for(pt, None, None), static_name(pt).to_string())
+    }
+}

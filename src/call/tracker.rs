@@ -1,0 +1,854 @@
+//! The tracker: packets in, call events out. Pure: no I/O, no clock.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::reasm::{Defragmenter, FlowKey, TcpReassembler};
+use crate::rtp::codec::{decode_g711, Codec};
+use crate::rtp::dtmf::{event_char, parse_event};
+use crate::rtp::packet::{self as rtp_packet, RtpHeader};
+use crate::rtp::stream::Ordered;
+use crate::sip::sdp::{self, Direction as SdpDirection};
+use crate::sip::{self, Message, Method, StartLine};
+use crate::time::Timestamp;
+use crate::wire::{self, LinkType, Transport};
+
+use super::dialog::Call;
+use super::media::{Anchor, CallMedia, REANCHOR_SAMPLES, SAMPLE_RATE};
+use super::record::EndReason;
+use super::{CallHandle, Event, Side, Stats, TrackerConfig, Update};
+
+const HOUSEKEEPING_US: i64 = 1_000_000;
+/// A driver that stops draining must not make us grow without bound; audio is
+/// what we shed first, call lifecycle events are never dropped.
+const MAX_QUEUED_MEDIA: usize = 100_000;
+const MAX_MEDIA_INDEX: usize = 400_000;
+
+pub struct Tracker {
+    cfg: TrackerConfig,
+    calls: HashMap<CallHandle, Call>,
+    by_call_id: HashMap<Box<[u8]>, CallHandle>,
+    /// Address where a side receives audio → (call, that side).
+    media_index: HashMap<SocketAddr, (CallHandle, Side)>,
+    timers: BinaryHeap<Reverse<(Timestamp, CallHandle)>>,
+    ended: HashMap<Box<[u8]>, Timestamp>,
+    ended_order: VecDeque<(Timestamp, Box<[u8]>)>,
+    events: VecDeque<Event>,
+    queued_media: usize,
+    defrag: Defragmenter,
+    tcp: TcpReassembler,
+    tcp_out: Vec<Vec<u8>>,
+    next_handle: u64,
+    now: Timestamp,
+    next_housekeeping: Option<Timestamp>,
+    stats: Stats,
+    pcm: Vec<i16>,
+}
+
+impl Tracker {
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Tracker {
+            defrag: Defragmenter::new(&cfg.reasm),
+            tcp: TcpReassembler::new(&cfg.reasm),
+            cfg,
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            media_index: HashMap::new(),
+            timers: BinaryHeap::new(),
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
+            events: VecDeque::new(),
+            queued_media: 0,
+            tcp_out: Vec::new(),
+            next_handle: 1,
+            now: Timestamp::default(),
+            next_housekeeping: None,
+            stats: Stats::default(),
+            pcm: Vec::with_capacity(320),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn reasm_stats(&self) -> (&crate::reasm::ReasmStats, &crate::reasm::ReasmStats) {
+        (self.defrag.stats(), self.tcp.stats())
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front();
+        if let Some(Event::Media { .. }) = ev {
+            self.queued_media = self.queued_media.saturating_sub(1);
+        }
+        ev
+    }
+
+    /// The next instant `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (timer, self.next_housekeeping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.advance(now);
+    }
+
+    /// One captured frame of the given link type.
+    pub fn handle_frame(&mut self, now: Timestamp, link: LinkType, frame: &[u8]) {
+        self.advance(now);
+        self.stats.packets += 1;
+        self.stats.bytes += frame.len() as u64;
+        let ip = match wire::decode_link(link, frame) {
+            Ok(ip) => ip,
+            Err(e) => return self.stats.drop_reason(e.reason()),
+        };
+        let (src, dst, proto) = (ip.src, ip.dst, ip.proto);
+        match ip.frag {
+            Some(frag) => {
+                let whole = self.defrag.push(now, src, dst, proto, &frag, ip.payload);
+                if let Some(datagram) = whole {
+                    self.handle_ip_payload(now, src, dst, proto, &datagram);
+                }
+            }
+            None => self.handle_ip_payload(now, src, dst, proto, ip.payload),
+        }
+    }
+
+    /// Closes every call still open, e.g. at the end of a replayed capture
+    /// (`CaptureEnd`) or when the daemon stops (`Shutdown`). Calls that already
+    /// ended by signalling keep their own reason.
+    pub fn close_all(&mut self, now: Timestamp, reason: EndReason) {
+        self.advance(now);
+        let mut handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+        handles.sort();
+        for h in handles {
+            self.end_call(h, Some(reason));
+        }
+        self.timers.clear();
+        self.next_housekeeping = None;
+    }
+
+    fn handle_ip_payload(
+        &mut self,
+        now: Timestamp,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        payload: &[u8],
+    ) {
+        match wire::decode_transport(proto, payload) {
+            Ok(Transport::Udp {
+                src_port,
+                dst_port,
+                payload,
+            }) => {
+                self.stats.udp_packets += 1;
+                let src = SocketAddr::new(src, src_port);
+                let dst = SocketAddr::new(dst, dst_port);
+                self.handle_udp(now, src, dst, payload);
+            }
+            Ok(Transport::Tcp {
+                src_port,
+                dst_port,
+                seq,
+                syn,
+                fin,
+                rst,
+                payload,
+            }) => {
+                self.stats.tcp_segments += 1;
+                let flow = FlowKey {
+                    src: SocketAddr::new(src, src_port),
+                    dst: SocketAddr::new(dst, dst_port),
+                };
+                let sip_port = self.is_sip_port(src_port) || self.is_sip_port(dst_port);
+                let known = self.tcp.has_flow(&flow);
+                let sniffed = !payload.is_empty()
+                    && self.cfg.detect_any_port
+                    && sip::looks_like_sip(payload);
+                if !(sip_port || known || sniffed) {
+                    self.stats.other_packets += 1;
+                    return;
+                }
+                let mut out = std::mem::take(&mut self.tcp_out);
+                self.tcp
+                    .push(now, flow, seq, syn, fin, rst, payload, &mut out);
+                for msg in out.drain(..) {
+                    self.handle_sip(now, flow.src, flow.dst, &msg);
+                }
+                self.tcp_out = out;
+            }
+            Err(e) => self.stats.drop_reason(e.reason()),
+        }
+    }
+
+    fn is_sip_port(&self, port: u16) -> bool {
+        self.cfg.sip_ports.contains(&port)
+    }
+
+    fn handle_udp(&mut self, now: Timestamp, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        if self.is_sip_port(src.port()) || self.is_sip_port(dst.port()) {
+            return self.handle_sip(now, src, dst, payload);
+        }
+        if let Some(&(call, receiver)) = self.media_index.get(&dst) {
+            return self.handle_rtp(now, call, receiver.other(), src, payload, true);
+        }
+        if let Some(&(call, side)) = self.media_index.get(&src) {
+            return self.handle_rtp(now, call, side, src, payload, false);
+        }
+        if self.cfg.detect_any_port && sip::looks_like_sip(payload) {
+            return self.handle_sip(now, src, dst, payload);
+        }
+        if rtp_packet::looks_like_rtp(payload) {
+            self.stats.rtp_unmatched += 1;
+        } else {
+            self.stats.other_packets += 1;
+        }
+    }
+
+    fn handle_sip(&mut self, now: Timestamp, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        if data.iter().all(|b| b.is_ascii_whitespace()) {
+            self.stats.sip_keepalives += 1;
+            return;
+        }
+        let msg = match sip::parse(data) {
+            Ok(m) => m,
+            Err(e) => return self.stats.drop_reason(e.reason()),
+        };
+        self.stats.sip_messages += 1;
+        let (Some(call_id), Some(cseq)) = (msg.call_id(), msg.cseq()) else {
+            return self.stats.drop_reason("sip_missing_call_id_or_cseq");
+        };
+        let (method, code) = match msg.start() {
+            StartLine::Request { method, .. } => (*method, None),
+            StartLine::Response { code, .. } => (cseq.method, Some(*code)),
+        };
+        if !matches!(
+            method,
+            Method::Invite
+                | Method::Ack
+                | Method::Bye
+                | Method::Cancel
+                | Method::Update
+                | Method::Prack
+                | Method::Info
+        ) {
+            self.stats.sip_non_call += 1;
+            return;
+        }
+        let from = msg.from();
+        let to = msg.to();
+        let from_tag = from.as_ref().and_then(|f| f.tag);
+        let to_tag = to.as_ref().and_then(|t| t.tag);
+
+        let handle = match self.by_call_id.get(call_id) {
+            Some(&h) => h,
+            None => {
+                if self.ended.contains_key(call_id) {
+                    self.stats.sip_after_end += 1;
+                    return;
+                }
+                // A response to an INVITE we did not see still tells us a call happened.
+                let starts = method == Method::Invite && (code.is_some() || to_tag.is_none());
+                if !starts {
+                    self.stats.sip_orphans += 1;
+                    return;
+                }
+                if self.calls.len() >= self.cfg.max_calls {
+                    return self.stats.drop_reason("call_table_full");
+                }
+                self.start_call(now, call_id, &msg, src, dst)
+            }
+        };
+
+        let fp = fingerprint(&msg, cseq.seq, method, code, from_tag, to_tag);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.dedup.seen(fp) {
+            self.stats.sip_duplicates += 1;
+            return;
+        }
+        call.last_activity = call.last_activity.max(now);
+        let _span = tracing::trace_span!("sip", call_id = %String::from_utf8_lossy(call_id)).entered();
+
+        match code {
+            None => self.on_request(now, handle, &msg, method, cseq.seq, from_tag, to_tag),
+            Some(code) => self.on_response(now, handle, &msg, method, code, from_tag, to_tag),
+        }
+        self.schedule(handle);
+    }
+
+    fn start_call(
+        &mut self,
+        now: Timestamp,
+        call_id: &[u8],
+        msg: &Message<'_>,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> CallHandle {
+        let handle = CallHandle(self.next_handle);
+        self.next_handle += 1;
+        let mut call = Call::new(handle, call_id, now);
+        let is_request = matches!(msg.start(), StartLine::Request { .. });
+        // A response travels callee → caller.
+        let (caller_addr, callee_addr) = if is_request { (src, dst) } else { (dst, src) };
+        call.sip_src = Some(caller_addr);
+        call.sip_dst = Some(callee_addr);
+        if let Some(from) = msg.from() {
+            call.from_raw = from.uri.user.map(lossy);
+            call.from_display = from.display.map(|d| lossy(d).trim_matches('"').to_string());
+            call.add_caller_tag(from.tag);
+        }
+        let ruri_user = match msg.start() {
+            StartLine::Request { uri, .. } => {
+                sip::Uri::parse(uri).ok().and_then(|u| u.user.map(lossy))
+            }
+            StartLine::Response { .. } => None,
+        };
+        call.to_raw = ruri_user.or_else(|| msg.to().and_then(|t| t.uri.user.map(lossy)));
+        self.calls.insert(handle, call);
+        self.by_call_id.insert(call_id.into(), handle);
+        self.stats.calls_started += 1;
+        tracing::debug!(call_id = %String::from_utf8_lossy(call_id), "call started");
+        self.events.push_back(Event::CallStarted {
+            call: handle,
+            call_id: String::from_utf8_lossy(call_id).into_owned(),
+            at: now,
+        });
+        handle
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_request(
+        &mut self,
+        now: Timestamp,
+        handle: CallHandle,
+        msg: &Message<'_>,
+        method: Method<'_>,
+        cseq: u32,
+        from_tag: Option<&[u8]>,
+        to_tag: Option<&[u8]>,
+    ) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        match method {
+            Method::Invite if to_tag.is_none() => {
+                // Initial INVITE, or its retry after 401/407 with a higher CSeq:
+                // the same call goes on.
+                call.add_caller_tag(from_tag);
+                if cseq > call.invite_cseq {
+                    call.invite_cseq = cseq;
+                    if call.answered_at.is_none() {
+                        if let Some((code, _)) = call.failure {
+                            if call.cancel_at.is_none() && code != 487 {
+                                call.failure = None;
+                            }
+                        }
+                    }
+                }
+            }
+            Method::Cancel => {
+                if call.answered_at.is_none() && call.cancel_at.is_none() {
+                    call.cancel_at = Some(now);
+                    call.answered_elsewhere =
+                        msg.reason_cause().is_some_and(|(proto, cause)| {
+                            proto.eq_ignore_ascii_case(b"SIP") && cause == 200
+                        });
+                }
+            }
+            Method::Bye => {
+                if call.bye.is_none() {
+                    let by = call.side_of_from_tag(from_tag);
+                    call.bye = Some((now, by));
+                    tracing::debug!(call_id = %String::from_utf8_lossy(&call.call_id), by = ?by, "BYE");
+                }
+            }
+            Method::Info => {
+                if let Some(digit) = sip_info_digit(msg) {
+                    call.push_dtmf(digit);
+                }
+            }
+            _ => {}
+        }
+        if let Some(body) = msg.sdp() {
+            let side = call.side_of_from_tag(from_tag);
+            self.apply_sdp(now, handle, side, body);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_response(
+        &mut self,
+        now: Timestamp,
+        handle: CallHandle,
+        msg: &Message<'_>,
+        method: Method<'_>,
+        code: u16,
+        from_tag: Option<&[u8]>,
+        to_tag: Option<&[u8]>,
+    ) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        // The body of a response is the responder's: the side opposite the request's sender.
+        let responder = call.side_of_from_tag(from_tag).other();
+        match method {
+            Method::Invite if call.answered_at.is_none() => {
+                call.got_response = true;
+                match code {
+                    101..=199 => {
+                        if call.ringing_at.is_none() {
+                            call.ringing_at = Some(now);
+                            self.events.push_back(Event::CallRinging { call: handle, at: now });
+                        }
+                    }
+                    200..=299 => {
+                        call.answered_at = Some(now);
+                        call.answer_code = code;
+                        call.answer_tag = to_tag.map(Into::into);
+                        call.answer_contact = msg.contact().and_then(|c| c.uri.user.map(lossy));
+                        tracing::debug!(call_id = %String::from_utf8_lossy(&call.call_id), "answered");
+                        self.events.push_back(Event::CallAnswered { call: handle, at: now });
+                    }
+                    401 | 407 => {}
+                    300..=699 => {
+                        if call.failure.is_none() {
+                            call.failure = Some((code, now));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Method::Invite => {
+                // A re-INVITE's answer, or another fork's late 2xx: the first answer stands.
+                if (200..300).contains(&code) {
+                    let other_fork = match (&call.answer_tag, to_tag) {
+                        (Some(a), Some(t)) => **a != *t,
+                        _ => false,
+                    };
+                    if other_fork {
+                        return;
+                    }
+                }
+            }
+            Method::Bye => {
+                if (200..300).contains(&code) && call.bye.is_some() && call.bye_confirmed.is_none()
+                {
+                    call.bye_confirmed = Some(now);
+                }
+            }
+            _ => {}
+        }
+        // Only the answering branch's media counts once a fork has answered.
+        let from_answer_branch = match (&call.answer_tag, to_tag) {
+            (Some(a), Some(t)) => **a == *t,
+            _ => true,
+        };
+        if from_answer_branch && (100..300).contains(&code) {
+            if let Some(body) = msg.sdp() {
+                self.apply_sdp(now, handle, responder, body);
+            }
+        }
+    }
+
+    fn apply_sdp(&mut self, now: Timestamp, handle: CallHandle, side: Side, body: &[u8]) {
+        let parsed = match sdp::parse(body) {
+            Ok(s) => s,
+            Err(e) => return self.stats.drop_reason(e.reason()),
+        };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        call.media.sdp[side.index()].update(&parsed);
+        let Some(audio) = parsed.audio() else { return };
+        let addr = audio.effective_connection(&parsed);
+        let dir = audio.effective_direction(&parsed);
+        let held = matches!(addr, Some(a) if a.is_unspecified())
+            || matches!(dir, SdpDirection::SendOnly | SdpDirection::Inactive);
+        if call.answered_at.is_some() && held != call.on_hold[side.index()] {
+            call.on_hold[side.index()] = held;
+            call.ever_held |= held;
+            let update = if held {
+                Update::Hold { by: side }
+            } else {
+                Update::Resume { by: side }
+            };
+            self.events.push_back(Event::CallUpdated {
+                call: handle,
+                at: now,
+                update,
+            });
+        }
+        if let Some(ip) = addr.filter(|a| !a.is_unspecified()) {
+            if audio.port != 0 {
+                self.register_media(handle, SocketAddr::new(ip, audio.port), side);
+            }
+        }
+    }
+
+    fn register_media(&mut self, handle: CallHandle, addr: SocketAddr, side: Side) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.media.addrs.contains(&(addr, side)) {
+            return;
+        }
+        if call.media.addrs.len() >= self.cfg.max_media_addrs_per_call
+            || self.media_index.len() >= MAX_MEDIA_INDEX
+        {
+            return self.stats.drop_reason("media_address_cap");
+        }
+        call.media.addrs.push((addr, side));
+        // A newer call owns a reused port; the old call just stops matching it.
+        if let Some((old, _)) = self.media_index.insert(addr, (handle, side)) {
+            if old != handle {
+                if let Some(c) = self.calls.get_mut(&old) {
+                    c.media.addrs.retain(|(a, _)| *a != addr);
+                }
+            }
+        }
+    }
+
+    /// One UDP datagram that belongs to a call's media; `sender` is the side that sent it.
+    fn handle_rtp(
+        &mut self,
+        now: Timestamp,
+        handle: CallHandle,
+        sender: Side,
+        src: SocketAddr,
+        payload: &[u8],
+        to_known_address: bool,
+    ) {
+        let hdr = match rtp_packet::parse(payload) {
+            Ok(h) => h,
+            Err(e) => {
+                // RTCP shares the media ports' neighbourhood; it is not an error.
+                return self.stats.drop_reason(e.reason());
+            }
+        };
+        self.stats.rtp_packets += 1;
+        // Symmetric RTP: the sender receives where it sends from, even behind NAT.
+        if to_known_address && !self.media_index.contains_key(&src) {
+            self.register_media(handle, src, sender);
+        }
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.media_end().is_some_and(|end| now >= end) {
+            self.stats.rtp_after_end += 1;
+            return;
+        }
+        let leg_index = sender.index();
+        let Some(leg) = call.media.legs.get_mut(leg_index) else {
+            return;
+        };
+        if !leg.accepts(src, now) {
+            self.stats.rtp_ignored_source += 1;
+            return;
+        }
+        leg.last_seen = Some(now);
+        leg.packets += 1;
+        call.last_activity = call.last_activity.max(now);
+        if call.answered_at.is_some_and(|a| now >= a) {
+            call.media.last_rtp = Some(now);
+        }
+        let mut sink = MediaSink {
+            handle,
+            sender,
+            answered_at: call.answered_at,
+            media_end: call.media_end(),
+            events: &mut self.events,
+            queued_media: &mut self.queued_media,
+            stats: &mut self.stats,
+            pcm: &mut self.pcm,
+            dtmf: &mut call.dtmf,
+            media: &mut call.media,
+        };
+        sink.push(now, &hdr);
+    }
+
+    fn schedule(&mut self, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let at = call.closing(&self.cfg).at;
+        if call.scheduled.is_none_or(|s| at < s) {
+            call.scheduled = Some(at);
+            self.timers.push(Reverse((at, handle)));
+        }
+    }
+
+    /// Moves time forward to `now`: fires due timers and housekeeping.
+    fn advance(&mut self, now: Timestamp) {
+        // Captures from several files or interfaces can step back a little; time never does.
+        let now = now.max(self.now);
+        self.now = now;
+        if self.next_housekeeping.is_none() {
+            self.next_housekeeping = Some(now.saturating_add_micros(HOUSEKEEPING_US));
+        }
+        while let Some(&Reverse((at, handle))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(call) = self.calls.get_mut(&handle) else {
+                continue;
+            };
+            if call.scheduled != Some(at) {
+                continue;
+            }
+            call.scheduled = None;
+            let closing = call.closing(&self.cfg);
+            if closing.at <= now {
+                self.end_call(handle, None);
+            } else {
+                call.scheduled = Some(closing.at);
+                self.timers.push(Reverse((closing.at, handle)));
+            }
+        }
+        if self.next_housekeeping.is_some_and(|t| t <= now) {
+            self.housekeeping(now);
+            self.next_housekeeping = Some(now.saturating_add_micros(HOUSEKEEPING_US));
+        }
+    }
+
+    fn housekeeping(&mut self, now: Timestamp) {
+        self.defrag.expire(now);
+        self.tcp.expire(now);
+        while let Some((t, _)) = self.ended_order.front() {
+            let expired = now.micros_since(*t) > self.cfg.ended_memory_us
+                || self.ended_order.len() > self.cfg.max_ended_memory;
+            if !expired {
+                break;
+            }
+            if let Some((t, id)) = self.ended_order.pop_front() {
+                if self.ended.get(&id) == Some(&t) {
+                    self.ended.remove(&id);
+                }
+            }
+        }
+        let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+        for handle in handles {
+            self.flush_media(handle, now, false);
+        }
+    }
+
+    /// Releases audio the reorder buffers held back.
+    fn flush_media(&mut self, handle: CallHandle, now: Timestamp, force: bool) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        for sender in [Side::Caller, Side::Callee] {
+            let mut sink = MediaSink {
+                handle,
+                sender,
+                answered_at: call.answered_at,
+                media_end: call.media_end(),
+                events: &mut self.events,
+                queued_media: &mut self.queued_media,
+                stats: &mut self.stats,
+                pcm: &mut self.pcm,
+                dtmf: &mut call.dtmf,
+                media: &mut call.media,
+            };
+            sink.flush(now, force);
+        }
+    }
+
+    fn end_call(&mut self, handle: CallHandle, forced: Option<EndReason>) {
+        let now = self.now;
+        self.flush_media(handle, now, true);
+        let Some(call) = self.calls.remove(&handle) else {
+            return;
+        };
+        self.by_call_id.remove(&call.call_id);
+        for (addr, _) in &call.media.addrs {
+            if self.media_index.get(addr).is_some_and(|(h, _)| *h == handle) {
+                self.media_index.remove(addr);
+            }
+        }
+        self.ended.insert(call.call_id.clone(), now);
+        self.ended_order.push_back((now, call.call_id.clone()));
+        let record = call.finish(&self.cfg, forced);
+        self.stats.calls_ended += 1;
+        tracing::debug!(
+            call_id = %record.call_id,
+            outcome = record.outcome.as_str(),
+            end_reason = record.end_reason.as_str(),
+            "call ended"
+        );
+        self.events.push_back(Event::CallEnded {
+            call: handle,
+            record: Box::new(record),
+        });
+    }
+}
+
+/// Everything an ordered RTP packet may touch, borrowed apart from the tracker.
+struct MediaSink<'a> {
+    handle: CallHandle,
+    sender: Side,
+    answered_at: Option<Timestamp>,
+    media_end: Option<Timestamp>,
+    events: &'a mut VecDeque<Event>,
+    queued_media: &'a mut usize,
+    stats: &'a mut Stats,
+    pcm: &'a mut Vec<i16>,
+    dtmf: &'a mut String,
+    media: &'a mut CallMedia,
+}
+
+impl MediaSink<'_> {
+    fn push(&mut self, now: Timestamp, hdr: &RtpHeader<'_>) {
+        let idx = self.sender.index();
+        let Some(leg) = self.media.legs.get_mut(idx) else {
+            return;
+        };
+        let mut stream = std::mem::take(&mut leg.stream);
+        stream.push(now, hdr, &mut |o| self.deliver(&o));
+        if let Some(leg) = self.media.legs.get_mut(idx) {
+            leg.stream = stream;
+        }
+    }
+
+    fn flush(&mut self, now: Timestamp, force: bool) {
+        let idx = self.sender.index();
+        let Some(leg) = self.media.legs.get_mut(idx) else {
+            return;
+        };
+        let mut stream = std::mem::take(&mut leg.stream);
+        stream.flush(now, force, &mut |o| self.deliver(&o));
+        if let Some(leg) = self.media.legs.get_mut(idx) {
+            leg.stream = stream;
+        }
+    }
+
+    fn deliver(&mut self, o: &Ordered<'_>) {
+        let (codec, name) = self.media.codec_of(self.sender, o.pt);
+        let idx = self.sender.index();
+        match codec {
+            Codec::TelephoneEvent => {
+                let Some(ev) = parse_event(o.payload) else {
+                    return self.stats.drop_reason("rtp_bad_telephone_event");
+                };
+                if let Some(leg) = self.media.legs.get_mut(idx) {
+                    if let Some(digit) = leg.dtmf.push(o.ext_ts, &ev).and_then(event_char) {
+                        if self.dtmf.len() < 64 {
+                            self.dtmf.push(digit);
+                        }
+                    }
+                }
+                return;
+            }
+            Codec::Comfort => return,
+            _ => {}
+        }
+        let Some(answered) = self.answered_at else {
+            return; // early media is not recorded
+        };
+        if o.arrival < answered || self.media_end.is_some_and(|e| o.arrival >= e) {
+            return;
+        }
+        self.pcm.clear();
+        if !decode_g711(codec, o.payload, self.pcm) {
+            if self.media.unsupported.is_none() {
+                self.media.unsupported = Some(name);
+            }
+            return;
+        }
+        if self.media.codec.is_none() {
+            self.media.codec = match codec {
+                Codec::Pcma => Some("PCMA"),
+                _ => Some("PCMU"),
+            };
+        }
+        let Some(leg) = self.media.legs.get_mut(idx) else {
+            return;
+        };
+        let by_arrival = o.arrival.micros_since(answered) * i64::from(SAMPLE_RATE) / 1_000_000;
+        let placed = leg
+            .anchor
+            .filter(|_| !o.ssrc_changed)
+            .map(|a| a.offset + (o.ext_ts as i64).wrapping_sub(a.ext_ts as i64));
+        let offset = match placed {
+            Some(p) if (p - by_arrival).abs() <= REANCHOR_SAMPLES => p,
+            _ => {
+                leg.anchor = Some(Anchor {
+                    ext_ts: o.ext_ts,
+                    offset: by_arrival,
+                });
+                by_arrival
+            }
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            return;
+        };
+        self.media.audio_seen = true;
+        if *self.queued_media >= MAX_QUEUED_MEDIA {
+            return self.stats.drop_reason("media_queue_full");
+        }
+        *self.queued_media += 1;
+        self.events.push_back(Event::Media {
+            call: self.handle,
+            leg: self.sender,
+            offset,
+            sample_rate: SAMPLE_RATE,
+            samples: self.pcm.clone(),
+        });
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Identity of a message across retransmissions and capture points: the top Via
+/// is left out because a proxy adds its own.
+fn fingerprint(
+    msg: &Message<'_>,
+    cseq: u32,
+    method: Method<'_>,
+    code: Option<u16>,
+    from_tag: Option<&[u8]>,
+    to_tag: Option<&[u8]>,
+) -> u64 {
+    let mut h = DefaultHasher::new();
+    cseq.hash(&mut h);
+    method.hash(&mut h);
+    code.hash(&mut h);
+    from_tag.hash(&mut h);
+    to_tag.hash(&mut h);
+    if let StartLine::Request { method: m, .. } = msg.start() {
+        m.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// `application/dtmf-relay` INFO bodies: `Signal=5`.
+fn sip_info_digit(msg: &Message<'_>) -> Option<char> {
+    let ct = msg.content_type()?;
+    if !ct.to_ascii_lowercase().starts_with(b"application/dtmf") {
+        return None;
+    }
+    let body = std::str::from_utf8(msg.body()).ok()?;
+    body.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("signal") {
+            return None;
+        }
+        let c = v.trim().chars().next()?;
+        (c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')).then_some(c)
+    })
+}

@@ -1,0 +1,3 @@
+//! Phone numbers: normalisation to E.164 (and, later, CRM record lookup).
+
+pub mod number;

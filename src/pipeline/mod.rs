@@ -1,0 +1,160 @@
+//! The synchronous half of every driver: frames into the tracker, events out to
+//! the recorder, finished calls out as reports. Replay and the live daemon share it.
+
+mod recordings;
+
+use std::path::PathBuf;
+
+use crate::call::{EndReason, Event, Stats, Tracker, TrackerConfig};
+use crate::config::Config;
+use crate::matching::number::{parse_country, Normalizer};
+use crate::report::{CallReport, RecordingReport};
+use crate::time::Timestamp;
+use crate::wire::LinkType;
+
+pub use recordings::{recording_path, safe_file_name, Recordings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("config: {0}")]
+    Config(String),
+    #[error("cannot use recordings folder {path}: {source}")]
+    Recordings {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Pipeline {
+    tracker: Tracker,
+    recordings: Option<Recordings>,
+    numbers: Normalizer,
+}
+
+/// Builds the core's settings from the admin's config.
+pub fn tracker_config(cfg: &Config) -> Result<TrackerConfig, PipelineError> {
+    let ext = regex::Regex::new(&cfg.pbx.extension_pattern)
+        .map_err(|e| PipelineError::Config(format!("pbx.extension_pattern: {e}")))?;
+    let t = &cfg.tracker;
+    let secs = |s: u64| i64::try_from(s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    Ok(TrackerConfig {
+        sip_ports: cfg.sip.ports.clone(),
+        detect_any_port: cfg.sip.detect_any_port,
+        extension_pattern: Some(ext),
+        internal_networks: cfg.pbx.internal_networks.clone(),
+        max_calls: t.max_calls,
+        no_response_us: secs(t.no_response_secs),
+        ring_timeout_us: secs(t.ring_timeout_secs),
+        rtp_timeout_us: secs(t.rtp_timeout_secs),
+        max_duration_us: secs(t.max_duration_secs),
+        bye_timeout_us: secs(t.bye_timeout_secs),
+        ..TrackerConfig::default()
+    })
+}
+
+impl Pipeline {
+    pub fn new(cfg: &Config) -> Result<Pipeline, PipelineError> {
+        let tracker = Tracker::new(tracker_config(cfg)?);
+        let country = parse_country(&cfg.pbx.default_country).ok_or_else(|| {
+            PipelineError::Config(format!(
+                "pbx.default_country: {:?} is not a country code",
+                cfg.pbx.default_country
+            ))
+        })?;
+        let ext = regex::Regex::new(&cfg.pbx.extension_pattern)
+            .map_err(|e| PipelineError::Config(format!("pbx.extension_pattern: {e}")))?;
+        let recordings = if cfg.recording.enabled {
+            Some(Recordings::open(&cfg.recording.dir).map_err(|source| {
+                PipelineError::Recordings {
+                    path: cfg.recording.dir.clone(),
+                    source,
+                }
+            })?)
+        } else {
+            None
+        };
+        Ok(Pipeline {
+            tracker,
+            recordings,
+            numbers: Normalizer::new(country, ext),
+        })
+    }
+
+    pub fn stats(&self) -> &Stats {
+        self.tracker.stats()
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Feeds one frame; finished calls are appended to `out`.
+    pub fn handle_frame(
+        &mut self,
+        ts: Timestamp,
+        link: LinkType,
+        frame: &[u8],
+        out: &mut Vec<CallReport>,
+    ) {
+        // Timers fire at their own instant, before the packet that comes after them.
+        while let Some(t) = self.tracker.poll_timeout() {
+            if t > ts {
+                break;
+            }
+            self.tracker.handle_timeout(t);
+            self.drain(out);
+        }
+        self.tracker.handle_frame(ts, link, frame);
+        self.drain(out);
+    }
+
+    /// Ends every open call (capture over, or shutdown).
+    pub fn close_all(&mut self, now: Timestamp, reason: EndReason, out: &mut Vec<CallReport>) {
+        self.tracker.close_all(now, reason);
+        self.drain(out);
+    }
+
+    fn drain(&mut self, out: &mut Vec<CallReport>) {
+        while let Some(ev) = self.tracker.poll_event() {
+            match ev {
+                Event::CallStarted { call, call_id, .. } => {
+                    if let Some(r) = &mut self.recordings {
+                        r.started(call, call_id);
+                    }
+                }
+                Event::Media {
+                    call,
+                    leg,
+                    offset,
+                    sample_rate,
+                    samples,
+                } => {
+                    if let Some(r) = &mut self.recordings {
+                        r.media(call, leg, offset, sample_rate, &samples);
+                    }
+                }
+                Event::CallEnded { call, record } => {
+                    let recording = match &mut self.recordings {
+                        Some(r) => r.ended(call, &record),
+                        None => RecordingReport::without_file(
+                            "none",
+                            Some("recording is disabled".into()),
+                        ),
+                    };
+                    let report = CallReport::new(&record, &self.numbers, recording);
+                    tracing::info!(
+                        call_id = %report.call_id,
+                        outcome = report.outcome,
+                        end_reason = report.end_reason,
+                        duration = report.duration,
+                        recording = %report.recording.status,
+                        "call finished"
+                    );
+                    out.push(report);
+                }
+                Event::CallRinging { .. } | Event::CallAnswered { .. } | Event::CallUpdated { .. } => {}
+            }
+        }
+    }
+}

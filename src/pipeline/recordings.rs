@@ -1,0 +1,205 @@
+//! WAV files of answered calls: a spool file while the call is up, moved into
+//! `{dir}/{yyyy}/{mm}/{dd}/{call id}.wav` when it ends.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use crate::call::{CallHandle, CallRecord, Side};
+use crate::record::{Channel, StereoRecorder};
+use crate::report::RecordingReport;
+use crate::time::Timestamp;
+
+const SPOOL: &str = ".spool";
+
+struct Active {
+    call_id: String,
+    recorder: Option<StereoRecorder>,
+    spool_path: PathBuf,
+    sample_rate: u32,
+    failed: Option<String>,
+}
+
+pub struct Recordings {
+    dir: PathBuf,
+    spool: PathBuf,
+    active: HashMap<CallHandle, Active>,
+}
+
+impl Recordings {
+    pub fn open(dir: &Path) -> std::io::Result<Recordings> {
+        let spool = dir.join(SPOOL);
+        std::fs::create_dir_all(&spool)?;
+        let dir = std::fs::canonicalize(dir)?;
+        let spool = dir.join(SPOOL);
+        Ok(Recordings {
+            dir,
+            spool,
+            active: HashMap::new(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn started(&mut self, call: CallHandle, call_id: String) {
+        let spool_path = self
+            .spool
+            .join(format!("{}-{}.wav", call.0, safe_file_name(&call_id)));
+        self.active.insert(
+            call,
+            Active {
+                call_id,
+                recorder: None,
+                spool_path,
+                sample_rate: 8000,
+                failed: None,
+            },
+        );
+    }
+
+    pub fn media(&mut self, call: CallHandle, leg: Side, offset: u64, rate: u32, samples: &[i16]) {
+        let Some(a) = self.active.get_mut(&call) else {
+            return;
+        };
+        if a.failed.is_some() {
+            return;
+        }
+        if a.recorder.is_none() {
+            match StereoRecorder::create(&a.spool_path, rate) {
+                Ok(r) => {
+                    a.recorder = Some(r);
+                    a.sample_rate = rate;
+                }
+                Err(e) => {
+                    tracing::error!(call_id = %a.call_id, error = %e, "cannot create recording");
+                    a.failed = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+        if let Some(r) = &mut a.recorder {
+            let ch = match leg {
+                Side::Caller => Channel::Left,
+                Side::Callee => Channel::Right,
+            };
+            r.write(ch, offset, samples);
+        }
+    }
+
+    pub fn ended(&mut self, call: CallHandle, rec: &CallRecord) -> RecordingReport {
+        let active = self.active.remove(&call);
+        let Some(answered) = rec.answered_at else {
+            if let Some(Active { recorder: Some(r), spool_path, .. }) = active {
+                drop(r);
+                let _ = std::fs::remove_file(spool_path);
+            }
+            return RecordingReport::without_file("none", None);
+        };
+        let Some(a) = active else {
+            return RecordingReport::without_file("none", None);
+        };
+        if let Some(err) = a.failed {
+            return RecordingReport::without_file("failed", Some(err));
+        }
+        let Some(recorder) = a.recorder else {
+            return match &rec.unsupported_codec {
+                Some(codec) => RecordingReport::without_file(
+                    "unsupported_codec",
+                    Some(format!("audio codec {codec} is not supported for recording")),
+                ),
+                None => RecordingReport::without_file(
+                    "no_audio",
+                    Some("no RTP audio was seen for this call".into()),
+                ),
+            };
+        };
+        let talk_us = rec.ended_at.micros_since(answered);
+        let frames = (talk_us as i128 * i128::from(a.sample_rate) + 500_000) / 1_000_000;
+        let frames = u64::try_from(frames).unwrap_or(0);
+        let info = match recorder.finish(frames) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::error!(call_id = %rec.call_id, error = %e, "cannot finish recording");
+                return RecordingReport::without_file("failed", Some(e.to_string()));
+            }
+        };
+        let dest = recording_path(&self.dir, rec.started_at, &rec.call_id);
+        let moved = dest
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::rename(&a.spool_path, &dest));
+        if let Err(e) = moved {
+            tracing::error!(call_id = %rec.call_id, error = %e, path = %dest.display(), "cannot move recording out of the spool");
+            return RecordingReport::without_file("failed", Some(e.to_string()));
+        }
+        RecordingReport {
+            status: "stored".into(),
+            path: Some(dest.display().to_string()),
+            codec: rec.codec.map(str::to_string),
+            sample_rate: Some(info.sample_rate),
+            channels: Some(info.channels),
+            samples: Some(info.frames),
+            bytes: Some(info.bytes),
+            detail: rec
+                .unsupported_codec
+                .as_ref()
+                .map(|c| format!("part of the audio used unsupported codec {c}")),
+        }
+    }
+}
+
+/// `{dir}/{yyyy}/{mm}/{dd}/{call id}.wav`, dated by the call's start (UTC).
+pub fn recording_path(dir: &Path, started_at: Timestamp, call_id: &str) -> PathBuf {
+    let date = started_at.to_rfc3339();
+    let (y, m, d) = (
+        date.get(0..4).unwrap_or("0000"),
+        date.get(5..7).unwrap_or("00"),
+        date.get(8..10).unwrap_or("00"),
+    );
+    dir.join(y)
+        .join(m)
+        .join(d)
+        .join(format!("{}.wav", safe_file_name(call_id)))
+}
+
+/// Call-IDs are chosen by remote parties: keep them readable but never let one
+/// escape the folder or collide with another after cleaning.
+pub fn safe_file_name(call_id: &str) -> String {
+    let mut out: String = call_id
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '+' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with('.') || out.is_empty() {
+        out.insert(0, '_');
+    }
+    if out != call_id {
+        let mut h = DefaultHasher::new();
+        call_id.hash(&mut h);
+        out.push_str(&format!("-{:08x}", h.finish() as u32));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe_and_distinct() {
+        assert_eq!(safe_file_name("abc@10.0.0.1"), "abc@10.0.0.1");
+        let a = safe_file_name("../../etc/passwd");
+        assert!(!a.contains('/') && !a.starts_with('.'));
+        assert_ne!(safe_file_name("a/b"), safe_file_name("a:b"));
+        let p = recording_path(Path::new("/r"), Timestamp::from_secs(1_700_000_000), "x");
+        assert_eq!(p, Path::new("/r/2023/11/14/x.wav"));
+    }
+}

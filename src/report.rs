@@ -1,0 +1,102 @@
+//! The finished call as the outside world sees it: the `--json` line and the `calls` row.
+
+use serde::Serialize;
+
+use crate::call::{CallRecord, LegQuality};
+use crate::matching::number::Normalizer;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingReport {
+    /// `stored`, `none` (not answered), `no_audio` (answered, no RTP seen),
+    /// `unsupported_codec`, or `failed`.
+    pub status: String,
+    pub path: Option<String>,
+    pub codec: Option<String>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u16>,
+    pub samples: Option<u64>,
+    pub bytes: Option<u64>,
+    /// Why a recording is missing, in words, when it is.
+    pub detail: Option<String>,
+}
+
+impl RecordingReport {
+    pub fn without_file(status: &str, detail: Option<String>) -> Self {
+        RecordingReport {
+            status: status.into(),
+            path: None,
+            codec: None,
+            sample_rate: None,
+            channels: None,
+            samples: None,
+            bytes: None,
+            detail,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RtpReport {
+    pub caller: LegQuality,
+    pub callee: LegQuality,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallReport {
+    pub call_id: String,
+    pub direction: &'static str,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub from_raw: Option<String>,
+    pub to_raw: Option<String>,
+    pub from_display: Option<String>,
+    pub agent: Option<String>,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: String,
+    /// Talk time in seconds.
+    pub duration: f64,
+    pub outcome: &'static str,
+    pub sip_code: Option<u16>,
+    pub end_reason: &'static str,
+    pub answered_elsewhere: bool,
+    pub dtmf: String,
+    pub held: bool,
+    pub recording: RecordingReport,
+    pub sip_src: Option<String>,
+    pub sip_dst: Option<String>,
+    pub rtp: RtpReport,
+}
+
+impl CallReport {
+    pub fn new(rec: &CallRecord, numbers: &Normalizer, recording: RecordingReport) -> Self {
+        let norm = |raw: &Option<String>| raw.as_deref().and_then(|r| numbers.normalize(r));
+        CallReport {
+            call_id: rec.call_id.clone(),
+            direction: rec.direction.as_str(),
+            from_number: norm(&rec.from_raw),
+            to_number: norm(&rec.to_raw),
+            from_raw: rec.from_raw.clone(),
+            to_raw: rec.to_raw.clone(),
+            from_display: rec.from_display.clone(),
+            agent: rec.agent.clone(),
+            started_at: rec.started_at.to_rfc3339(),
+            answered_at: rec.answered_at.map(|t| t.to_rfc3339()),
+            ended_at: rec.ended_at.to_rfc3339(),
+            duration: rec.talk_micros() as f64 / 1e6,
+            outcome: rec.outcome.as_str(),
+            sip_code: rec.sip_code,
+            end_reason: rec.end_reason.as_str(),
+            answered_elsewhere: rec.answered_elsewhere,
+            dtmf: rec.dtmf.clone(),
+            held: rec.held,
+            recording,
+            sip_src: rec.sip_src.clone(),
+            sip_dst: rec.sip_dst.clone(),
+            rtp: RtpReport {
+                caller: rec.caller_rtp.clone(),
+                callee: rec.callee_rtp.clone(),
+            },
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The shipped example config and hand-written good and bad files: a bad file
+//! must name the key (and line) that is wrong.
+
+use std::path::Path;
+
+use pbxbridge::config::{Config, LogFormat};
+
+fn load(name: &str) -> Result<Config, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    Config::load(&path).map_err(|e| e.to_string())
+}
+
+#[test]
+fn shipped_example_is_valid_and_matches_defaults() {
+    let cfg = load("config/pbxbridge.toml").unwrap();
+    let def = Config::default();
+    assert_eq!(cfg.pbx.default_country, def.pbx.default_country);
+    assert_eq!(cfg.pbx.extension_pattern, def.pbx.extension_pattern);
+    assert_eq!(cfg.sip.ports, def.sip.ports);
+    assert_eq!(cfg.tracker.rtp_timeout_secs, def.tracker.rtp_timeout_secs);
+    assert_eq!(cfg.tracker.max_calls, def.tracker.max_calls);
+    assert_eq!(cfg.database.url, def.database.url);
+    assert_eq!(cfg.recording.dir, def.recording.dir);
+}
+
+#[test]
+fn full_file_sets_every_section() {
+    let cfg = load("tests/config/good-full.toml").unwrap();
+    assert_eq!(cfg.pbx.default_country, "DE");
+    assert_eq!(cfg.pbx.internal_networks.len(), 2);
+    assert!(!cfg.sip.detect_any_port);
+    assert_eq!(cfg.tracker.rtp_timeout_secs, 60);
+    assert_eq!(cfg.tracker.ring_timeout_secs, 300, "unset keys keep defaults");
+    assert!(!cfg.recording.enabled);
+    assert_eq!(cfg.log.format, LogFormat::Json);
+}
+
+#[test]
+fn bad_files_say_what_and_where() {
+    let cases = [
+        ("bad-unknown-key.toml", &["extention_pattern", "line 3"][..]),
+        ("bad-country.toml", &["pbx.default_country", "Narnia"][..]),
+        ("bad-regex.toml", &["pbx.extension_pattern"][..]),
+        ("bad-network.toml", &["internal_networks", "line 2"][..]),
+        ("bad-timer.toml", &["tracker.rtp_timeout_secs"][..]),
+        ("bad-port.toml", &["ports", "line 2"][..]),
+        ("bad-log-format.toml", &["format", "xml"][..]),
+    ];
+    for (file, needles) in cases {
+        let err = load(&format!("tests/config/{file}")).expect_err(file);
+        assert!(err.contains(file), "{file}: error does not name the file: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{file}: error {err:?} does not mention {n:?}");
+        }
+    }
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let err = load("tests/config/does-not-exist.toml").unwrap_err();
+    assert!(err.contains("does-not-exist.toml") && err.contains("cannot read"), "{err}");
+}
