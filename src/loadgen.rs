@@ -1,0 +1,816 @@
+//! Synthetic SIP + RTP capture for the replay benchmark.
+//!
+//! Not part of the sans-IO core: this writes a pcap to any `io::Write`. It streams —
+//! memory is O(`concurrent`), never O(capture) — by keeping one pending event per
+//! active call in a min-heap and emitting the earliest, so packets come out in
+//! timestamp order without sorting.
+//!
+//! Every value that varies per call comes from a hash of the call index, so the same
+//! `LoadSpec` always yields byte-identical output.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Write};
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapPacket, PcapWriter};
+use pcap_file::PcapError;
+
+use crate::time::Timestamp;
+
+/// PBX signalling and media address; every call goes through it.
+pub const PBX_IP: [u8; 4] = [10, 0, 0, 1];
+pub const SIP_PORT: u16 = 5060;
+
+/// The PBX media port is `PBX_RTP_BASE + 2 * slot`; slots are unique among the
+/// calls up at the same time, so this bounds `concurrent`.
+const PBX_RTP_BASE: u16 = 20000;
+pub const MAX_CONCURRENT: usize = 20000;
+/// Keeps the largest RTP payload (8 bytes per ms) inside an Ethernet MTU.
+pub const MAX_PTIME_MS: u32 = 150;
+
+const RAMP_US: i64 = 1_000_000;
+const SEED: u64 = 0x7062_7862_7269_6467; // "pbxbridg"
+
+const ETH_LEN: usize = 14;
+const IP_LEN: usize = 20;
+const UDP_LEN: usize = 8;
+const HDR_LEN: usize = ETH_LEN + IP_LEN + UDP_LEN;
+const RTP_HDR_LEN: usize = 12;
+const PCAP_GLOBAL_HDR: u64 = 24;
+const PCAP_REC_HDR: u64 = 16;
+
+/// MACs: the caller side sits behind a router, so its frames carry the router's MAC.
+const ROUTER_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01];
+const PBX_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x02];
+
+const SIP_PER_CALL: u64 = 7; // INVITE 100 180 200 ACK BYE 200
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadSpec {
+    pub calls: usize,
+    pub concurrent: usize,
+    pub talk_secs: u32,
+    /// RTP packetisation interval; 20 is the usual value.
+    pub ptime_ms: u32,
+    /// Capture time of the first INVITE.
+    pub start: Timestamp,
+    /// Answer with PCMA (payload type 8) instead of PCMU (0).
+    pub codec_pcma: bool,
+}
+
+impl LoadSpec {
+    /// 20 ms PCMU starting at 2026-11-21T10:00:00Z.
+    pub fn new(calls: usize, concurrent: usize, talk_secs: u32) -> Self {
+        LoadSpec {
+            calls,
+            concurrent,
+            talk_secs,
+            ptime_ms: 20,
+            start: Timestamp::from_secs(1_795_255_200),
+            codec_pcma: false,
+        }
+    }
+
+    /// RTP packets per direction of one call.
+    pub fn rtp_per_direction(&self) -> u64 {
+        if self.ptime_ms == 0 {
+            return 0;
+        }
+        u64::from(self.talk_secs) * 1000 / u64::from(self.ptime_ms)
+    }
+
+    /// Packets `write_capture` will emit for this spec.
+    pub fn expected_packets(&self) -> u64 {
+        (self.calls as u64) * (SIP_PER_CALL + 2 * self.rtp_per_direction())
+    }
+
+    fn validate(&self) -> io::Result<()> {
+        let bad = |what: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, what.to_owned()));
+        if self.calls > 0 && self.concurrent == 0 {
+            return bad("concurrent must be at least 1");
+        }
+        if self.concurrent > MAX_CONCURRENT {
+            return bad("concurrent exceeds MAX_CONCURRENT (PBX media ports would collide)");
+        }
+        if self.ptime_ms == 0 || self.ptime_ms > MAX_PTIME_MS {
+            return bad("ptime_ms must be in 1..=150");
+        }
+        if self.start.micros() < 0 {
+            return bad("start must not be before the Unix epoch");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadSummary {
+    pub packets: u64,
+    pub sip_messages: u64,
+    pub rtp_packets: u64,
+    pub calls: usize,
+    /// Bytes of the whole pcap file, headers included.
+    pub bytes: u64,
+}
+
+/// What a replay of the capture should report for call `index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallIdentity {
+    pub call_id: String,
+    /// `+1415555xxxx`
+    pub from_number: String,
+    /// `2xxx`
+    pub to_extension: String,
+    /// false when the callee (PBX side) sends the BYE.
+    pub caller_hangs_up: bool,
+}
+
+pub fn call_identity(index: usize) -> CallIdentity {
+    let h = call_seed(index);
+    CallIdentity {
+        call_id: format!("{:016x}-{index}@loadgen.invalid", h),
+        from_number: format!("+1415555{:04}", index % 10_000),
+        to_extension: format!("{}", 2000 + index % 1000),
+        caller_hangs_up: h % 4 != 0,
+    }
+}
+
+/// Writes a pcap (Ethernet, microsecond timestamps) of `spec.calls` complete calls.
+/// `out` is buffered internally.
+pub fn write_capture<W: Write>(spec: &LoadSpec, out: W) -> io::Result<LoadSummary> {
+    spec.validate()?;
+    let mut writer = PcapWriter::new(BufWriter::with_capacity(1 << 18, out)).map_err(pcap_err)?;
+    let mut summary = LoadSummary {
+        bytes: PCAP_GLOBAL_HDR,
+        ..LoadSummary::default()
+    };
+    let mut gen = Generator::new(spec);
+    let mut frame = Vec::with_capacity(2048);
+    while let Some((at, kind)) = gen.next_packet(&mut frame)? {
+        let ts = Duration::from_micros(u64::try_from(at).unwrap_or(0));
+        let len = u32::try_from(frame.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "frame too long"))?;
+        writer
+            .write_packet(&PcapPacket::new(ts, len, &frame))
+            .map_err(pcap_err)?;
+        summary.packets += 1;
+        summary.bytes += PCAP_REC_HDR + frame.len() as u64;
+        match kind {
+            Kind::Sip => summary.sip_messages += 1,
+            Kind::Rtp => summary.rtp_packets += 1,
+        }
+    }
+    summary.calls = gen.finished;
+    writer.into_writer().flush()?;
+    Ok(summary)
+}
+
+fn pcap_err(e: PcapError) -> io::Error {
+    match e {
+        PcapError::IoError(e) => e,
+        // Only a timestamp beyond 2106 can get here.
+        other => io::Error::new(io::ErrorKind::InvalidInput, other),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Sip,
+    Rtp,
+}
+
+struct Generator<'a> {
+    spec: &'a LoadSpec,
+    /// One entry per busy slot: (time of its call's next packet, slot).
+    heap: BinaryHeap<Reverse<(i64, usize)>>,
+    slots: Vec<Option<Call>>,
+    next_index: usize,
+    finished: usize,
+    ip_id: u16,
+    sip: String,
+}
+
+impl<'a> Generator<'a> {
+    fn new(spec: &'a LoadSpec) -> Self {
+        let active = spec.concurrent.min(spec.calls);
+        let mut g = Generator {
+            spec,
+            heap: BinaryHeap::with_capacity(active),
+            slots: Vec::with_capacity(active),
+            next_index: 0,
+            finished: 0,
+            ip_id: 0,
+            sip: String::with_capacity(2048),
+        };
+        // Spread the first `active` calls over RAMP_US so they don't all INVITE at once.
+        for slot in 0..active {
+            let t0 = spec.start.micros() + RAMP_US * slot as i64 / active as i64;
+            g.slots.push(None);
+            g.start_call(slot, t0);
+        }
+        g
+    }
+
+    fn start_call(&mut self, slot: usize, t0: i64) {
+        if self.next_index >= self.spec.calls {
+            return;
+        }
+        let call = Call::new(self.spec, self.next_index, slot, t0);
+        self.next_index += 1;
+        self.heap.push(Reverse((call.next_at, slot)));
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Some(call);
+        }
+    }
+
+    /// Fills `frame` with the next packet in capture order.
+    fn next_packet(&mut self, frame: &mut Vec<u8>) -> io::Result<Option<(i64, Kind)>> {
+        let Some(Reverse((at, slot))) = self.heap.pop() else {
+            return Ok(None);
+        };
+        let Some(call) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return Ok(None);
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let kind = call.emit(self.spec, frame, &mut self.sip, self.ip_id)?;
+        if call.advance(self.spec) {
+            self.heap.push(Reverse((call.next_at, slot)));
+        } else {
+            self.finished += 1;
+            // Keep the slot busy: the next call starts shortly after this one ends.
+            let gap = 1_000 + (call.seed >> 20) as i64 % 20_000;
+            self.start_call(slot, at + gap);
+        }
+        Ok(Some((at, kind)))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Invite,
+    Trying,
+    Ringing,
+    Ok,
+    Ack,
+    /// RTP packet `k`, caller's (`false`) then callee's (`true`).
+    Rtp(u64, bool),
+    Bye,
+    ByeOk,
+    Done,
+}
+
+struct Call {
+    seed: u64,
+    id: CallIdentity,
+    caller_ip: [u8; 4],
+    caller_rtp: u16,
+    pbx_rtp: u16,
+    from_tag: u64,
+    to_tag: u64,
+    cseq: u32,
+    t0: i64,
+    t_ok: i64,
+    rtp_base: i64,
+    callee_offset: i64,
+    step: Step,
+    next_at: i64,
+    caller: Voice,
+    callee: Voice,
+}
+
+impl Call {
+    fn new(spec: &LoadSpec, index: usize, slot: usize, t0: i64) -> Self {
+        let seed = call_seed(index);
+        let mut r = Rng(seed);
+        let ring_us = 300_000 + (r.next() % 2_700_000) as i64;
+        let ptime_us = i64::from(spec.ptime_ms) * 1000;
+        let t_ok = t0 + ring_us;
+        let caller_ip = [10, 1, (slot / 250) as u8, (slot % 250 + 1) as u8];
+        Call {
+            seed,
+            id: call_identity(index),
+            caller_ip,
+            caller_rtp: 16384 + 2 * (index % 8000) as u16,
+            pbx_rtp: PBX_RTP_BASE + 2 * slot as u16,
+            from_tag: r.next(),
+            to_tag: r.next(),
+            cseq: 1 + (r.next() % 900) as u32,
+            t0,
+            t_ok,
+            // After the ACK (at most 4 ms after the 200 OK) so the call's own packets stay ordered.
+            rtp_base: t_ok + 5_000,
+            callee_offset: ptime_us / 4 + (r.next() % (ptime_us as u64 / 4 + 1)) as i64,
+            step: Step::Invite,
+            next_at: t0,
+            caller: Voice::new(r.next(), 180.0, 260.0),
+            callee: Voice::new(r.next(), 420.0, 380.0),
+        }
+    }
+
+    fn caller_sip(&self) -> Endpoint {
+        Endpoint {
+            ip: self.caller_ip,
+            port: SIP_PORT,
+            mac: ROUTER_MAC,
+        }
+    }
+
+    fn pbx_sip(&self) -> Endpoint {
+        Endpoint {
+            ip: PBX_IP,
+            port: SIP_PORT,
+            mac: PBX_MAC,
+        }
+    }
+
+    fn time_of(&self, spec: &LoadSpec, step: Step) -> i64 {
+        let ptime_us = i64::from(spec.ptime_ms) * 1000;
+        let n = spec.rtp_per_direction() as i64;
+        let jitter = |k: u64, callee: bool| {
+            let h = splitmix(self.seed ^ k.wrapping_mul(0x9e37) ^ u64::from(callee));
+            (h % (ptime_us as u64 / 4).max(1)) as i64
+        };
+        match step {
+            Step::Invite => self.t0,
+            Step::Trying => self.t0 + 3_000 + (self.seed % 7_000) as i64,
+            Step::Ringing => self.t0 + 30_000 + (self.seed >> 8) as i64 % 90_000,
+            Step::Ok => self.t_ok,
+            Step::Ack => self.t_ok + 1_000 + (self.seed >> 16) as i64 % 3_000,
+            Step::Rtp(k, callee) => {
+                // callee_offset is in [P/4, P/2] and jitter < P/4, so caller k <
+                // callee k < caller k+1: the call's packets stay in order.
+                let slot = self.rtp_base + k as i64 * ptime_us + jitter(k, callee);
+                if callee {
+                    slot + self.callee_offset
+                } else {
+                    slot
+                }
+            }
+            Step::Bye => self.rtp_base + n * ptime_us + 1_000,
+            Step::ByeOk => self.rtp_base + n * ptime_us + 3_500,
+            Step::Done => i64::MAX,
+        }
+    }
+
+    /// Moves to the next step; false when the call is over.
+    fn advance(&mut self, spec: &LoadSpec) -> bool {
+        let n = spec.rtp_per_direction();
+        self.step = match self.step {
+            Step::Invite => Step::Trying,
+            Step::Trying => Step::Ringing,
+            Step::Ringing => Step::Ok,
+            Step::Ok => Step::Ack,
+            Step::Ack if n == 0 => Step::Bye,
+            Step::Ack => Step::Rtp(0, false),
+            Step::Rtp(k, false) => Step::Rtp(k, true),
+            Step::Rtp(k, true) if k + 1 < n => Step::Rtp(k + 1, false),
+            Step::Rtp(_, true) => Step::Bye,
+            Step::Bye => Step::ByeOk,
+            Step::ByeOk | Step::Done => Step::Done,
+        };
+        self.next_at = self.time_of(spec, self.step);
+        self.step != Step::Done
+    }
+
+    fn emit(
+        &mut self,
+        spec: &LoadSpec,
+        frame: &mut Vec<u8>,
+        sip: &mut String,
+        ip_id: u16,
+    ) -> io::Result<Kind> {
+        let caller = self.caller_sip();
+        let pbx = self.pbx_sip();
+        let (src, dst) = match self.step {
+            Step::Invite | Step::Ack => (caller, pbx),
+            Step::Trying | Step::Ringing | Step::Ok => (pbx, caller),
+            Step::Bye if self.id.caller_hangs_up => (caller, pbx),
+            Step::Bye => (pbx, caller),
+            Step::ByeOk if self.id.caller_hangs_up => (pbx, caller),
+            Step::ByeOk => (caller, pbx),
+            Step::Rtp(k, callee) => {
+                let (src, dst) = if callee {
+                    (
+                        Endpoint {
+                            port: self.pbx_rtp,
+                            ..pbx
+                        },
+                        Endpoint {
+                            port: self.caller_rtp,
+                            ..caller
+                        },
+                    )
+                } else {
+                    (
+                        Endpoint {
+                            port: self.caller_rtp,
+                            ..caller
+                        },
+                        Endpoint {
+                            port: self.pbx_rtp,
+                            ..pbx
+                        },
+                    )
+                };
+                frame.clear();
+                frame.resize(HDR_LEN, 0);
+                let voice = if callee {
+                    &mut self.callee
+                } else {
+                    &mut self.caller
+                };
+                voice.write_rtp(spec, k, frame);
+                finish_frame(frame, src, dst, ip_id);
+                return Ok(Kind::Rtp);
+            }
+            Step::Done => {
+                return Err(io::Error::other("loadgen: emit after call end"));
+            }
+        };
+        sip.clear();
+        self.write_sip(spec, sip)
+            .map_err(|_| io::Error::other("loadgen: formatting SIP failed"))?;
+        frame.clear();
+        frame.resize(HDR_LEN, 0);
+        frame.extend_from_slice(sip.as_bytes());
+        finish_frame(frame, src, dst, ip_id);
+        Ok(Kind::Sip)
+    }
+
+    fn write_sip(&self, spec: &LoadSpec, out: &mut String) -> std::fmt::Result {
+        let ip = fmt_ip(self.caller_ip);
+        let pbx = fmt_ip(PBX_IP);
+        let from = &self.id.from_number;
+        let ext = &self.id.to_extension;
+        let call_id = &self.id.call_id;
+        let invite_branch = splitmix(self.seed ^ 1);
+        let caller_via = |out: &mut String, branch: u64| {
+            writeln_crlf(
+                out,
+                format_args!("Via: SIP/2.0/UDP {ip}:{SIP_PORT};branch=z9hG4bK{branch:012x};rport"),
+            )
+        };
+        let from_hdr = format!("From: <sip:{from}@{ip}>;tag={:08x}", self.from_tag as u32);
+        let to_plain = format!("To: <sip:{ext}@{pbx}>");
+        let to_tagged = format!("{to_plain};tag={:08x}", self.to_tag as u32);
+        let common_tail = |out: &mut String, cseq: u32, method: &str| -> std::fmt::Result {
+            writeln_crlf(out, format_args!("Call-ID: {call_id}"))?;
+            writeln_crlf(out, format_args!("CSeq: {cseq} {method}"))
+        };
+        match self.step {
+            Step::Invite => {
+                let body = self.sdp_offer(&ip);
+                writeln_crlf(out, format_args!("INVITE sip:{ext}@{pbx} SIP/2.0"))?;
+                caller_via(out, invite_branch)?;
+                writeln_crlf(out, format_args!("Max-Forwards: 70"))?;
+                writeln_crlf(out, format_args!("{from_hdr}"))?;
+                writeln_crlf(out, format_args!("{to_plain}"))?;
+                common_tail(out, self.cseq, "INVITE")?;
+                writeln_crlf(out, format_args!("Contact: <sip:{from}@{ip}:{SIP_PORT}>"))?;
+                writeln_crlf(out, format_args!("User-Agent: pbxbridge-loadgen"))?;
+                writeln_crlf(
+                    out,
+                    format_args!("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"),
+                )?;
+                write_body(out, "application/sdp", &body)
+            }
+            Step::Trying | Step::Ringing | Step::Ok => {
+                let status = match self.step {
+                    Step::Trying => "100 Trying",
+                    Step::Ringing => "180 Ringing",
+                    _ => "200 OK",
+                };
+                writeln_crlf(out, format_args!("SIP/2.0 {status}"))?;
+                writeln_crlf(
+                    out,
+                    format_args!(
+                        "Via: SIP/2.0/UDP {ip}:{SIP_PORT};branch=z9hG4bK{invite_branch:012x};rport={SIP_PORT};received={ip}"
+                    ),
+                )?;
+                writeln_crlf(out, format_args!("{from_hdr}"))?;
+                if self.step == Step::Trying {
+                    writeln_crlf(out, format_args!("{to_plain}"))?;
+                } else {
+                    writeln_crlf(out, format_args!("{to_tagged}"))?;
+                }
+                common_tail(out, self.cseq, "INVITE")?;
+                if self.step == Step::Trying {
+                    return write_body(out, "", "");
+                }
+                writeln_crlf(out, format_args!("Contact: <sip:{ext}@{pbx}:{SIP_PORT}>"))?;
+                writeln_crlf(out, format_args!("Server: pbxbridge-loadgen-pbx"))?;
+                if self.step == Step::Ok {
+                    let body = self.sdp_answer(spec, &pbx);
+                    write_body(out, "application/sdp", &body)
+                } else {
+                    write_body(out, "", "")
+                }
+            }
+            Step::Ack => {
+                writeln_crlf(out, format_args!("ACK sip:{ext}@{pbx}:{SIP_PORT} SIP/2.0"))?;
+                caller_via(out, splitmix(self.seed ^ 2))?;
+                writeln_crlf(out, format_args!("Max-Forwards: 70"))?;
+                writeln_crlf(out, format_args!("{from_hdr}"))?;
+                writeln_crlf(out, format_args!("{to_tagged}"))?;
+                common_tail(out, self.cseq, "ACK")?;
+                write_body(out, "", "")
+            }
+            Step::Bye | Step::ByeOk if self.id.caller_hangs_up => {
+                let branch = splitmix(self.seed ^ 3);
+                if self.step == Step::Bye {
+                    writeln_crlf(out, format_args!("BYE sip:{ext}@{pbx}:{SIP_PORT} SIP/2.0"))?;
+                    caller_via(out, branch)?;
+                    writeln_crlf(out, format_args!("Max-Forwards: 70"))?;
+                } else {
+                    writeln_crlf(out, format_args!("SIP/2.0 200 OK"))?;
+                    writeln_crlf(
+                        out,
+                        format_args!(
+                            "Via: SIP/2.0/UDP {ip}:{SIP_PORT};branch=z9hG4bK{branch:012x};rport={SIP_PORT};received={ip}"
+                        ),
+                    )?;
+                }
+                writeln_crlf(out, format_args!("{from_hdr}"))?;
+                writeln_crlf(out, format_args!("{to_tagged}"))?;
+                common_tail(out, self.cseq + 1, "BYE")?;
+                write_body(out, "", "")
+            }
+            Step::Bye | Step::ByeOk => {
+                // The callee hangs up: the PBX sends the BYE in its own dialog direction.
+                let branch = splitmix(self.seed ^ 4);
+                if self.step == Step::Bye {
+                    writeln_crlf(out, format_args!("BYE sip:{from}@{ip}:{SIP_PORT} SIP/2.0"))?;
+                    writeln_crlf(
+                        out,
+                        format_args!(
+                            "Via: SIP/2.0/UDP {pbx}:{SIP_PORT};branch=z9hG4bK{branch:012x}"
+                        ),
+                    )?;
+                    writeln_crlf(out, format_args!("Max-Forwards: 70"))?;
+                } else {
+                    writeln_crlf(out, format_args!("SIP/2.0 200 OK"))?;
+                    writeln_crlf(
+                        out,
+                        format_args!(
+                            "Via: SIP/2.0/UDP {pbx}:{SIP_PORT};branch=z9hG4bK{branch:012x}"
+                        ),
+                    )?;
+                }
+                writeln_crlf(
+                    out,
+                    format_args!("From: <sip:{ext}@{pbx}>;tag={:08x}", self.to_tag as u32),
+                )?;
+                writeln_crlf(
+                    out,
+                    format_args!("To: <sip:{from}@{ip}>;tag={:08x}", self.from_tag as u32),
+                )?;
+                common_tail(out, 1 + (self.seed >> 40) as u32 % 100, "BYE")?;
+                write_body(out, "", "")
+            }
+            Step::Rtp(..) | Step::Done => Ok(()),
+        }
+    }
+
+    fn sdp_offer(&self, ip: &str) -> String {
+        let sess = self.seed >> 33;
+        format!(
+            "v=0\r\no=- {sess} {sess} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+            self.caller_rtp
+        )
+    }
+
+    fn sdp_answer(&self, spec: &LoadSpec, pbx: &str) -> String {
+        let sess = self.seed & 0x7fff_ffff;
+        let (pt, name) = if spec.codec_pcma {
+            (8, "PCMA")
+        } else {
+            (0, "PCMU")
+        };
+        format!(
+            "v=0\r\no=pbx {sess} {sess} IN IP4 {pbx}\r\ns=pbx\r\nc=IN IP4 {pbx}\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:{}\r\na=sendrecv\r\n",
+            self.pbx_rtp, spec.ptime_ms
+        )
+    }
+}
+
+fn writeln_crlf(out: &mut String, args: std::fmt::Arguments<'_>) -> std::fmt::Result {
+    out.write_fmt(args)?;
+    out.write_str("\r\n")
+}
+
+fn write_body(out: &mut String, content_type: &str, body: &str) -> std::fmt::Result {
+    if !content_type.is_empty() {
+        writeln_crlf(out, format_args!("Content-Type: {content_type}"))?;
+    }
+    writeln_crlf(out, format_args!("Content-Length: {}", body.len()))?;
+    out.write_str("\r\n")?;
+    out.write_str(body)
+}
+
+fn fmt_ip(ip: [u8; 4]) -> String {
+    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
+}
+
+#[derive(Clone, Copy)]
+struct Endpoint {
+    ip: [u8; 4],
+    port: u16,
+    mac: [u8; 6],
+}
+
+/// Fills the first `HDR_LEN` bytes of `frame` (whose tail is the UDP payload).
+fn finish_frame(frame: &mut [u8], src: Endpoint, dst: Endpoint, ip_id: u16) {
+    let total = frame.len();
+    let ip_total = (total - ETH_LEN) as u16;
+    let udp_total = (total - ETH_LEN - IP_LEN) as u16;
+    let Some((hdr, _)) = frame.split_at_mut_checked(HDR_LEN) else {
+        return;
+    };
+    let mut h = [0u8; HDR_LEN];
+    h[0..6].copy_from_slice(&dst.mac);
+    h[6..12].copy_from_slice(&src.mac);
+    h[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut h[ETH_LEN..ETH_LEN + IP_LEN];
+    ip[0] = 0x45;
+    ip[1] = 0xb8; // DSCP EF, as PBXs mark voice
+    ip[2..4].copy_from_slice(&ip_total.to_be_bytes());
+    ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
+    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.ip);
+    ip[16..20].copy_from_slice(&dst.ip);
+    let sum = ipv4_checksum(ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let udp = &mut h[ETH_LEN + IP_LEN..];
+    udp[0..2].copy_from_slice(&src.port.to_be_bytes());
+    udp[2..4].copy_from_slice(&dst.port.to_be_bytes());
+    udp[4..6].copy_from_slice(&udp_total.to_be_bytes());
+    // UDP checksum 0 = not computed, legal for IPv4.
+    hdr.copy_from_slice(&h);
+}
+
+fn ipv4_checksum(hdr: &[u8]) -> u16 {
+    let mut sum: u32 = hdr
+        .chunks_exact(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// One direction's audio: a tone with a speech-like on/off envelope over noise,
+/// synthesised with a rotating phasor so no `sin` per sample.
+struct Voice {
+    ssrc: u32,
+    seq0: u16,
+    ts0: u32,
+    re: f32,
+    im: f32,
+    cos: f32,
+    sin: f32,
+    noise: u32,
+    level: f32,
+    env_seed: u64,
+}
+
+impl Voice {
+    fn new(seed: u64, base_hz: f32, spread_hz: f32) -> Self {
+        let mut r = Rng(seed);
+        let hz = base_hz + (r.next() % 1000) as f32 / 1000.0 * spread_hz;
+        let w = 2.0 * std::f32::consts::PI * hz / 8000.0;
+        Voice {
+            ssrc: r.next() as u32,
+            seq0: r.next() as u16,
+            ts0: r.next() as u32,
+            re: 1.0,
+            im: 0.0,
+            cos: w.cos(),
+            sin: w.sin(),
+            noise: (r.next() as u32) | 1,
+            level: 0.0,
+            env_seed: r.next(),
+        }
+    }
+
+    fn write_rtp(&mut self, spec: &LoadSpec, k: u64, frame: &mut Vec<u8>) {
+        let samples = spec.ptime_ms as usize * 8;
+        let pt: u8 = if spec.codec_pcma { 8 } else { 0 };
+        let marker = if k == 0 { 0x80 } else { 0 };
+        let seq = self.seq0.wrapping_add(k as u16);
+        let ts = self
+            .ts0
+            .wrapping_add((k as u32).wrapping_mul(samples as u32));
+        let mut hdr = [0u8; RTP_HDR_LEN];
+        hdr[0] = 0x80;
+        hdr[1] = marker | pt;
+        hdr[2..4].copy_from_slice(&seq.to_be_bytes());
+        hdr[4..8].copy_from_slice(&ts.to_be_bytes());
+        hdr[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        frame.extend_from_slice(&hdr);
+
+        // Talk spurts: a new target loudness every 200 ms, glided towards per sample.
+        let spurt = splitmix(self.env_seed ^ (k * u64::from(spec.ptime_ms) / 200));
+        let target = match spurt % 5 {
+            0 | 1 => 0.0,
+            2 => 2500.0,
+            3 => 7000.0,
+            _ => 13000.0,
+        };
+        let start = frame.len();
+        frame.resize(start + samples, 0);
+        let Some(payload) = frame.get_mut(start..) else {
+            return;
+        };
+        for b in payload.iter_mut() {
+            self.level += (target - self.level) * 0.002;
+            let (re, im) = (self.re, self.im);
+            self.re = re * self.cos - im * self.sin;
+            self.im = re * self.sin + im * self.cos;
+            // xorshift32 noise, about ±256 background plus breath in loud parts.
+            self.noise ^= self.noise << 13;
+            self.noise ^= self.noise >> 17;
+            self.noise ^= self.noise << 5;
+            let n = ((self.noise >> 16) as i32 - 32768) as f32 / 128.0;
+            let s = self.re * self.level + n * (1.0 + self.level / 4000.0);
+            let pcm = s.clamp(-32768.0, 32767.0) as i16;
+            *b = if spec.codec_pcma {
+                linear_to_alaw(pcm)
+            } else {
+                linear_to_ulaw(pcm)
+            };
+        }
+        // Rounding would slowly grow or shrink the phasor; pin it to the unit circle.
+        let norm = (self.re * self.re + self.im * self.im).sqrt();
+        if norm > 0.0 {
+            self.re /= norm;
+            self.im /= norm;
+        } else {
+            self.re = 1.0;
+        }
+    }
+}
+
+/// G.711 μ-law (ITU-T G.711, the classic biased-segment encoder).
+pub fn linear_to_ulaw(pcm: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut s = i32::from(pcm);
+    let sign = if s < 0 {
+        s = -s;
+        0x80
+    } else {
+        0
+    };
+    let s = s.min(CLIP) + BIAS;
+    // s is in 132..=32767, so its top bit is 7..=14 and the segment 0..=7.
+    let exponent = 24 - (s as u32).leading_zeros() as i32;
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
+/// G.711 A-law.
+pub fn linear_to_alaw(pcm: i16) -> u8 {
+    let mut v = i32::from(pcm) >> 3;
+    let mask = if v >= 0 {
+        0xd5
+    } else {
+        v = -v - 1;
+        0x55
+    };
+    // v is 0..=4095; segment s > 0 covers 2^(s+4)..2^(s+5).
+    let aval = if v < 32 {
+        (v >> 1) & 0x0f
+    } else {
+        let seg = 27 - (v as u32).leading_zeros() as i32;
+        (seg << 4) | ((v >> seg.max(1)) & 0x0f)
+    };
+    (aval ^ mask) as u8
+}
+
+fn call_seed(index: usize) -> u64 {
+    splitmix(SEED ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(1);
+        splitmix(self.0)
+    }
+}
