@@ -189,6 +189,7 @@ struct Generator<'a> {
     finished: usize,
     ip_id: u16,
     sip: String,
+    tables: Tables,
 }
 
 impl<'a> Generator<'a> {
@@ -202,6 +203,7 @@ impl<'a> Generator<'a> {
             finished: 0,
             ip_id: 0,
             sip: String::with_capacity(2048),
+            tables: Tables::new(),
         };
         // Spread the first `active` calls over RAMP_US so they don't all INVITE at once.
         for slot in 0..active {
@@ -233,7 +235,7 @@ impl<'a> Generator<'a> {
             return Ok(None);
         };
         self.ip_id = self.ip_id.wrapping_add(1);
-        let kind = call.emit(self.spec, frame, &mut self.sip, self.ip_id)?;
+        let kind = call.emit(self.spec, &self.tables, frame, &mut self.sip, self.ip_id)?;
         if call.advance(self.spec) {
             self.heap.push(Reverse((call.next_at, slot)));
         } else {
@@ -376,6 +378,7 @@ impl Call {
     fn emit(
         &mut self,
         spec: &LoadSpec,
+        tables: &Tables,
         frame: &mut Vec<u8>,
         sip: &mut String,
         ip_id: u16,
@@ -420,7 +423,7 @@ impl Call {
                 } else {
                     &mut self.caller
                 };
-                voice.write_rtp(spec, k, frame);
+                voice.write_rtp(spec, tables, k, frame);
                 finish_frame(frame, src, dst, ip_id);
                 return Ok(Kind::Rtp);
             }
@@ -666,41 +669,76 @@ fn ipv4_checksum(hdr: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// One direction's audio: a tone with a speech-like on/off envelope over noise,
-/// synthesised with a rotating phasor so no `sin` per sample.
+const SINE_BITS: u32 = 12;
+const NOISE_LEN: usize = 8192;
+
+/// Shared lookup tables, so a sample costs two loads and no serial recurrence.
+struct Tables {
+    sine: Box<[f32; 1 << SINE_BITS]>,
+    /// White noise in about ±256.
+    noise: Box<[f32; NOISE_LEN]>,
+    /// G.711 code for every i16 (indexed by its bits as u16): a load is much
+    /// cheaper than the leading-zeros arithmetic in the sample loop.
+    ulaw: Box<[u8; 1 << 16]>,
+    alaw: Box<[u8; 1 << 16]>,
+}
+
+impl Tables {
+    fn new() -> Self {
+        let mut sine = Box::new([0f32; 1 << SINE_BITS]);
+        for (i, v) in sine.iter_mut().enumerate() {
+            *v =
+                (2.0 * std::f64::consts::PI * i as f64 / f64::from(1u32 << SINE_BITS)).sin() as f32;
+        }
+        let mut noise = Box::new([0f32; NOISE_LEN]);
+        let mut r = Rng(SEED);
+        for v in noise.iter_mut() {
+            *v = ((r.next() >> 48) as i32 - 32768) as f32 / 128.0;
+        }
+        let mut ulaw = Box::new([0u8; 1 << 16]);
+        let mut alaw = Box::new([0u8; 1 << 16]);
+        for (bits, (u, a)) in ulaw.iter_mut().zip(alaw.iter_mut()).enumerate() {
+            let pcm = bits as u16 as i16;
+            *u = linear_to_ulaw(pcm);
+            *a = linear_to_alaw(pcm);
+        }
+        Tables {
+            sine,
+            noise,
+            ulaw,
+            alaw,
+        }
+    }
+}
+
+/// One direction's audio: a tone with a speech-like on/off envelope over noise.
 struct Voice {
     ssrc: u32,
     seq0: u16,
     ts0: u32,
-    re: f32,
-    im: f32,
-    cos: f32,
-    sin: f32,
-    noise: u32,
+    phase: u32,
+    /// Phase step per sample, 2^32 = one cycle.
+    step: u32,
     level: f32,
     env_seed: u64,
 }
 
 impl Voice {
-    fn new(seed: u64, base_hz: f32, spread_hz: f32) -> Self {
+    fn new(seed: u64, base_hz: f64, spread_hz: f64) -> Self {
         let mut r = Rng(seed);
-        let hz = base_hz + (r.next() % 1000) as f32 / 1000.0 * spread_hz;
-        let w = 2.0 * std::f32::consts::PI * hz / 8000.0;
+        let hz = base_hz + (r.next() % 1000) as f64 / 1000.0 * spread_hz;
         Voice {
             ssrc: r.next() as u32,
             seq0: r.next() as u16,
             ts0: r.next() as u32,
-            re: 1.0,
-            im: 0.0,
-            cos: w.cos(),
-            sin: w.sin(),
-            noise: (r.next() as u32) | 1,
+            phase: r.next() as u32,
+            step: (hz / 8000.0 * 4_294_967_296.0) as u32,
             level: 0.0,
             env_seed: r.next(),
         }
     }
 
-    fn write_rtp(&mut self, spec: &LoadSpec, k: u64, frame: &mut Vec<u8>) {
+    fn write_rtp(&mut self, spec: &LoadSpec, tables: &Tables, k: u64, frame: &mut Vec<u8>) {
         let samples = spec.ptime_ms as usize * 8;
         let pt: u8 = if spec.codec_pcma { 8 } else { 0 };
         let marker = if k == 0 { 0x80 } else { 0 };
@@ -716,7 +754,8 @@ impl Voice {
         hdr[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         frame.extend_from_slice(&hdr);
 
-        // Talk spurts: a new target loudness every 200 ms, glided towards per sample.
+        // Talk spurts: a new target loudness every 200 ms, glided towards (time
+        // constant ~60 ms) with a linear ramp inside the frame to avoid clicks.
         let spurt = splitmix(self.env_seed ^ (k * u64::from(spec.ptime_ms) / 200));
         let target = match spurt % 5 {
             0 | 1 => 0.0,
@@ -724,36 +763,48 @@ impl Voice {
             3 => 7000.0,
             _ => 13000.0,
         };
+        let l0 = self.level;
+        let l1 = target + (l0 - target) * 0.998f32.powi(samples as i32);
+        self.level = l1;
+        let dl = (l1 - l0) / samples as f32;
+        let noise_gain = 1.0 + (l0 + l1) / 8000.0;
+        let noise_at = splitmix(self.env_seed ^ k.rotate_left(32)) as usize;
+
         let start = frame.len();
         frame.resize(start + samples, 0);
         let Some(payload) = frame.get_mut(start..) else {
             return;
         };
-        for b in payload.iter_mut() {
-            self.level += (target - self.level) * 0.002;
-            let (re, im) = (self.re, self.im);
-            self.re = re * self.cos - im * self.sin;
-            self.im = re * self.sin + im * self.cos;
-            // xorshift32 noise, about ±256 background plus breath in loud parts.
-            self.noise ^= self.noise << 13;
-            self.noise ^= self.noise >> 17;
-            self.noise ^= self.noise << 5;
-            let n = ((self.noise >> 16) as i32 - 32768) as f32 / 128.0;
-            let s = self.re * self.level + n * (1.0 + self.level / 4000.0);
-            let pcm = s.clamp(-32768.0, 32767.0) as i16;
-            *b = if spec.codec_pcma {
-                linear_to_alaw(pcm)
-            } else {
-                linear_to_ulaw(pcm)
-            };
-        }
-        // Rounding would slowly grow or shrink the phasor; pin it to the unit circle.
-        let norm = (self.re * self.re + self.im * self.im).sqrt();
-        if norm > 0.0 {
-            self.re /= norm;
-            self.im /= norm;
+        let encode = if spec.codec_pcma {
+            &tables.alaw
         } else {
-            self.re = 1.0;
+            &tables.ulaw
+        };
+        self.synth(tables, l0, dl, noise_gain, noise_at, payload, encode);
+        self.phase = self
+            .phase
+            .wrapping_add(self.step.wrapping_mul(samples as u32));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn synth(
+        &self,
+        tables: &Tables,
+        l0: f32,
+        dl: f32,
+        noise_gain: f32,
+        noise_at: usize,
+        out: &mut [u8],
+        encode: &[u8; 1 << 16],
+    ) {
+        for (i, b) in out.iter_mut().enumerate() {
+            let phase = self.phase.wrapping_add(self.step.wrapping_mul(i as u32));
+            let tone = tables.sine[(phase >> (32 - SINE_BITS)) as usize];
+            let noise = tables.noise[noise_at.wrapping_add(i) % NOISE_LEN];
+            let s = tone * (l0 + dl * i as f32) + noise * noise_gain;
+            // `as` saturates, which is the clipping we want.
+            *b = encode[usize::from(s as i16 as u16)];
         }
     }
 }
