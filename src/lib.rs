@@ -7,6 +7,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod loadgen;
 pub mod logging;
 pub mod matching;
 pub mod pipeline;
