@@ -1,0 +1,153 @@
+//! Replay benchmark: a generated capture of many concurrent answered calls,
+//! replayed through the whole pipeline with recording on. Prints packets/s,
+//! calls/s, peak RSS and the memory one active call costs.
+//!
+//! `cargo bench --bench replay` runs the standard scenarios (1,000 concurrent
+//! calls of 30 s, and 100 concurrent for the per-call memory figure), each in a
+//! fresh child process so RSS figures don't mix. `cargo bench --bench replay --
+//! --calls N --concurrent C --talk-secs S` runs one scenario. Under `cargo test`
+//! it runs a tiny scenario as a smoke test.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use pbxbridge::call::EndReason;
+use pbxbridge::capture::pcapfile::PcapFileReader;
+use pbxbridge::config::Config;
+use pbxbridge::loadgen::{write_capture, LoadSpec};
+use pbxbridge::pipeline::Pipeline;
+use pbxbridge::time::Timestamp;
+
+struct Scenario {
+    calls: usize,
+    concurrent: usize,
+    talk_secs: u32,
+}
+
+fn arg(args: &[String], name: &str) -> Option<usize> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+fn rss_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn run_one(s: &Scenario, dir: &Path) {
+    let pcap = dir.join("load.pcap");
+    let spec = LoadSpec::new(s.calls, s.concurrent, s.talk_secs);
+    let t = Instant::now();
+    let summary = write_capture(&spec, BufWriter::new(File::create(&pcap).unwrap())).unwrap();
+    eprintln!(
+        "generated {} packets ({} calls, {} MiB) in {:.1} s",
+        summary.packets,
+        summary.calls,
+        summary.bytes >> 20,
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut cfg = Config::default();
+    cfg.recording.dir = dir.join("rec");
+    let mut pipeline = Pipeline::new(&cfg).unwrap();
+    let mut reader = PcapFileReader::open(&pcap).unwrap();
+    let mut out = Vec::new();
+    let mut finished = 0usize;
+    let mut stored = 0usize;
+    let mut peak_active = 0usize;
+    let mut rss_at_peak = 0u64;
+    let mut last = Timestamp::default();
+    let mut n = 0u64;
+    let rss_before = rss_kib("VmRSS:");
+    let t = Instant::now();
+    while let Some(p) = reader.next_packet().unwrap() {
+        last = p.ts;
+        pipeline.handle_frame(p.ts, p.link, p.data, &mut out);
+        n += 1;
+        if n % 20_000 == 0 {
+            let active = pipeline.tracker().active_calls();
+            if active >= peak_active {
+                peak_active = active;
+                rss_at_peak = rss_kib("VmRSS:");
+            }
+        }
+        finished += out.len();
+        stored += out.iter().filter(|c| c.recording.status == "stored").count();
+        out.clear();
+    }
+    pipeline.close_all(last, EndReason::CaptureEnd, &mut out);
+    finished += out.len();
+    stored += out.iter().filter(|c| c.recording.status == "stored").count();
+    let secs = t.elapsed().as_secs_f64();
+    let st = pipeline.stats();
+    assert_eq!(st.packets, summary.packets, "every packet was read");
+    assert_eq!(finished, s.calls, "every call finished");
+    assert_eq!(stored, s.calls, "every call recorded");
+    println!(
+        "RESULT calls={} concurrent={} packets={} secs={:.3} packets_per_sec={:.0} calls_per_sec={:.1} peak_active={} rss_before_kib={} rss_at_peak_kib={} peak_rss_kib={} dropped={}",
+        s.calls,
+        s.concurrent,
+        st.packets,
+        secs,
+        st.packets as f64 / secs,
+        s.calls as f64 / secs,
+        peak_active,
+        rss_before,
+        rss_at_peak,
+        rss_kib("VmHWM:"),
+        st.dropped_total()
+    );
+}
+
+fn field(line: &str, key: &str) -> f64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let benching = args.iter().any(|a| a == "--bench");
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(calls) = arg(&args, "--calls") {
+        let s = Scenario {
+            calls,
+            concurrent: arg(&args, "--concurrent").unwrap_or(calls),
+            talk_secs: arg(&args, "--talk-secs").unwrap_or(30) as u32,
+        };
+        return run_one(&s, dir.path());
+    }
+    if !benching {
+        // `cargo test` runs bench targets once: keep it a quick smoke test.
+        return run_one(&Scenario { calls: 20, concurrent: 10, talk_secs: 2 }, dir.path());
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut results = Vec::new();
+    for (calls, concurrent) in [(1000, 1000), (100, 100)] {
+        let out = Command::new(&exe)
+            .args(["--bench", "--calls", &calls.to_string(), "--concurrent", &concurrent.to_string()])
+            .output()
+            .unwrap();
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text.lines().find(|l| l.starts_with("RESULT")).unwrap_or_else(|| panic!("no result: {text}")).to_string();
+        println!("{line}");
+        results.push(line);
+    }
+    let per_call = (field(&results[0], "rss_at_peak_kib") - field(&results[1], "rss_at_peak_kib")) / 900.0;
+    println!(
+        "SUMMARY packets/s={:.0} calls/s={:.1} peak_rss_mib={:.1} memory_per_active_call_kib={:.1}",
+        field(&results[0], "packets_per_sec"),
+        field(&results[0], "calls_per_sec"),
+        field(&results[0], "peak_rss_kib") / 1024.0,
+        per_call
+    );
+}
