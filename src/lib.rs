@@ -3,4 +3,6 @@
 //! The core (`wire`, `reasm`, `sip`, `rtp`, `call`) is sans-IO: it never touches
 //! sockets, files or the clock. Drivers feed it `(timestamp, bytes)` and drain events.
 
+pub mod record;
+pub mod rtp;
 pub mod time;

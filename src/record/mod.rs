@@ -1,0 +1,1 @@
+//! Recording: stereo WAV spool files (left = caller, right = callee).
