@@ -5,14 +5,17 @@
 //! frontier wait in a per-channel buffer; committing interleaves both channels
 //! (silence where nothing arrived) into the file. The WAV header is rewritten
 //! at least once per second of audio, so the spool is playable at any moment.
+//!
+//! hound writes the header (fmt chunk from a `WavSpec`); the sample data and
+//! the size fields are written here, because hound's per-sample writer costs
+//! ~250 ns per 20 ms packet and side while a block interleave costs ~20.
 
 use std::fs::{File, OpenOptions};
-use std::io::BufWriter;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::wav_header::{find_data, set_data_len};
 use super::{RecordError, RecordingInfo};
 
 /// Left = caller, right = callee.
@@ -28,7 +31,7 @@ const BYTES_PER_FRAME: u64 = 4;
 /// The RIFF size (data + 36 header bytes) must fit in u32; hound counts data
 /// bytes in a u32 too.
 const MAX_WAV_FRAMES: u64 = (u32::MAX as u64 - 36) / BYTES_PER_FRAME;
-/// Frames interleaved per hound sample-writer batch.
+/// Frames interleaved per batch.
 const BLOCK_FRAMES: usize = 4096;
 /// Consumed pending samples are compacted away once at least this many.
 const COMPACT_AT: usize = 4096;
@@ -120,9 +123,12 @@ impl Pending {
 pub struct StereoRecorder {
     path: PathBuf,
     sample_rate: u32,
-    writer: hound::WavWriter<BufWriter<File>>,
-    /// Same open file as the writer's, for fsync and truncation.
     file: File,
+    /// Interleaved little-endian frames not yet in the file.
+    buf: Vec<u8>,
+    buf_cap: usize,
+    /// Byte offset of the first sample (after hound's header).
+    data_offset: u64,
     left: Pending,
     right: Pending,
     /// Every frame before this is in the file.
@@ -133,7 +139,19 @@ pub struct StereoRecorder {
     max_frames: u64,
     error: Option<RecordError>,
     failed: bool,
+    finished: bool,
     stats: RecorderStats,
+}
+
+impl Drop for StereoRecorder {
+    /// Dropped without `finish` (an error path, a panic): keep what was
+    /// committed, with a header that says so. Pending samples are not committed.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.write_out();
+            let _ = self.write_sizes(self.frontier);
+        }
+    }
 }
 
 impl StereoRecorder {
@@ -159,26 +177,29 @@ impl StereoRecorder {
             .truncate(true)
             .open(path)
             .map_err(create_err)?;
-        let sync = file.try_clone().map_err(create_err)?;
+        let mut file = file;
         let spec = hound::WavSpec {
             channels: CHANNELS,
             sample_rate,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let buf = BufWriter::with_capacity(cfg.buffer_bytes.max(4096), file);
-        let mut writer =
-            hound::WavWriter::new(buf, spec).map_err(|e| RecordError::from_hound(path, e))?;
         // A valid (empty) file from the first moment.
-        writer
-            .flush()
+        hound::WavWriter::new(&mut file, spec)
+            .and_then(|w| w.finalize())
             .map_err(|e| RecordError::from_hound(path, e))?;
+        let data_offset = file
+            .stream_position()
+            .map_err(|e| RecordError::io(path, e))?;
+        let buf_cap = cfg.buffer_bytes.max(4096);
         let rate = u64::from(sample_rate.max(1));
         Ok(StereoRecorder {
             path: path.to_path_buf(),
             sample_rate,
-            writer,
-            file: sync,
+            file,
+            buf: Vec::with_capacity(buf_cap),
+            buf_cap,
+            data_offset,
             left: Pending::default(),
             right: Pending::default(),
             frontier: 0,
@@ -192,6 +213,7 @@ impl StereoRecorder {
             max_frames: cfg.max_frames.min(MAX_WAV_FRAMES),
             error: None,
             failed: false,
+            finished: false,
             stats: RecorderStats::default(),
         })
     }
@@ -315,40 +337,59 @@ impl StereoRecorder {
         Ok(())
     }
 
-    /// Interleaves the next `n` frames into the file.
+    /// Interleaves the next `n` frames into the write buffer.
     fn write_block(&mut self, n: usize) -> Result<(), RecordError> {
-        let l = self.left.available(n);
-        let r = self.right.available(n);
-        let both = l.len().min(r.len());
-        let (l_both, l_rest) = l.split_at(both);
-        let (r_both, r_rest) = r.split_at(both);
-        let mut w = self.writer.get_i16_writer((n * 2) as u32);
-        for (a, b) in l_both.iter().zip(r_both) {
-            w.write_sample(*a);
-            w.write_sample(*b);
+        let start = self.buf.len();
+        self.buf.resize(start + n * BYTES_PER_FRAME as usize, 0);
+        let frames = self.buf.get_mut(start..).unwrap_or_default();
+        // Two passes over fixed-size chunks vectorise; silence is the resize's zeros.
+        for (f, s) in frames.chunks_exact_mut(4).zip(self.left.available(n)) {
+            if let Some(d) = f.get_mut(..2) {
+                d.copy_from_slice(&s.to_le_bytes());
+            }
         }
-        for a in l_rest {
-            w.write_sample(*a);
-            w.write_sample(0i16);
+        for (f, s) in frames.chunks_exact_mut(4).zip(self.right.available(n)) {
+            if let Some(d) = f.get_mut(2..) {
+                d.copy_from_slice(&s.to_le_bytes());
+            }
         }
-        for b in r_rest {
-            w.write_sample(0i16);
-            w.write_sample(*b);
+        if self.buf.len() >= self.buf_cap {
+            self.write_out()?;
         }
-        for _ in both + l_rest.len() + r_rest.len()..n {
-            w.write_sample(0i16);
-            w.write_sample(0i16);
-        }
-        w.flush()
-            .map_err(|e| RecordError::from_hound(&self.path, e))
+        Ok(())
     }
 
+    fn write_out(&mut self) -> Result<(), RecordError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.buf);
+        self.buf.clear();
+        r.map_err(|e| RecordError::io(&self.path, e))
+    }
+
+    /// Writes out buffered frames, then sizes that cover exactly them: the
+    /// header never claims data that is not on disk.
     fn flush_header(&mut self) -> Result<(), RecordError> {
         self.since_flush = 0;
         self.stats.header_flushes += 1;
-        self.writer
-            .flush()
-            .map_err(|e| RecordError::from_hound(&self.path, e))
+        self.write_out()?;
+        self.write_sizes(self.frontier)
+    }
+
+    fn write_sizes(&mut self, frames: u64) -> Result<(), RecordError> {
+        let data = frames * BYTES_PER_FRAME;
+        let riff = (self.data_offset - 8 + data).min(u64::from(u32::MAX)) as u32;
+        let data32 = data.min(u64::from(u32::MAX)) as u32;
+        let end = self.data_offset + data;
+        let f = &mut self.file;
+        let r = f
+            .seek(SeekFrom::Start(4))
+            .and_then(|_| f.write_all(&riff.to_le_bytes()))
+            .and_then(|_| f.seek(SeekFrom::Start(self.data_offset - 4)))
+            .and_then(|_| f.write_all(&data32.to_le_bytes()))
+            .and_then(|_| f.seek(SeekFrom::Start(end)));
+        r.map(|_| ()).map_err(|e| RecordError::io(&self.path, e))
     }
 
     /// Pads with silence (or truncates) to exactly `total` frames, finalises
@@ -362,31 +403,28 @@ impl StereoRecorder {
                 return Err(e);
             }
         }
-        let StereoRecorder {
-            path,
-            sample_rate,
-            writer,
-            mut file,
-            frontier,
-            ..
-        } = self;
-        writer
-            .finalize()
-            .map_err(|e| RecordError::from_hound(&path, e))?;
-        if frontier > total {
-            let chunk = find_data(&path, &mut file)?;
-            set_data_len(&path, &mut file, &chunk, total * BYTES_PER_FRAME)?;
+        self.write_out()?;
+        let frames = self.frontier.min(total);
+        if self.frontier > total {
+            let end = self.data_offset + total * BYTES_PER_FRAME;
+            self.file
+                .set_len(end)
+                .map_err(|e| RecordError::io(&self.path, e))?;
         }
-        file.sync_all().map_err(|e| RecordError::io(&path, e))?;
-        let bytes = file
+        self.write_sizes(frames)?;
+        self.finished = true;
+        let path = &self.path;
+        self.file.sync_all().map_err(|e| RecordError::io(path, e))?;
+        let bytes = self
+            .file
             .metadata()
-            .map_err(|e| RecordError::io(&path, e))?
+            .map_err(|e| RecordError::io(path, e))?
             .len();
         Ok(RecordingInfo {
-            path,
-            frames: total,
+            path: path.clone(),
+            frames,
             bytes,
-            sample_rate,
+            sample_rate: self.sample_rate,
             channels: CHANNELS,
         })
     }

@@ -273,3 +273,20 @@ fn create_error_names_the_path() {
     assert_eq!(e.reason(), "record_create");
     assert!(e.to_string().contains("no/such/dir/x.wav"));
 }
+
+#[test]
+fn dropped_recorder_leaves_committed_audio_with_valid_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dropped.wav");
+    {
+        let mut rec = StereoRecorder::create(&path, RATE).unwrap();
+        rec.write(Channel::Left, 0, &packet(1, 0));
+        rec.write(Channel::Right, 0, &packet(2, 0));
+        rec.commit(160).unwrap();
+        // Not committed: stays out of the file.
+        rec.write(Channel::Left, 160, &packet(1, 160));
+    }
+    let (_, frames) = read_all(&path);
+    assert_eq!(frames.len(), 160);
+    assert_eq!(frames[10], (tone(1, 10), tone(2, 10)));
+}

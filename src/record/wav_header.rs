@@ -12,7 +12,7 @@ const MAX_CHUNKS: usize = 32;
 /// RIFF sizes are u32 and count everything after the first 8 bytes.
 const MAX_RIFF_PAYLOAD: u64 = u32::MAX as u64;
 
-pub(crate) struct DataChunk {
+struct DataChunk {
     /// Byte offset of the first sample.
     pub offset: u64,
     pub channels: u16,
@@ -33,7 +33,7 @@ fn read_u32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Finds the data chunk and the PCM format of a WAV file.
-pub(crate) fn find_data(path: &Path, f: &mut File) -> Result<DataChunk, RecordError> {
+fn find_data(path: &Path, f: &mut File) -> Result<DataChunk, RecordError> {
     let not_wav = |detail| RecordError::NotWav {
         path: path.to_path_buf(),
         detail,
@@ -87,7 +87,7 @@ pub(crate) fn find_data(path: &Path, f: &mut File) -> Result<DataChunk, RecordEr
 }
 
 /// Truncates the data to `data_bytes` and writes the RIFF and data sizes.
-pub(crate) fn set_data_len(
+fn set_data_len(
     path: &Path,
     f: &mut File,
     chunk: &DataChunk,
