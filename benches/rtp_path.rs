@@ -68,33 +68,50 @@ fn bench(c: &mut Criterion) {
     });
 
     // Recorder alone, one 160-sample packet per iteration, sides alternating,
-    // committed after each right-side packet as a caller would.
-    g.bench_function("record_write_per_side", |b| {
-        let samples: Vec<i16> = (0..SAMPLES as i16).collect();
-        b.iter_custom(|iters| {
-            let mut rec = recorder(dir.path(), 0);
-            let mut total = Duration::ZERO;
-            let mut start = Instant::now();
-            for i in 0..iters {
-                let frame = (i / 2) * SAMPLES % ROTATE_FRAMES;
-                if i % 2 == 0 {
-                    if frame == 0 && i > 0 {
-                        total += start.elapsed();
-                        rec.finish(ROTATE_FRAMES).unwrap();
-                        rec = recorder(dir.path(), 0);
-                        start = Instant::now();
-                    }
-                    rec.write(Channel::Left, frame, black_box(&samples));
+    // committed after each right-side packet as a caller would. `file` is a
+    // real spool file (page cache included); `devnull` is the user-space cost.
+    for sink in ["file", "devnull"] {
+        g.bench_function(format!("record_write_per_side/{sink}"), |b| {
+            let samples: Vec<i16> = (0..SAMPLES as i16).collect();
+            let open = || {
+                if sink == "devnull" {
+                    StereoRecorder::create(Path::new("/dev/null"), 8000).unwrap()
                 } else {
-                    rec.write(Channel::Right, frame, black_box(&samples));
-                    rec.commit(frame + SAMPLES).unwrap();
+                    recorder(dir.path(), 0)
                 }
-            }
-            total += start.elapsed();
-            rec.finish(0).unwrap();
-            total
-        })
-    });
+            };
+            let close = |rec: StereoRecorder| {
+                if sink == "devnull" {
+                    drop(rec);
+                } else {
+                    rec.finish(ROTATE_FRAMES).unwrap();
+                }
+            };
+            b.iter_custom(|iters| {
+                let mut rec = open();
+                let mut total = Duration::ZERO;
+                let mut start = Instant::now();
+                for i in 0..iters {
+                    let frame = (i / 2) * SAMPLES % ROTATE_FRAMES;
+                    if i % 2 == 0 {
+                        if frame == 0 && i > 0 {
+                            total += start.elapsed();
+                            close(rec);
+                            rec = open();
+                            start = Instant::now();
+                        }
+                        rec.write(Channel::Left, frame, black_box(&samples));
+                    } else {
+                        rec.write(Channel::Right, frame, black_box(&samples));
+                        rec.commit(frame + SAMPLES).unwrap();
+                    }
+                }
+                total += start.elapsed();
+                close(rec);
+                total
+            })
+        });
+    }
 
     // Everything a packet goes through, both call legs.
     g.bench_function("full_per_packet", |b| {

@@ -11,7 +11,7 @@
 //! ~250 ns per 20 ms packet and side while a block interleave costs ~20.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -31,6 +31,9 @@ const BYTES_PER_FRAME: u64 = 4;
 /// The RIFF size (data + 36 header bytes) must fit in u32; hound counts data
 /// bytes in a u32 too.
 const MAX_WAV_FRAMES: u64 = (u32::MAX as u64 - 36) / BYTES_PER_FRAME;
+/// hound writes the 44-byte PCMWAVEFORMAT header for up to 2 channels of
+/// 16-bit PCM; the data size is its last field.
+const HEADER_LEN: u64 = 44;
 /// Frames interleaved per batch.
 const BLOCK_FRAMES: usize = 4096;
 /// Consumed pending samples are compacted away once at least this many.
@@ -127,8 +130,6 @@ pub struct StereoRecorder {
     /// Interleaved little-endian frames not yet in the file.
     buf: Vec<u8>,
     buf_cap: usize,
-    /// Byte offset of the first sample (after hound's header).
-    data_offset: u64,
     left: Pending,
     right: Pending,
     /// Every frame before this is in the file.
@@ -188,9 +189,6 @@ impl StereoRecorder {
         hound::WavWriter::new(&mut file, spec)
             .and_then(|w| w.finalize())
             .map_err(|e| RecordError::from_hound(path, e))?;
-        let data_offset = file
-            .stream_position()
-            .map_err(|e| RecordError::io(path, e))?;
         let buf_cap = cfg.buffer_bytes.max(4096);
         let rate = u64::from(sample_rate.max(1));
         Ok(StereoRecorder {
@@ -199,7 +197,6 @@ impl StereoRecorder {
             file,
             buf: Vec::with_capacity(buf_cap),
             buf_cap,
-            data_offset,
             left: Pending::default(),
             right: Pending::default(),
             frontier: 0,
@@ -342,17 +339,30 @@ impl StereoRecorder {
         let start = self.buf.len();
         self.buf.resize(start + n * BYTES_PER_FRAME as usize, 0);
         let frames = self.buf.get_mut(start..).unwrap_or_default();
+        let (l, r) = (self.left.available(n), self.right.available(n));
+        if l.len() == n && r.len() == n {
+            // Both sides present (the common case): one pass.
+            for (f, (a, b)) in frames.chunks_exact_mut(4).zip(l.iter().zip(r)) {
+                let v = u32::from(*a as u16) | u32::from(*b as u16) << 16;
+                f.copy_from_slice(&v.to_le_bytes());
+            }
+            return self.write_out_if_full();
+        }
         // Two passes over fixed-size chunks vectorise; silence is the resize's zeros.
-        for (f, s) in frames.chunks_exact_mut(4).zip(self.left.available(n)) {
+        for (f, s) in frames.chunks_exact_mut(4).zip(l) {
             if let Some(d) = f.get_mut(..2) {
                 d.copy_from_slice(&s.to_le_bytes());
             }
         }
-        for (f, s) in frames.chunks_exact_mut(4).zip(self.right.available(n)) {
+        for (f, s) in frames.chunks_exact_mut(4).zip(r) {
             if let Some(d) = f.get_mut(2..) {
                 d.copy_from_slice(&s.to_le_bytes());
             }
         }
+        self.write_out_if_full()
+    }
+
+    fn write_out_if_full(&mut self) -> Result<(), RecordError> {
         if self.buf.len() >= self.buf_cap {
             self.write_out()?;
         }
@@ -379,17 +389,11 @@ impl StereoRecorder {
 
     fn write_sizes(&mut self, frames: u64) -> Result<(), RecordError> {
         let data = frames * BYTES_PER_FRAME;
-        let riff = (self.data_offset - 8 + data).min(u64::from(u32::MAX)) as u32;
+        let riff = (HEADER_LEN - 8 + data).min(u64::from(u32::MAX)) as u32;
         let data32 = data.min(u64::from(u32::MAX)) as u32;
-        let end = self.data_offset + data;
-        let f = &mut self.file;
-        let r = f
-            .seek(SeekFrom::Start(4))
-            .and_then(|_| f.write_all(&riff.to_le_bytes()))
-            .and_then(|_| f.seek(SeekFrom::Start(self.data_offset - 4)))
-            .and_then(|_| f.write_all(&data32.to_le_bytes()))
-            .and_then(|_| f.seek(SeekFrom::Start(end)));
-        r.map(|_| ()).map_err(|e| RecordError::io(&self.path, e))
+        write_at(&mut self.file, 4, &riff.to_le_bytes())
+            .and_then(|_| write_at(&mut self.file, HEADER_LEN - 4, &data32.to_le_bytes()))
+            .map_err(|e| RecordError::io(&self.path, e))
     }
 
     /// Pads with silence (or truncates) to exactly `total` frames, finalises
@@ -406,7 +410,7 @@ impl StereoRecorder {
         self.write_out()?;
         let frames = self.frontier.min(total);
         if self.frontier > total {
-            let end = self.data_offset + total * BYTES_PER_FRAME;
+            let end = HEADER_LEN + total * BYTES_PER_FRAME;
             self.file
                 .set_len(end)
                 .map_err(|e| RecordError::io(&self.path, e))?;
@@ -428,4 +432,20 @@ impl StereoRecorder {
             channels: CHANNELS,
         })
     }
+}
+
+/// Positioned write that leaves the append position alone.
+#[cfg(unix)]
+fn write_at(f: &mut File, at: u64, bytes: &[u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, bytes, at)
+}
+
+#[cfg(not(unix))]
+fn write_at(f: &mut File, at: u64, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let end = f.stream_position()?;
+    f.seek(SeekFrom::Start(at))?;
+    f.write_all(bytes)?;
+    f.seek(SeekFrom::Start(end))?;
+    Ok(())
 }
