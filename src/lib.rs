@@ -11,6 +11,8 @@ pub mod loadgen;
 pub mod logging;
 pub mod matching;
 pub mod pipeline;
+pub mod record;
 pub mod replay;
 pub mod report;
+pub mod rtp;
 pub mod time;

@@ -1,0 +1,16 @@
+//! RTP media: header parsing, per-source streams (sequence/timestamp unwrap,
+//! reorder window, loss and jitter statistics), G.711 codecs and RFC 4733 DTMF.
+//!
+//! Sans-IO like the rest of the core: time is the capture timestamp handed in.
+
+pub mod codec;
+pub mod dtmf;
+pub mod packet;
+pub mod stream;
+
+pub use codec::{
+    alaw_to_linear, codec_for, decode_g711, linear_to_alaw, linear_to_ulaw, ulaw_to_linear, Codec,
+};
+pub use dtmf::{event_char, parse_event, DtmfDetector, DtmfDigit, ToneEvent};
+pub use packet::{looks_like_rtp, parse, RtpError, RtpHeader};
+pub use stream::{Ordered, RtpStream, StreamConfig, StreamStats};
