@@ -92,7 +92,7 @@ impl Default for Leg {
             last_seen: None,
             stream: RtpStream::new(stream_config()),
             anchor: None,
-            dtmf: DtmfDetector::default(),
+            dtmf: DtmfDetector::new(),
             packets: 0,
         }
     }
@@ -103,6 +103,8 @@ pub(crate) fn stream_config() -> StreamConfig {
         reorder_window: 16,
         max_reorder_delay_us: 100_000,
         probation: 2,
+        clock_rate: SAMPLE_RATE,
+        ..StreamConfig::default()
     }
 }
 
@@ -148,17 +150,17 @@ impl CallMedia {
         }
     }
 
-    /// The codec of a payload type sent by `sender`: the receiver's SDP defines the
-    /// numbers it expects, the sender's is the fallback, static types the last resort.
-    pub fn codec_of(&self, sender: Side, pt: u8) -> (Codec, String) {
-        let [caller, callee] = &self.sdp;
-        let (recv, send) = match sender {
-            Side::Caller => (callee, caller),
-            Side::Callee => (caller, callee),
-        };
-        if let Some((c, n)) = recv.lookup(pt).or_else(|| send.lookup(pt)) {
-            return (c, n.to_string());
-        }
-        (codec_for(pt, None, None), static_name(pt).to_string())
-    }
+}
+
+/// The codec of a payload type sent by `sender`: the receiver's SDP defines the
+/// numbers it expects, the sender's is the fallback, static types the last resort.
+pub(crate) fn codec_of(sdp: &[SideSdp; 2], sender: Side, pt: u8) -> (Codec, &str) {
+    let [caller, callee] = sdp;
+    let (recv, send) = match sender {
+        Side::Caller => (callee, caller),
+        Side::Callee => (caller, callee),
+    };
+    recv.lookup(pt)
+        .or_else(|| send.lookup(pt))
+        .unwrap_or_else(|| (codec_for(pt, None, None), static_name(pt)))
 }

@@ -7,16 +7,16 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::reasm::{Defragmenter, FlowKey, TcpReassembler};
 use crate::rtp::codec::{decode_g711, Codec};
-use crate::rtp::dtmf::{event_char, parse_event};
+use crate::rtp::dtmf::{parse_event, DtmfDetector};
 use crate::rtp::packet::{self as rtp_packet, RtpHeader};
-use crate::rtp::stream::Ordered;
+use crate::rtp::stream::{Ordered, RtpStream};
 use crate::sip::sdp::{self, Direction as SdpDirection};
 use crate::sip::{self, Message, Method, StartLine};
 use crate::time::Timestamp;
 use crate::wire::{self, LinkType, Transport};
 
 use super::dialog::Call;
-use super::media::{Anchor, CallMedia, REANCHOR_SAMPLES, SAMPLE_RATE};
+use super::media::{codec_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
 use super::record::EndReason;
 use super::{CallHandle, Event, Side, Stats, TrackerConfig, Update};
 
@@ -564,19 +564,15 @@ impl Tracker {
         if call.answered_at.is_some_and(|a| now >= a) {
             call.media.last_rtp = Some(now);
         }
-        let mut sink = MediaSink {
-            handle,
-            sender,
-            answered_at: call.answered_at,
-            media_end: call.media_end(),
-            events: &mut self.events,
-            queued_media: &mut self.queued_media,
-            stats: &mut self.stats,
-            pcm: &mut self.pcm,
-            dtmf: &mut call.dtmf,
-            media: &mut call.media,
-        };
-        sink.push(now, &hdr);
+        let parts = (
+            &mut self.events,
+            &mut self.queued_media,
+            &mut self.stats,
+            &mut self.pcm,
+        );
+        with_leg(parts, call, sender, |stream, sink| {
+            stream.push(now, &hdr, &mut |o| sink.deliver(&o));
+        });
     }
 
     fn schedule(&mut self, handle: CallHandle) {
@@ -651,19 +647,15 @@ impl Tracker {
             return;
         };
         for sender in [Side::Caller, Side::Callee] {
-            let mut sink = MediaSink {
-                handle,
-                sender,
-                answered_at: call.answered_at,
-                media_end: call.media_end(),
-                events: &mut self.events,
-                queued_media: &mut self.queued_media,
-                stats: &mut self.stats,
-                pcm: &mut self.pcm,
-                dtmf: &mut call.dtmf,
-                media: &mut call.media,
-            };
-            sink.flush(now, force);
+            let parts = (
+                &mut self.events,
+                &mut self.queued_media,
+                &mut self.stats,
+                &mut self.pcm,
+            );
+            with_leg(parts, call, sender, |stream, sink| {
+                stream.flush(now, force, &mut |o| sink.deliver(&o));
+            });
         }
     }
 
@@ -696,7 +688,8 @@ impl Tracker {
     }
 }
 
-/// Everything an ordered RTP packet may touch, borrowed apart from the tracker.
+/// Everything an ordered RTP packet may touch, borrowed apart from the tracker
+/// and the leg's stream so the stream can hand packets out without copying.
 struct MediaSink<'a> {
     handle: CallHandle,
     sender: Side,
@@ -707,47 +700,74 @@ struct MediaSink<'a> {
     stats: &'a mut Stats,
     pcm: &'a mut Vec<i16>,
     dtmf: &'a mut String,
-    media: &'a mut CallMedia,
+    sdp: &'a [SideSdp; 2],
+    anchor: &'a mut Option<Anchor>,
+    detector: &'a mut DtmfDetector,
+    codec: &'a mut Option<&'static str>,
+    unsupported: &'a mut Option<String>,
+    audio_seen: &'a mut bool,
+}
+
+/// Runs `f` with the sender's stream and a sink for what it releases.
+fn with_leg<R>(
+    t: (&mut VecDeque<Event>, &mut usize, &mut Stats, &mut Vec<i16>),
+    call: &mut Call,
+    sender: Side,
+    f: impl FnOnce(&mut RtpStream, &mut MediaSink<'_>) -> R,
+) -> R {
+    let (events, queued_media, stats, pcm) = t;
+    let answered_at = call.answered_at;
+    let media_end = call.media_end();
+    let CallMedia {
+        sdp,
+        legs,
+        codec,
+        unsupported,
+        audio_seen,
+        ..
+    } = &mut call.media;
+    let [caller, callee] = legs;
+    let leg = match sender {
+        Side::Caller => caller,
+        Side::Callee => callee,
+    };
+    let Leg {
+        stream,
+        anchor,
+        dtmf: detector,
+        ..
+    } = leg;
+    let mut sink = MediaSink {
+        handle: call.handle,
+        sender,
+        answered_at,
+        media_end,
+        events,
+        queued_media,
+        stats,
+        pcm,
+        dtmf: &mut call.dtmf,
+        sdp,
+        anchor,
+        detector,
+        codec,
+        unsupported,
+        audio_seen,
+    };
+    f(stream, &mut sink)
 }
 
 impl MediaSink<'_> {
-    fn push(&mut self, now: Timestamp, hdr: &RtpHeader<'_>) {
-        let idx = self.sender.index();
-        let Some(leg) = self.media.legs.get_mut(idx) else {
-            return;
-        };
-        let mut stream = std::mem::take(&mut leg.stream);
-        stream.push(now, hdr, &mut |o| self.deliver(&o));
-        if let Some(leg) = self.media.legs.get_mut(idx) {
-            leg.stream = stream;
-        }
-    }
-
-    fn flush(&mut self, now: Timestamp, force: bool) {
-        let idx = self.sender.index();
-        let Some(leg) = self.media.legs.get_mut(idx) else {
-            return;
-        };
-        let mut stream = std::mem::take(&mut leg.stream);
-        stream.flush(now, force, &mut |o| self.deliver(&o));
-        if let Some(leg) = self.media.legs.get_mut(idx) {
-            leg.stream = stream;
-        }
-    }
-
     fn deliver(&mut self, o: &Ordered<'_>) {
-        let (codec, name) = self.media.codec_of(self.sender, o.pt);
-        let idx = self.sender.index();
+        let (codec, name) = codec_of(self.sdp, self.sender, o.pt);
         match codec {
             Codec::TelephoneEvent => {
                 let Some(ev) = parse_event(o.payload) else {
                     return self.stats.drop_reason("rtp_bad_telephone_event");
                 };
-                if let Some(leg) = self.media.legs.get_mut(idx) {
-                    if let Some(digit) = leg.dtmf.push(o.ext_ts, &ev).and_then(event_char) {
-                        if self.dtmf.len() < 64 {
-                            self.dtmf.push(digit);
-                        }
+                if let Some(d) = self.detector.push(o.ext_ts, o.ext_seq, &ev) {
+                    if self.dtmf.len() < 64 {
+                        self.dtmf.push(d.digit);
                     }
                 }
                 return;
@@ -763,29 +783,23 @@ impl MediaSink<'_> {
         }
         self.pcm.clear();
         if !decode_g711(codec, o.payload, self.pcm) {
-            if self.media.unsupported.is_none() {
-                self.media.unsupported = Some(name);
+            if self.unsupported.is_none() {
+                *self.unsupported = Some(name.to_string());
             }
             return;
         }
-        if self.media.codec.is_none() {
-            self.media.codec = match codec {
-                Codec::Pcma => Some("PCMA"),
-                _ => Some("PCMU"),
-            };
+        if self.codec.is_none() {
+            *self.codec = Some(codec.name());
         }
-        let Some(leg) = self.media.legs.get_mut(idx) else {
-            return;
-        };
         let by_arrival = o.arrival.micros_since(answered) * i64::from(SAMPLE_RATE) / 1_000_000;
-        let placed = leg
+        let placed = self
             .anchor
             .filter(|_| !o.ssrc_changed)
             .map(|a| a.offset + (o.ext_ts as i64).wrapping_sub(a.ext_ts as i64));
         let offset = match placed {
             Some(p) if (p - by_arrival).abs() <= REANCHOR_SAMPLES => p,
             _ => {
-                leg.anchor = Some(Anchor {
+                *self.anchor = Some(Anchor {
                     ext_ts: o.ext_ts,
                     offset: by_arrival,
                 });
@@ -795,7 +809,7 @@ impl MediaSink<'_> {
         let Ok(offset) = u64::try_from(offset) else {
             return;
         };
-        self.media.audio_seen = true;
+        *self.audio_seen = true;
         if *self.queued_media >= MAX_QUEUED_MEDIA {
             return self.stats.drop_reason("media_queue_full");
         }
