@@ -3,4 +3,7 @@
 //! The core (`wire`, `reasm`, `sip`, `rtp`, `call`) is sans-IO: it never touches
 //! sockets, files or the clock. Drivers feed it `(timestamp, bytes)` and drain events.
 
+pub mod capture;
+pub mod reasm;
 pub mod time;
+pub mod wire;
