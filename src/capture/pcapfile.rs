@@ -6,7 +6,6 @@
 //! one record, up to `MAX_BUFFER`.
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use pcap_parser::pcapng::Block;
@@ -17,8 +16,9 @@ use crate::time::Timestamp;
 use crate::wire::LinkType;
 
 const INITIAL_BUFFER: usize = 256 * 1024;
-/// Largest record accepted (pcapng allows huge blocks; real packets are < 256 KiB).
-const MAX_BUFFER: usize = 64 * 1024 * 1024;
+/// Largest record accepted. Real packets are < 256 KiB; a bigger length field is far
+/// more likely corruption, which must not make the reader allocate gigabytes.
+const MAX_BUFFER: usize = 8 * 1024 * 1024;
 /// Interfaces remembered per pcapng section.
 const MAX_INTERFACES: usize = 4096;
 
@@ -153,7 +153,7 @@ impl PcapFileReader {
             path: path.to_path_buf(),
             source,
         })?;
-        let reader = create_reader(INITIAL_BUFFER, BufReader::new(file)).map_err(|e| match e {
+        let reader = create_reader(INITIAL_BUFFER, file).map_err(|e| match e {
             PcapError::Eof => CaptureError::Empty {
                 path: path.to_path_buf(),
             },
@@ -315,7 +315,7 @@ impl PcapFileReader {
             return Err(CaptureError::RecordTooLarge {
                 path: self.path.clone(),
                 offset: self.offset,
-                max: self.capacity,
+                max: MAX_BUFFER,
             });
         }
         self.capacity = next;
