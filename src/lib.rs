@@ -4,6 +4,7 @@
 //! sockets, files or the clock. Drivers feed it `(timestamp, bytes)` and drain events.
 
 pub mod call;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -11,8 +12,10 @@ pub mod loadgen;
 pub mod logging;
 pub mod matching;
 pub mod pipeline;
+pub mod reasm;
 pub mod record;
 pub mod replay;
 pub mod report;
 pub mod rtp;
 pub mod time;
+pub mod wire;
