@@ -17,5 +17,6 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod rtp;
+pub mod sip;
 pub mod time;
 pub mod wire;

@@ -1,0 +1,28 @@
+//! SIP message and SDP parsing for the call tracker.
+//!
+//! **Dependencies note (for the README):** pbxbridge parses SIP itself instead of using
+//! `rsip`. The design named rsip, but rsip 0.4 was measured to treat compact headers
+//! (`i:`, `f:`, `t:`, `v:`, `m:`, `l:`) as unknown and to reject folded header lines,
+//! LF-only messages, non-UTF-8 bytes (Latin-1 display names) and `tel:` URIs, all of
+//! which real PBX traffic contains. `pbxbridge::sip` is a lenient zero-copy parser on
+//! `&[u8]`: no UTF-8 validation, no allocation for typical messages (header spans in an
+//! inline `smallvec`), every size bounded, and it reads only what the tracker needs
+//! (start line, Call-ID, From/To/Contact, CSeq, Via branch, Reason, SDP). It still
+//! refuses what would mislead a tracker (RFC 4475 §3.1.2: bad Content-Length, bad
+//! version, mismatched CSeq, unterminated quotes …). SDP is parsed by our own small
+//! lenient parser too (see `sdp`), not `sdp-types`.
+
+mod error;
+mod lex;
+mod message;
+mod multipart;
+mod name_addr;
+pub mod sdp;
+mod sniff;
+mod uri;
+
+pub use error::SipError;
+pub use message::{parse, CSeq, Message, Method, StartLine, MAX_HEADERS, MAX_HEADER_BYTES};
+pub use name_addr::NameAddr;
+pub use sniff::looks_like_sip;
+pub use uri::{Scheme, Uri};
