@@ -302,6 +302,8 @@ fn timers_close_calls_that_never_end() {
     answered_call(&mut h, "t4");
     h.sip(5000, CALLER, PBX, &request("BYE", "t4", 2, true, ""));
     h.run_until(ms(36_000));
+    assert!(h.ended().is_empty(), "the BYE timer runs 32 s");
+    h.run_until(ms(37_001));
     let c = h.only_call();
     assert_eq!((c.end_reason, c.ended_at), (EndReason::CallerBye, ms(5000)));
 }

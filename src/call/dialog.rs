@@ -46,7 +46,6 @@ pub(crate) struct Closing {
     pub by_timer: bool,
 }
 
-#[derive(Debug)]
 pub(crate) struct Call {
     pub handle: CallHandle,
     pub call_id: Box<[u8]>,
@@ -136,11 +135,6 @@ impl Call {
         if self.dtmf.len() < MAX_DTMF {
             self.dtmf.push(c);
         }
-    }
-
-    pub fn is_ended_by_signalling(&self) -> bool {
-        self.bye.is_some()
-            || (self.answered_at.is_none() && (self.cancel_at.is_some() || self.failure.is_some()))
     }
 
     /// End of the window in which audio belongs on the recording.

@@ -75,7 +75,6 @@ pub(crate) struct Anchor {
     pub offset: i64,
 }
 
-#[derive(Debug)]
 pub(crate) struct Leg {
     pub src: Option<SocketAddr>,
     pub last_seen: Option<Timestamp>,
@@ -129,7 +128,7 @@ impl Leg {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct CallMedia {
     /// Addresses registered in the tracker's media index, with the side that receives there.
     pub addrs: Vec<(SocketAddr, Side)>,

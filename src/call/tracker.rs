@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::reasm::{Defragmenter, FlowKey, TcpReassembler};
 use crate::rtp::codec::{decode_g711, Codec};
 use crate::rtp::dtmf::{parse_event, DtmfDetector};
-use crate::rtp::packet::{self as rtp_packet, RtpHeader};
+use crate::rtp::packet as rtp_packet;
 use crate::rtp::stream::{Ordered, RtpStream};
 use crate::sip::sdp::{self, Direction as SdpDirection};
 use crate::sip::{self, Message, Method, StartLine};

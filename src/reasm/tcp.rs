@@ -235,6 +235,12 @@ impl TcpReassembler {
     }
 
     /// Counters (only `tcp_*` are used here).
+    /// Whether this direction is already being reassembled: its later segments
+    /// are SIP even when they don't start with a SIP line.
+    pub fn has_flow(&self, flow: &FlowKey) -> bool {
+        self.streams.contains_key(flow)
+    }
+
     pub fn stats(&self) -> &ReasmStats {
         &self.stats
     }
