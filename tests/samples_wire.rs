@@ -39,7 +39,10 @@ fn is_sip(msg: &[u8]) -> bool {
 #[derive(Debug, Default)]
 struct Summary {
     read_error: Option<String>,
+    truncated_tail: bool,
     packets: u64,
+    first_ts: i64,
+    last_ts: i64,
     decode_errors: BTreeMap<&'static str, u64>,
     fragments: u64,
     reassembled: u64,
@@ -121,6 +124,10 @@ fn run(path: &Path) -> Summary {
                 break;
             }
         };
+        if s.packets == 0 {
+            s.first_ts = pkt.ts.micros();
+        }
+        s.last_ts = pkt.ts.micros();
         s.packets += 1;
         let ip = match decode_link(pkt.link, pkt.data) {
             Ok(ip) => ip,
@@ -144,6 +151,7 @@ fn run(path: &Path) -> Summary {
         defrag.expire(pkt.ts);
     }
     s.tcp_retransmissions = tcp.stats().tcp_retransmissions;
+    s.truncated_tail = reader.stats().truncated_tail;
     s
 }
 

@@ -7,6 +7,9 @@ use memchr::memchr;
 pub const MAX_HEADER_LEN: usize = 64 * 1024;
 /// Longest body accepted; larger Content-Length values are treated as garbage.
 pub const MAX_BODY_LEN: usize = 16 * 1024 * 1024;
+/// Longest start line accepted (request URIs are short; this bounds rescans of a
+/// start line that arrives a byte at a time).
+pub const MAX_START_LINE: usize = 8 * 1024;
 /// Longest method token in a request line.
 const MAX_METHOD_LEN: usize = 32;
 
@@ -56,6 +59,7 @@ pub fn looks_like_start_line(line: &[u8], complete: bool) -> bool {
     }
     let method_len = line
         .iter()
+        .take(MAX_METHOD_LEN + 1)
         .take_while(|&&b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
         .count();
     if method_len == 0 || method_len > MAX_METHOD_LEN {
@@ -86,7 +90,7 @@ pub fn looks_like_start_line(line: &[u8], complete: bool) -> bool {
 /// Finds the first plausible SIP start line at a line boundary.
 ///
 /// A trailing incomplete line that may still become a start line is kept (`found`
-/// true); a trailing incomplete line longer than `MAX_HEADER_LEN` is garbage.
+/// true); a trailing incomplete line longer than `MAX_START_LINE` is garbage.
 pub fn resync(buf: &[u8]) -> Resync {
     let keepalive = skip_keepalives(buf);
     let mut pos = keepalive;
@@ -113,7 +117,7 @@ pub fn resync(buf: &[u8]) -> Resync {
                 pos += nl + 1;
             }
             None => {
-                let keep = rest.len() <= MAX_HEADER_LEN && looks_like_start_line(rest, false);
+                let keep = rest.len() <= MAX_START_LINE && looks_like_start_line(rest, false);
                 let garbage = if keep { pos } else { buf.len() } - keepalive;
                 return Resync {
                     keepalive,
@@ -132,56 +136,101 @@ pub fn resync(buf: &[u8]) -> Resync {
 /// (or compact `l`) bytes, 0 when absent (stream transports require the header, so
 /// its absence means no body). Folded header lines are not inspected.
 pub fn sip_message_len(buf: &[u8]) -> Framing {
-    let start = skip_keepalives(buf);
-    let msg = buf.get(start..).unwrap_or_default();
-    if msg.is_empty() {
-        return Framing::Incomplete;
+    MessageScanner::new().scan(buf)
+}
+
+/// `sip_message_len` for a buffer that grows at its end between calls: lines already
+/// examined are not examined again, so a message trickling in a byte per segment
+/// costs linear, not quadratic, time. `reset` before scanning a different buffer start.
+#[derive(Debug, Clone, Default)]
+pub struct MessageScanner {
+    /// End of the leading keep-alives.
+    start: usize,
+    /// Start of the next line to examine.
+    line: usize,
+    /// Where the search for the next LF resumes.
+    search: usize,
+    started: bool,
+    content_length: Option<usize>,
+    /// Message length once the header section ended.
+    total: Option<usize>,
+}
+
+impl MessageScanner {
+    pub fn new() -> Self {
+        Self::default()
     }
-    let mut pos = 0usize;
-    let mut content_length: Option<usize> = None;
-    let mut first = true;
-    loop {
-        let rest = msg.get(pos..).unwrap_or_default();
-        let Some(nl) = memchr(b'\n', rest) else {
-            if first && !looks_like_start_line(rest, false) {
-                return Framing::Invalid;
-            }
-            return if msg.len() > MAX_HEADER_LEN {
-                Framing::Invalid
+
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Whether a start line was accepted (a message is in progress).
+    pub fn in_progress(&self) -> bool {
+        self.started
+    }
+
+    pub fn scan(&mut self, buf: &[u8]) -> Framing {
+        if let Some(total) = self.total {
+            return if buf.len() >= total {
+                Framing::Complete(total)
             } else {
                 Framing::Incomplete
             };
-        };
-        let line = rest.get(..nl).unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        pos += nl + 1;
-        if pos > MAX_HEADER_LEN {
-            return Framing::Invalid;
         }
-        if first {
-            if !looks_like_start_line(line, true) {
+        if self.search == self.start {
+            self.start += skip_keepalives(buf.get(self.start..).unwrap_or_default());
+            self.line = self.start;
+            self.search = self.start;
+        }
+        loop {
+            let rest = buf.get(self.search..).unwrap_or_default();
+            let Some(i) = memchr(b'\n', rest) else {
+                self.search = buf.len().max(self.search);
+                let current = buf.get(self.line..).unwrap_or_default();
+                if current.is_empty() {
+                    return Framing::Incomplete;
+                }
+                if !self.started
+                    && (current.len() > MAX_START_LINE || !looks_like_start_line(current, false))
+                {
+                    return Framing::Invalid;
+                }
+                if buf.len() - self.start > MAX_HEADER_LEN {
+                    return Framing::Invalid;
+                }
+                return Framing::Incomplete;
+            };
+            let end = self.search + i;
+            let next = end + 1;
+            if next - self.start > MAX_HEADER_LEN {
                 return Framing::Invalid;
             }
-            first = false;
-            continue;
-        }
-        if line.is_empty() {
-            break;
-        }
-        if content_length.is_none() {
-            match content_length_of(line) {
-                Ok(Some(n)) => content_length = Some(n),
-                Ok(None) => {}
-                Err(()) => return Framing::Invalid,
+            let line = buf.get(self.line..end).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !self.started {
+                if !looks_like_start_line(line, true) {
+                    return Framing::Invalid;
+                }
+                self.started = true;
+            } else if line.is_empty() {
+                let total = next + self.content_length.unwrap_or(0);
+                self.total = Some(total);
+                return if buf.len() >= total {
+                    Framing::Complete(total)
+                } else {
+                    Framing::Incomplete
+                };
+            } else if self.content_length.is_none() {
+                match content_length_of(line) {
+                    Ok(Some(n)) => self.content_length = Some(n),
+                    Ok(None) => {}
+                    Err(()) => return Framing::Invalid,
+                }
             }
+            self.line = next;
+            self.search = next;
         }
-    }
-    let body = content_length.unwrap_or(0);
-    let total = start + pos + body;
-    if buf.len() >= total {
-        Framing::Complete(total)
-    } else {
-        Framing::Incomplete
     }
 }
 
@@ -261,6 +310,26 @@ mod tests {
             big.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
         assert_eq!(sip_message_len(&big), Framing::Invalid);
+    }
+
+    #[test]
+    fn scanner_matches_one_shot_byte_by_byte() {
+        let mut m = b"\r\n".to_vec();
+        m.extend_from_slice(INVITE);
+        m.extend_from_slice(b"SIP/2.0 200 OK\r\n");
+        let mut sc = MessageScanner::new();
+        let mut result = Framing::Incomplete;
+        for n in 1..=m.len() {
+            result = sc.scan(&m[..n]);
+            assert_eq!(result, sip_message_len(&m[..n]), "{n}");
+            if result != Framing::Incomplete {
+                break;
+            }
+        }
+        assert_eq!(result, Framing::Complete(INVITE.len() + 2));
+        let mut sc = MessageScanner::new();
+        assert_eq!(sc.scan(b"GARBAGE LINE\n"), Framing::Invalid);
+        assert_eq!(sc.scan(b"\x01"), Framing::Invalid);
     }
 
     #[test]

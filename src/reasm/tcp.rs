@@ -12,7 +12,7 @@ use memchr::memchr;
 
 use crate::time::Timestamp;
 
-use super::framing::{resync, sip_message_len, Framing};
+use super::framing::{resync, Framing, MessageScanner};
 use super::{FlowKey, ReasmLimits, ReasmStats};
 
 /// How long a hole may stay open (capture time) before the bytes after it are used.
@@ -32,6 +32,8 @@ struct Stream {
     ooo_bytes: usize,
     gap_since: Option<Timestamp>,
     last_seen: Timestamp,
+    /// Framing progress of the message at the start of `buf`.
+    scanner: MessageScanner,
 }
 
 /// Signed distance from `base` to `seq` (RFC 793 modular comparison).
@@ -49,6 +51,7 @@ impl Stream {
             ooo_bytes: 0,
             gap_since: None,
             last_seen: now,
+            scanner: MessageScanner::new(),
         }
     }
 
@@ -61,12 +64,13 @@ impl Stream {
         self.next_seq = self.next_seq.wrapping_add(data.len() as u32);
         if self.buf.is_empty() {
             // Common case: frame straight from the segment, keep only the tail.
-            let used = frame(data, out, stats);
+            self.scanner.reset();
+            let used = frame(data, &mut self.scanner, out, stats);
             self.buf
                 .extend_from_slice(data.get(used..).unwrap_or_default());
         } else {
             self.buf.extend_from_slice(data);
-            let used = frame(&self.buf, out, stats);
+            let used = frame(&self.buf, &mut self.scanner, out, stats);
             self.buf.drain(..used.min(self.buf.len()));
         }
     }
@@ -143,6 +147,7 @@ impl Stream {
         stats.tcp_gaps += 1;
         stats.tcp_gap_bytes += u64::from(missing) + self.buf.len() as u64;
         self.buf.clear();
+        self.scanner.reset();
         self.next_seq = *seq;
         self.drain_ooo(out, stats);
         if !self.ooo.is_empty() {
@@ -170,6 +175,7 @@ impl Stream {
             // A message larger than the cap (or endless junk that looked like one).
             stats.tcp_buffer_cap_drops += 1;
             self.buf.clear();
+            self.scanner.reset();
         }
     }
 
@@ -182,26 +188,38 @@ impl Stream {
 }
 
 /// Cuts complete SIP messages from the front of `data`; returns the bytes consumed.
-fn frame(data: &[u8], out: &mut Vec<Vec<u8>>, stats: &mut ReasmStats) -> usize {
+/// `scanner` carries framing progress for the message at `data`'s start across calls.
+fn frame(
+    data: &[u8],
+    scanner: &mut MessageScanner,
+    out: &mut Vec<Vec<u8>>,
+    stats: &mut ReasmStats,
+) -> usize {
     let mut used = 0;
     loop {
-        let rest = data.get(used..).unwrap_or_default();
+        let mut rest = data.get(used..).unwrap_or_default();
         if rest.is_empty() {
             return used;
         }
-        let r = resync(rest);
-        stats.tcp_keepalive_bytes += r.keepalive as u64;
-        stats.tcp_garbage_bytes += r.garbage as u64;
-        used += r.total();
-        if !r.found {
-            return used;
+        if !scanner.in_progress() {
+            let r = resync(rest);
+            stats.tcp_keepalive_bytes += r.keepalive as u64;
+            stats.tcp_garbage_bytes += r.garbage as u64;
+            if r.total() > 0 {
+                scanner.reset();
+                used += r.total();
+                rest = data.get(used..).unwrap_or_default();
+            }
+            if !r.found {
+                return used;
+            }
         }
-        let rest = data.get(used..).unwrap_or_default();
-        match sip_message_len(rest) {
+        match scanner.scan(rest) {
             Framing::Complete(n) => {
                 out.push(rest.get(..n).unwrap_or_default().to_vec());
                 stats.tcp_messages += 1;
                 used += n;
+                scanner.reset();
             }
             Framing::Incomplete => return used,
             Framing::Invalid => {
@@ -210,6 +228,7 @@ fn frame(data: &[u8], out: &mut Vec<Vec<u8>>, stats: &mut ReasmStats) -> usize {
                 stats.tcp_invalid_messages += 1;
                 stats.tcp_garbage_bytes += line as u64;
                 used += line;
+                scanner.reset();
             }
         }
     }

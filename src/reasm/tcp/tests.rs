@@ -300,3 +300,36 @@ fn invalid_content_length_skips_the_message() {
     assert_eq!(f.out, vec![msg(1)]);
     assert_eq!(f.r.stats().tcp_invalid_messages, 1);
 }
+
+#[test]
+fn byte_at_a_time_trickle() {
+    let mut f = Feed::new(ReasmLimits::default());
+    let mut data = b"\r\n".to_vec();
+    data.extend_from_slice(&msg(1));
+    data.extend_from_slice(b"junk\r\n");
+    data.extend_from_slice(&msg(2));
+    for (i, b) in data.iter().enumerate() {
+        f.seg(0, 77 + i as u32, std::slice::from_ref(b));
+    }
+    assert_eq!(f.out, vec![msg(1), msg(2)]);
+    // Byte by byte, the CR of "junk\r\n" is garbage and its LF looks like a keep-alive.
+    let st = f.r.stats();
+    assert_eq!(st.tcp_garbage_bytes + st.tcp_keepalive_bytes, 8);
+}
+
+#[test]
+fn long_trickled_start_line_is_bounded() {
+    let mut f = Feed::new(ReasmLimits::default());
+    let mut seq = 0u32;
+    f.seg(0, seq, b"INVITE sip:");
+    seq += 11;
+    for _ in 0..20_000 {
+        f.seg(0, seq, b"a");
+        seq += 1;
+    }
+    f.seg(0, seq, b"\r\n");
+    seq += 2;
+    f.seg(0, seq, &msg(3));
+    assert_eq!(f.out, vec![msg(3)]);
+    assert!(f.r.stats().tcp_garbage_bytes >= 20_000);
+}
