@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     // A datagram or stream chunk may hold several messages; bounded by input size.
     for _ in 0..4 {
         let Ok(m) = sip::parse(rest) else { break };
-        assert!(m.len() > 0 && m.len() <= rest.len());
+        assert!(!m.is_empty() && m.len() <= rest.len());
         assert!(m.body().len() <= m.len());
         if let StartLine::Request { method, uri } = *m.start() {
             let _ = Uri::parse(uri);
@@ -25,7 +25,14 @@ fuzz_target!(|data: &[u8]| {
             .into_iter()
             .flatten()
         {
-            let _ = (na.display, na.tag, na.params, na.uri.user, na.uri.host, na.uri.port);
+            let _ = (
+                na.display,
+                na.tag,
+                na.params,
+                na.uri.user,
+                na.uri.host,
+                na.uri.port,
+            );
             let _ = Uri::parse(na.uri.raw);
         }
         let _ = m.reason_cause();
