@@ -5,7 +5,7 @@
 #   sudo pcap-fixtures/make-fixtures.sh tcp dtmf   # only these
 #   sudo pcap-fixtures/make-fixtures.sh --audio    # also re-make audio/ (espeak-ng + sox)
 #
-# Needs root (tcpdump on lo, SIPp's raw socket for play_pcap_audio), sipp >= 3.6
+# Needs root (tcpdump on lo, SIPp play_pcap_audio), sipp >= 3.6
 # (Debian sip-tester), tcpdump, tshark, python3, and for --audio espeak-ng and sox.
 # For each fixture it writes <name>.pcap and <name>.expected.json; the expected
 # times come from the capture (tshark), the rest from what the scenario does.
@@ -20,7 +20,7 @@ UAC_MP=6000 # caller's RTP port
 UAS_MP=6100 # callee's RTP port
 FILTER="udp port $UAS_PORT or udp port $UAC_PORT or tcp port $UAS_PORT or tcp port $UAC_PORT or udp port $UAC_MP or udp port $UAS_MP"
 
-[[ $(id -u) -eq 0 ]] || { echo "run as root (tcpdump, raw sockets)" >&2; exit 1; }
+[[ $(id -u) -eq 0 ]] || { echo "run as root (tcpdump, SIPp play_pcap_audio)" >&2; exit 1; }
 for tool in sipp tcpdump tshark python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
