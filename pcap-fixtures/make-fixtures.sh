@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# Regenerates the pcap fixtures: real SIPp calls over loopback, captured by tcpdump.
+#
+#   sudo pcap-fixtures/make-fixtures.sh            # every fixture
+#   sudo pcap-fixtures/make-fixtures.sh tcp dtmf   # only these
+#   sudo pcap-fixtures/make-fixtures.sh --audio    # also re-make audio/ (espeak-ng + sox)
+#
+# Needs root (tcpdump on lo, SIPp play_pcap_audio), sipp >= 3.6
+# (Debian sip-tester), tcpdump, tshark, python3, and for --audio espeak-ng and sox.
+# For each fixture it writes <name>.pcap and <name>.expected.json; the expected
+# times come from the capture (tshark), the rest from what the scenario does.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SCEN=$HERE/scenarios
+AUDIO=$HERE/audio
+UAS_PORT=5060
+UAC_PORT=5070
+UAC_MP=6000 # caller's RTP port
+UAS_MP=6100 # callee's RTP port
+FILTER="udp port $UAS_PORT or udp port $UAC_PORT or tcp port $UAS_PORT or tcp port $UAC_PORT or udp port $UAC_MP or udp port $UAS_MP"
+
+[[ $(id -u) -eq 0 ]] || { echo "run as root (tcpdump, SIPp play_pcap_audio)" >&2; exit 1; }
+for tool in sipp tcpdump tshark python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/pbxbridge-fixtures.XXXXXX)
+TCPDUMP_PID=""
+UAS_PID=""
+cleanup() {
+  [[ -n $UAS_PID ]] && kill "$UAS_PID" 2>/dev/null || true
+  [[ -n $TCPDUMP_PID ]] && kill "$TCPDUMP_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- audio
+# Two voices, trimmed, with a little repeatable noise mixed in so that no 20 ms
+# window is digital silence or repeats: the WAV test can then find exactly where
+# in the source any recorded window came from.
+make_audio() {
+  command -v espeak-ng >/dev/null && command -v sox >/dev/null || { echo "need espeak-ng and sox" >&2; exit 1; }
+  mkdir -p "$AUDIO"
+  local t=$WORK/audio
+  mkdir -p "$t"
+  espeak-ng -v en-us -s 165 -w "$t/caller_tts.wav" \
+    "Hello, this is the caller. I am phoning about order one two three."
+  espeak-ng -v en-gb-x-rp+f3 -p 70 -s 175 -w "$t/callee_tts.wav" \
+    "Good morning, support desk, how can I help you today?"
+  local side d
+  for side in caller callee; do
+    sox -R "$t/${side}_tts.wav" -r 8000 -c 1 -b 16 "$t/${side}_8k.wav" \
+      silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse rate -v 8000 gain -n -3
+    d=$(soxi -D "$t/${side}_8k.wav")
+    sox -R -n -r 8000 -c 1 -b 16 "$t/${side}_noise.wav" synth "$d" whitenoise vol 0.004
+    sox -R -m -v 1 "$t/${side}_8k.wav" -v 1 "$t/${side}_noise.wav" "$t/${side}_mix.wav"
+    sox -R "$t/${side}_mix.wav" -t raw -e mu-law -b 8 "$AUDIO/$side.pcmu"
+    sox -R "$t/${side}_mix.wav" -t raw -e a-law -b 8 "$AUDIO/$side.pcma"
+    # reference decodes, independent of pbxbridge's G.711 tables
+    sox -R -t raw -r 8000 -c 1 -e mu-law -b 8 "$AUDIO/$side.pcmu" -t raw -e signed -b 16 -L "$AUDIO/$side.pcmu.s16"
+    sox -R -t raw -r 8000 -c 1 -e a-law -b 8 "$AUDIO/$side.pcma" -t raw -e signed -b 16 -L "$AUDIO/$side.pcma.s16"
+  done
+}
+
+# ---------------------------------------------------------------- helpers
+# rtp OUT SIDE CODEC SECONDS [extra rtp-pcap.py args]: an RTP stream for play_pcap_audio.
+rtp() {
+  local out=$1 side=$2 codec=$3 secs=$4
+  shift 4
+  local pt=0
+  [[ $codec == pcma ]] && pt=8
+  python3 "$HERE/rtp-pcap.py" --audio "$AUDIO/$side.$codec" --pt "$pt" --duration "$secs" --out "$WORK/$out" "$@"
+}
+
+# capture NAME TRANSPORT CODEC KEY=VALUE...  (SIPp arguments in the arrays UAS and UAC)
+# Runs one call (UAS in background, UAC in foreground) under tcpdump, then
+# writes NAME.expected.json from the capture and the KEY=VALUE facts.
+capture() {
+  local name=$1 transport=$2 codec=$3
+  shift 3
+  local pt=0 codec_name=PCMU
+  [[ $codec == pcma ]] && { pt=8; codec_name=PCMA; }
+  local common=(-i 127.0.0.1 -m 1 -nostdin -t "$transport" -key pt "$pt" -key codec "$codec_name"
+    -timeout 30s -timeout_error -trace_err -trace_msg)
+  echo "== $name"
+  rm -f "$WORK"/*.log
+  (cd "$WORK" && exec tcpdump -Z root --immediate-mode -i lo -U -s 0 -w "$WORK/$name.pcap" "$FILTER" 2>"$WORK/tcpdump.err") &
+  TCPDUMP_PID=$!
+  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+  sleep 0.3
+  (cd "$WORK" && exec sipp "${common[@]}" -p "$UAS_PORT" -mp "$UAS_MP" "${UAS[@]}" >"$WORK/uas.out" 2>&1) &
+  UAS_PID=$!
+  sleep 0.3
+  local rc=0
+  (cd "$WORK" && exec sipp "${common[@]}" -p "$UAC_PORT" -mp "$UAC_MP" "${UAC[@]}" "127.0.0.1:$UAS_PORT" >"$WORK/uac.out" 2>&1) || rc=$?
+  local urc=0
+  wait "$UAS_PID" || urc=$?
+  UAS_PID=""
+  sleep 1 # let the last packets reach tcpdump
+  kill "$TCPDUMP_PID"
+  wait "$TCPDUMP_PID" || true
+  TCPDUMP_PID=""
+  if [[ $rc -ne 0 || $urc -ne 0 ]]; then
+    echo "sipp failed (uac rc=$rc, uas rc=$urc); logs:" >&2
+    tail -n 40 "$WORK/uac.out" "$WORK/uas.out" >&2 || true
+    cat "$WORK"/*_errors.log >&2 2>/dev/null || true
+    exit 1
+  fi
+  cp "$WORK/$name.pcap" "$HERE/$name.pcap"
+  python3 "$HERE/expected.py" --pcap "$HERE/$name.pcap" --out "$HERE/$name.expected.json" \
+    --caller-port "$UAC_MP" --callee-port "$UAS_MP" codec="$codec" "$@"
+}
+
+# Per-fixture RTP identities: fixed so reruns differ only in capture times and Call-IDs.
+ids() { # ids SSRC SEQ TS
+  echo "--ssrc $1 --seq-base $2 --ts-base $3"
+}
+
+INCOMING=(direction=incoming from_raw=+14155550101 from_number=+14155550101 to_raw=2001 to_number=2001 agent=2001)
+OUTGOING=(direction=outgoing from_raw=2001 from_number=2001 to_raw=14155550199 to_number=+14155550199 agent=2001)
+INTERNAL=(direction=internal from_raw=2001 from_number=2001 to_raw=2002 to_number=2002 agent=2002)
+ANSWERED=(outcome=answered sip_code=200 recording=stored)
+UAS_IN=(-key contact 2001)
+
+# ---------------------------------------------------------------- fixtures
+fx_answered_caller_bye() {
+  rtp caller.rtp.pcap caller pcmu 3.0 $(ids 0x1a2b3c01 1000 160000)
+  rtp callee.rtp.pcap callee pcmu 3.0 $(ids 0x5e6f7a01 30000 8000000)
+  UAS=(-sf "$SCEN"/uas_answer.xml "${UAS_IN[@]}")
+  UAC=(-sf "$SCEN"/uac_caller_bye.xml -key caller +14155550101 -s 2001 -d 3000)
+  capture answered_caller_bye u1 pcmu \
+    "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye
+}
+
+fx_answered_callee_bye() {
+  # outgoing to a national number; the callee's RTP sequence number and timestamp wrap mid-call
+  rtp caller.rtp.pcap caller pcmu 3.0 $(ids 0x1a2b3c02 2000 320000)
+  rtp callee.rtp.pcap callee pcmu 3.0 $(ids 0x5e6f7a02 65470 4294963296)
+  UAS=(-sf "$SCEN"/uas_answer_bye.xml -key contact 14155550199 -d 3000)
+  UAC=(-sf "$SCEN"/uac_callee_bye.xml -key caller 2001 -s 14155550199)
+  capture answered_callee_bye u1 pcmu \
+    "${OUTGOING[@]}" "${ANSWERED[@]}" end_reason=callee_bye
+}
+
+reject() { # reject NAME SCENARIO CODE RING_MS OUTCOME [fact overrides]
+  local name=$1 scen=$2 code=$3 ms=$4 outcome=$5
+  shift 5
+  UAS=(-sf "$SCEN/${scen}_$code.xml" "${UAS_IN[@]}" -d "$ms")
+  UAC=(-sf "$SCEN/uac_reject.xml" -key caller "${CALLER:-+14155550101}" -s "${CALLEE:-2001}")
+  capture "$name" u1 pcmu \
+    "${INCOMING[@]}" outcome="$outcome" sip_code="$code" end_reason=rejected recording=none "$@"
+}
+
+fx_busy_486() {
+  CALLER=4155550101 reject busy_486 uas_ring_reject 486 1200 busy \
+    from_raw=4155550101 from_number=+14155550101
+}
+fx_declined_603() { reject declined_603 uas_ring_reject 603 1500 declined; }
+fx_no_answer_480() { reject no_answer_480 uas_ring_reject 480 2500 no_answer; }
+fx_timeout_408() { reject timeout_408 uas_ring_reject 408 3000 no_answer; }
+fx_unavailable_503() { reject unavailable_503 uas_reject 503 100 failed; }
+fx_not_found_404() {
+  CALLEE=2099 reject not_found_404 uas_reject 404 50 failed \
+    to_raw=2099 to_number=2099 agent=2099
+}
+
+fx_cancelled() {
+  UAS=(-sf "$SCEN"/uas_cancel.xml "${UAS_IN[@]}")
+  UAC=(-sf "$SCEN"/uac_cancel.xml -key caller +14155550101 -s 2001 -d 2000)
+  capture cancelled u1 pcmu \
+    "${INCOMING[@]}" outcome=cancelled sip_code=487 end_reason=cancel recording=none
+}
+
+fx_cancelled_elsewhere() {
+  UAS=(-sf "$SCEN"/uas_cancel.xml "${UAS_IN[@]}")
+  UAC=(-sf "$SCEN"/uac_cancel_elsewhere.xml -key caller +14155550101 -s 2001 -d 1500)
+  capture cancelled_elsewhere u1 pcmu \
+    "${INCOMING[@]}" outcome=cancelled sip_code=487 end_reason=cancel recording=none answered_elsewhere=true
+}
+
+fx_auth_407_answered() {
+  # outgoing call from a phone that must authenticate to the PBX first
+  rtp caller.rtp.pcap caller pcmu 3.0 $(ids 0x1a2b3c03 3000 480000)
+  rtp callee.rtp.pcap callee pcmu 3.0 $(ids 0x5e6f7a03 31000 9600000)
+  UAS=(-sf "$SCEN"/uas_auth.xml -key contact 14155550199)
+  UAC=(-sf "$SCEN"/uac_auth.xml -key caller 2001 -s +14155550199 -au 2001 -ap fixture-secret -d 3000)
+  capture auth_407_answered u1 pcmu \
+    "${OUTGOING[@]}" to_raw=+14155550199 "${ANSWERED[@]}" end_reason=caller_bye
+}
+
+fx_early_media() {
+  # the callee's stream starts with the 183 and runs on through the 200
+  rtp caller.rtp.pcap caller pcmu 3.0 $(ids 0x1a2b3c04 4000 640000)
+  rtp callee.rtp.pcap callee pcmu 4.5 $(ids 0x5e6f7a04 32000 11200000)
+  UAS=(-sf "$SCEN"/uas_early_media.xml "${UAS_IN[@]}")
+  UAC=(-sf "$SCEN"/uac_caller_bye.xml -key caller +14155550101 -s 2001 -d 3000)
+  capture early_media u1 pcmu \
+    "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye
+}
+
+fx_hold_reinvite() {
+  # caller talks throughout; callee is silent between the sendonly and sendrecv
+  # re-INVITEs and resumes with its RTP clock (timestamp, audio position) continued
+  rtp caller.rtp.pcap caller pcmu 5.0 $(ids 0x1a2b3c05 5000 800000)
+  rtp callee.rtp.pcap callee pcmu 2.0 $(ids 0x5e6f7a05 33000 12800000)
+  rtp callee2.rtp.pcap callee pcmu 1.5 $(ids 0x5e6f7a05 33000 12800000) --start 3.5 --seq-skip 100
+  UAS=(-sf "$SCEN"/uas_hold.xml -key contact 2002)
+  UAC=(-sf "$SCEN"/uac_hold.xml -key caller 2001 -s 2002)
+  capture hold_reinvite u1 pcmu \
+    "${INTERNAL[@]}" "${ANSWERED[@]}" end_reason=caller_bye hold=true
+}
+
+fx_tcp() {
+  rtp caller.rtp.pcap caller pcmu 3.0 $(ids 0x1a2b3c06 6000 960000)
+  rtp callee.rtp.pcap callee pcmu 3.0 $(ids 0x5e6f7a06 34000 14400000)
+  UAS=(-sf "$SCEN"/uas_answer.xml "${UAS_IN[@]}")
+  UAC=(-sf "$SCEN"/uac_caller_bye.xml -key caller +14155550101 -s 2001 -d 3000)
+  capture tcp t1 pcmu \
+    "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye
+}
+
+fx_pcma() {
+  rtp caller.rtp.pcap caller pcma 3.0 $(ids 0x1a2b3c07 7000 1120000)
+  rtp callee.rtp.pcap callee pcma 3.0 $(ids 0x5e6f7a07 35000 16000000)
+  UAS=(-sf "$SCEN"/uas_answer.xml -key contact 2002)
+  UAC=(-sf "$SCEN"/uac_caller_bye.xml -key caller 2001 -s 2002 -d 3000)
+  capture pcma u1 pcma \
+    "${INTERNAL[@]}" "${ANSWERED[@]}" end_reason=caller_bye
+}
+
+fx_dtmf() {
+  # RFC 4733 events (pt 101) interleaved with the caller's audio, same SSRC
+  rtp caller.rtp.pcap caller pcmu 3.0 $(ids 0x1a2b3c08 8000 1280000) --dtmf "123#" --dtmf-first 0.6 --dtmf-gap 0.4
+  rtp callee.rtp.pcap callee pcmu 3.0 $(ids 0x5e6f7a08 36000 17600000)
+  UAS=(-sf "$SCEN"/uas_answer.xml "${UAS_IN[@]}")
+  UAC=(-sf "$SCEN"/uac_caller_bye.xml -key caller +14155550101 -s 2001 -d 3000)
+  capture dtmf u1 pcmu \
+    "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye dtmf=123#
+}
+
+fx_forked() {
+  rtp caller.rtp.pcap caller pcmu 3.0 $(ids 0x1a2b3c09 9000 1440000)
+  rtp callee.rtp.pcap callee pcmu 3.0 $(ids 0x5e6f7a09 37000 19200000)
+  UAS=(-sf "$SCEN"/uas_forked.xml -key contact 2003)
+  UAC=(-sf "$SCEN"/uac_caller_bye.xml -key caller +14155550101 -s 2001 -d 3000)
+  capture forked u1 pcmu \
+    "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye agent=2003
+}
+
+ALL=(answered_caller_bye answered_callee_bye busy_486 declined_603 no_answer_480 timeout_408
+  cancelled cancelled_elsewhere unavailable_503 not_found_404 auth_407_answered early_media
+  hold_reinvite tcp pcma dtmf forked)
+
+want=()
+for arg in "$@"; do
+  case $arg in
+  --audio) make_audio ;;
+  *) want+=("$arg") ;;
+  esac
+done
+[[ -f $AUDIO/caller.pcmu && -f $AUDIO/callee.pcmu ]] || make_audio
+[[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
+for name in "${want[@]}"; do
+  declare -F "fx_$name" >/dev/null || { echo "unknown fixture $name" >&2; exit 1; }
+  rm -f "$WORK"/*.rtp.pcap
+  "fx_$name"
+done
+echo "done: ${want[*]}"
