@@ -80,12 +80,18 @@ fn run_one(s: &Scenario, dir: &Path) {
             }
         }
         finished += out.len();
-        stored += out.iter().filter(|c| c.recording.status == "stored").count();
+        stored += out
+            .iter()
+            .filter(|c| c.recording.status == "stored")
+            .count();
         out.clear();
     }
     pipeline.close_all(last, EndReason::CaptureEnd, &mut out);
     finished += out.len();
-    stored += out.iter().filter(|c| c.recording.status == "stored").count();
+    stored += out
+        .iter()
+        .filter(|c| c.recording.status == "stored")
+        .count();
     let secs = t.elapsed().as_secs_f64();
     let st = pipeline.stats();
     assert_eq!(st.packets, summary.packets, "every packet was read");
@@ -127,22 +133,40 @@ fn main() {
     }
     if !benching {
         // `cargo test` runs bench targets once: keep it a quick smoke test.
-        return run_one(&Scenario { calls: 20, concurrent: 10, talk_secs: 2 }, dir.path());
+        return run_one(
+            &Scenario {
+                calls: 20,
+                concurrent: 10,
+                talk_secs: 2,
+            },
+            dir.path(),
+        );
     }
     let exe = std::env::current_exe().unwrap();
     let mut results = Vec::new();
     for (calls, concurrent) in [(1000, 1000), (100, 100)] {
         let out = Command::new(&exe)
-            .args(["--bench", "--calls", &calls.to_string(), "--concurrent", &concurrent.to_string()])
+            .args([
+                "--bench",
+                "--calls",
+                &calls.to_string(),
+                "--concurrent",
+                &concurrent.to_string(),
+            ])
             .output()
             .unwrap();
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let line = text.lines().find(|l| l.starts_with("RESULT")).unwrap_or_else(|| panic!("no result: {text}")).to_string();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("RESULT"))
+            .unwrap_or_else(|| panic!("no result: {text}"))
+            .to_string();
         println!("{line}");
         results.push(line);
     }
-    let per_call = (field(&results[0], "rss_at_peak_kib") - field(&results[1], "rss_at_peak_kib")) / 900.0;
+    let per_call =
+        (field(&results[0], "rss_at_peak_kib") - field(&results[1], "rss_at_peak_kib")) / 900.0;
     println!(
         "SUMMARY packets/s={:.0} calls/s={:.1} peak_rss_mib={:.1} memory_per_active_call_kib={:.1}",
         field(&results[0], "packets_per_sec"),

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, LogFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "pbxbridge", version, about = "SIP call tracking and recording for the CRM")]
+#[command(
+    name = "pbxbridge",
+    version,
+    about = "SIP call tracking and recording for the CRM"
+)]
 pub struct Cli {
     /// Log format on stderr (overrides the config file).
     #[arg(long, global = true, value_parser = ["text", "json"])]

@@ -206,7 +206,10 @@ impl Config {
             ("tracker.bye_timeout_secs", t.bye_timeout_secs),
         ] {
             if v == 0 || v > 7 * 24 * 3600 {
-                return Err(invalid(key, format!("{v} must be between 1 and 604800 seconds")));
+                return Err(invalid(
+                    key,
+                    format!("{v} must be between 1 and 604800 seconds"),
+                ));
             }
         }
         if t.max_calls == 0 {

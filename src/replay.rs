@@ -80,7 +80,10 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         .map_err(|e| ReplayError::Worker(e.to_string()))?;
     let (defrag, tcp) = pipeline.tracker().reasm_stats();
     let mut reasm = Vec::new();
-    for (k, v) in reasm_counters(defrag).into_iter().chain(reasm_counters(tcp)) {
+    for (k, v) in reasm_counters(defrag)
+        .into_iter()
+        .chain(reasm_counters(tcp))
+    {
         if v > 0 {
             reasm.push((k, v));
         }
@@ -171,7 +174,9 @@ pub fn print_summary(s: &ReplaySummary) {
     );
     for c in &s.calls {
         let show = |n: &Option<String>, raw: &Option<String>| {
-            n.clone().or_else(|| raw.clone()).unwrap_or_else(|| "-".into())
+            n.clone()
+                .or_else(|| raw.clone())
+                .unwrap_or_else(|| "-".into())
         };
         let _ = writeln!(
             out,
@@ -181,7 +186,9 @@ pub fn print_summary(s: &ReplaySummary) {
             show(&c.from_number, &c.from_raw),
             show(&c.to_number, &c.to_raw),
             c.outcome,
-            c.sip_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            c.sip_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
             c.duration,
             c.end_reason,
             c.recording.status,
@@ -220,7 +227,11 @@ pub fn print_summary(s: &ReplaySummary) {
     }
     let outcomes: Vec<String> = by_outcome.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(out, "calls: {} ({})", s.calls.len(), outcomes.join(", "));
-    let stored = s.calls.iter().filter(|c| c.recording.status == "stored").count();
+    let stored = s
+        .calls
+        .iter()
+        .filter(|c| c.recording.status == "stored")
+        .count();
     if let Some(dir) = &s.recordings_dir {
         let _ = writeln!(out, "recordings: {stored} stored under {}", dir.display());
     }

@@ -30,7 +30,10 @@ fn full_file_sets_every_section() {
     assert_eq!(cfg.pbx.internal_networks.len(), 2);
     assert!(!cfg.sip.detect_any_port);
     assert_eq!(cfg.tracker.rtp_timeout_secs, 60);
-    assert_eq!(cfg.tracker.ring_timeout_secs, 300, "unset keys keep defaults");
+    assert_eq!(
+        cfg.tracker.ring_timeout_secs, 300,
+        "unset keys keep defaults"
+    );
     assert!(!cfg.recording.enabled);
     assert_eq!(cfg.log.format, LogFormat::Json);
 }
@@ -48,9 +51,15 @@ fn bad_files_say_what_and_where() {
     ];
     for (file, needles) in cases {
         let err = load(&format!("tests/config/{file}")).expect_err(file);
-        assert!(err.contains(file), "{file}: error does not name the file: {err}");
+        assert!(
+            err.contains(file),
+            "{file}: error does not name the file: {err}"
+        );
         for n in needles {
-            assert!(err.contains(n), "{file}: error {err:?} does not mention {n:?}");
+            assert!(
+                err.contains(n),
+                "{file}: error {err:?} does not mention {n:?}"
+            );
         }
     }
 }
@@ -58,5 +67,8 @@ fn bad_files_say_what_and_where() {
 #[test]
 fn missing_file_is_a_clear_error() {
     let err = load("tests/config/does-not-exist.toml").unwrap_err();
-    assert!(err.contains("does-not-exist.toml") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("does-not-exist.toml") && err.contains("cannot read"),
+        "{err}"
+    );
 }

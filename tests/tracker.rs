@@ -1,8 +1,11 @@
+#![allow(clippy::too_many_arguments)]
 //! The tracker driven deterministically with hand-built frames and timestamps.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use pbxbridge::call::{CallRecord, EndReason, Event, Outcome, Side, Tracker, TrackerConfig, Update};
+use pbxbridge::call::{
+    CallRecord, EndReason, Event, Outcome, Side, Tracker, TrackerConfig, Update,
+};
 use pbxbridge::time::Timestamp;
 use pbxbridge::wire::LinkType;
 
@@ -97,8 +100,21 @@ fn invite(cid: &str, cseq: u32, branch: &str, body: &str, extra: &str) -> String
     )
 }
 
-fn response(code: u16, reason: &str, cid: &str, cseq: u32, method: &str, to_tag: &str, contact: &str, body: &str) -> String {
-    let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\n".into() };
+fn response(
+    code: u16,
+    reason: &str,
+    cid: &str,
+    cseq: u32,
+    method: &str,
+    to_tag: &str,
+    contact: &str,
+    body: &str,
+) -> String {
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\n".into()
+    };
     format!(
         "SIP/2.0 {code} {reason}\nVia: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bKx\nFrom: \"Alice\" <sip:+14155550101@10.0.0.10>;tag=a1\nTo: <sip:2001@10.0.0.1>{to_tag}\nCall-ID: {cid}\nCSeq: {cseq} {method}\nContact: <sip:{contact}@10.0.0.1>\n{ct}Content-Length: {}\n\n{body}",
         body.replace('\n', "\r\n").len()
@@ -107,9 +123,15 @@ fn response(code: u16, reason: &str, cid: &str, cseq: u32, method: &str, to_tag:
 
 fn request(method: &str, cid: &str, cseq: u32, from_caller: bool, extra: &str) -> String {
     let (from, to) = if from_caller {
-        ("<sip:+14155550101@10.0.0.10>;tag=a1", "<sip:2001@10.0.0.1>;tag=b1")
+        (
+            "<sip:+14155550101@10.0.0.10>;tag=a1",
+            "<sip:2001@10.0.0.1>;tag=b1",
+        )
     } else {
-        ("<sip:2001@10.0.0.1>;tag=b1", "<sip:+14155550101@10.0.0.10>;tag=a1")
+        (
+            "<sip:2001@10.0.0.1>;tag=b1",
+            "<sip:+14155550101@10.0.0.10>;tag=a1",
+        )
     };
     format!(
         "{method} sip:x@10.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK{method}{cseq}\nFrom: {from}\nTo: {to}\nCall-ID: {cid}\nCSeq: {cseq} {method}\n{extra}Content-Length: 0\n\n"
@@ -126,9 +148,33 @@ fn rtp(seq: u16, ts: u32, ssrc: u32, pt: u8, payload: &[u8]) -> Vec<u8> {
 
 /// INVITE, 180, 200 with SDP on both sides; returns the answer time in ms.
 fn answered_call(h: &mut Harness, cid: &str) -> i64 {
-    h.sip(0, CALLER, PBX, &invite(cid, 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""));
-    h.sip(50, PBX, CALLER, &response(180, "Ringing", cid, 1, "INVITE", ";tag=b1", "2001", ""));
-    h.sip(1000, PBX, CALLER, &response(200, "OK", cid, 1, "INVITE", ";tag=b1", "2001", &sdp("10.0.0.1", 6000, "sendrecv")));
+    h.sip(
+        0,
+        CALLER,
+        PBX,
+        &invite(cid, 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
+    );
+    h.sip(
+        50,
+        PBX,
+        CALLER,
+        &response(180, "Ringing", cid, 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    h.sip(
+        1000,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            cid,
+            1,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            &sdp("10.0.0.1", 6000, "sendrecv"),
+        ),
+    );
     h.sip(1010, CALLER, PBX, &request("ACK", cid, 1, true, ""));
     1000
 }
@@ -137,7 +183,12 @@ fn media_of(h: &Harness, leg: Side) -> Vec<(u64, usize)> {
     h.events
         .iter()
         .filter_map(|e| match e {
-            Event::Media { leg: l, offset, samples, .. } if *l == leg => Some((*offset, samples.len())),
+            Event::Media {
+                leg: l,
+                offset,
+                samples,
+                ..
+            } if *l == leg => Some((*offset, samples.len())),
             _ => None,
         })
         .collect()
@@ -151,13 +202,39 @@ fn answered_call_with_audio_both_ways_and_caller_bye() {
     // answer is early media and must not be placed.
     for i in 0..50u16 {
         let at = answer + 20 + i as i64 * 20;
-        h.frame(ms(at), &udp(([10, 0, 0, 10], 4000), ([10, 0, 0, 1], 6000), &rtp(100 + i, 1000 + i as u32 * 160, 7, 0, &[0xFF; 160])));
-        h.frame(ms(at + 1), &udp(([10, 0, 0, 1], 6000), ([10, 0, 0, 10], 4000), &rtp(500 + i, 9000 + i as u32 * 160, 9, 0, &[0x7F; 160])));
+        h.frame(
+            ms(at),
+            &udp(
+                ([10, 0, 0, 10], 4000),
+                ([10, 0, 0, 1], 6000),
+                &rtp(100 + i, 1000 + i as u32 * 160, 7, 0, &[0xFF; 160]),
+            ),
+        );
+        h.frame(
+            ms(at + 1),
+            &udp(
+                ([10, 0, 0, 1], 6000),
+                ([10, 0, 0, 10], 4000),
+                &rtp(500 + i, 9000 + i as u32 * 160, 9, 0, &[0x7F; 160]),
+            ),
+        );
     }
     h.sip(3000, CALLER, PBX, &request("BYE", "c1", 2, true, ""));
-    h.sip(3010, PBX, CALLER, &response(200, "OK", "c1", 2, "BYE", ";tag=b1", "2001", ""));
+    h.sip(
+        3010,
+        PBX,
+        CALLER,
+        &response(200, "OK", "c1", 2, "BYE", ";tag=b1", "2001", ""),
+    );
     // RTP after the BYE is not the call's any more.
-    h.frame(ms(3020), &udp(([10, 0, 0, 10], 4000), ([10, 0, 0, 1], 6000), &rtp(150, 1000 + 50 * 160, 7, 0, &[0xFF; 160])));
+    h.frame(
+        ms(3020),
+        &udp(
+            ([10, 0, 0, 10], 4000),
+            ([10, 0, 0, 1], 6000),
+            &rtp(150, 1000 + 50 * 160, 7, 0, &[0xFF; 160]),
+        ),
+    );
     h.run_until(ms(10_000));
 
     let c = h.only_call();
@@ -178,7 +255,11 @@ fn answered_call_with_audio_both_ways_and_caller_bye() {
     assert_eq!(callee.len(), 50);
     assert_eq!(caller[0], (160, 160), "20 ms after answer is sample 160");
     for w in caller.windows(2) {
-        assert_eq!(w[1].0, w[0].0 + 160, "RTP timestamps drive contiguous placement");
+        assert_eq!(
+            w[1].0,
+            w[0].0 + 160,
+            "RTP timestamps drive contiguous placement"
+        );
     }
     assert_eq!(h.t.stats().rtp_after_end, 1);
 }
@@ -189,7 +270,11 @@ fn callee_bye_and_proxy_duplicates_count_once() {
     answered_call(&mut h, "c2");
     // The same INVITE seen again through a proxy (an extra Via) is a duplicate.
     let dup = invite("c2", 1, "proxy", &sdp("10.0.0.10", 4000, "sendrecv"), "");
-    let dup = dup.replacen("Via:", "Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKp\nVia:", 1);
+    let dup = dup.replacen(
+        "Via:",
+        "Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKp\nVia:",
+        1,
+    );
     h.sip(1020, PBX, CALLER, &dup);
     h.sip(2000, PBX, CALLER, &request("BYE", "c2", 1, false, ""));
     h.sip(2000, PBX, CALLER, &request("BYE", "c2", 1, false, ""));
@@ -203,11 +288,55 @@ fn callee_bye_and_proxy_duplicates_count_once() {
 #[test]
 fn proxy_auth_then_answer_is_one_call() {
     let mut h = Harness::new();
-    h.sip(0, CALLER, PBX, &invite("c3", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""));
-    h.sip(10, PBX, CALLER, &response(407, "Proxy Authentication Required", "c3", 1, "INVITE", ";tag=p1", "2001", ""));
+    h.sip(
+        0,
+        CALLER,
+        PBX,
+        &invite("c3", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
+    );
+    h.sip(
+        10,
+        PBX,
+        CALLER,
+        &response(
+            407,
+            "Proxy Authentication Required",
+            "c3",
+            1,
+            "INVITE",
+            ";tag=p1",
+            "2001",
+            "",
+        ),
+    );
     h.sip(20, CALLER, PBX, &request("ACK", "c3", 1, true, ""));
-    h.sip(30, CALLER, PBX, &invite("c3", 2, "2", &sdp("10.0.0.10", 4000, "sendrecv"), "Proxy-Authorization: Digest username=\"a\"\n"));
-    h.sip(900, PBX, CALLER, &response(200, "OK", "c3", 2, "INVITE", ";tag=b1", "2001", &sdp("10.0.0.1", 6000, "sendrecv")));
+    h.sip(
+        30,
+        CALLER,
+        PBX,
+        &invite(
+            "c3",
+            2,
+            "2",
+            &sdp("10.0.0.10", 4000, "sendrecv"),
+            "Proxy-Authorization: Digest username=\"a\"\n",
+        ),
+    );
+    h.sip(
+        900,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "c3",
+            2,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            &sdp("10.0.0.1", 6000, "sendrecv"),
+        ),
+    );
     h.sip(2900, CALLER, PBX, &request("BYE", "c3", 3, true, ""));
     h.run_until(ms(60_000));
     let c = h.only_call();
@@ -219,12 +348,55 @@ fn proxy_auth_then_answer_is_one_call() {
 #[test]
 fn forked_call_takes_the_answering_branch_as_agent() {
     let mut h = Harness::new();
-    h.sip(0, CALLER, PBX, &invite("c4", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""));
-    h.sip(10, PBX, CALLER, &response(180, "Ringing", "c4", 1, "INVITE", ";tag=A", "2002", ""));
-    h.sip(20, PBX, CALLER, &response(180, "Ringing", "c4", 1, "INVITE", ";tag=B", "2003", ""));
-    h.sip(800, PBX, CALLER, &response(200, "OK", "c4", 1, "INVITE", ";tag=B", "2003", &sdp("10.0.0.1", 6000, "sendrecv")));
+    h.sip(
+        0,
+        CALLER,
+        PBX,
+        &invite("c4", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
+    );
+    h.sip(
+        10,
+        PBX,
+        CALLER,
+        &response(180, "Ringing", "c4", 1, "INVITE", ";tag=A", "2002", ""),
+    );
+    h.sip(
+        20,
+        PBX,
+        CALLER,
+        &response(180, "Ringing", "c4", 1, "INVITE", ";tag=B", "2003", ""),
+    );
+    h.sip(
+        800,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "c4",
+            1,
+            "INVITE",
+            ";tag=B",
+            "2003",
+            &sdp("10.0.0.1", 6000, "sendrecv"),
+        ),
+    );
     // The other branch's late 200 does not change the answer.
-    h.sip(810, PBX, CALLER, &response(200, "OK", "c4", 1, "INVITE", ";tag=A", "2002", &sdp("10.0.0.1", 6100, "sendrecv")));
+    h.sip(
+        810,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "c4",
+            1,
+            "INVITE",
+            ";tag=A",
+            "2002",
+            &sdp("10.0.0.1", 6100, "sendrecv"),
+        ),
+    );
     h.sip(1800, CALLER, PBX, &request("BYE", "c4", 2, true, ""));
     h.run_until(ms(60_000));
     let c = h.only_call();
@@ -235,13 +407,35 @@ fn forked_call_takes_the_answering_branch_as_agent() {
 #[test]
 fn cancel_completed_elsewhere() {
     let mut h = Harness::new();
-    h.sip(0, CALLER, PBX, &invite("c5", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""));
-    h.sip(10, PBX, CALLER, &response(180, "Ringing", "c5", 1, "INVITE", ";tag=b1", "2001", ""));
-    let cancel = format!(
-        "CANCEL sip:2001@10.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK1\nFrom: <sip:+14155550101@10.0.0.10>;tag=a1\nTo: <sip:2001@10.0.0.1>\nCall-ID: c5\nCSeq: 1 CANCEL\nReason: SIP ;cause=200 ;text=\"Call completed elsewhere\"\nContent-Length: 0\n\n"
+    h.sip(
+        0,
+        CALLER,
+        PBX,
+        &invite("c5", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
     );
-    h.sip(5000, CALLER, PBX, &cancel);
-    h.sip(5010, PBX, CALLER, &response(487, "Request Terminated", "c5", 1, "INVITE", ";tag=b1", "2001", ""));
+    h.sip(
+        10,
+        PBX,
+        CALLER,
+        &response(180, "Ringing", "c5", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    let cancel = "CANCEL sip:2001@10.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK1\nFrom: <sip:+14155550101@10.0.0.10>;tag=a1\nTo: <sip:2001@10.0.0.1>\nCall-ID: c5\nCSeq: 1 CANCEL\nReason: SIP ;cause=200 ;text=\"Call completed elsewhere\"\nContent-Length: 0\n\n";
+    h.sip(5000, CALLER, PBX, cancel);
+    h.sip(
+        5010,
+        PBX,
+        CALLER,
+        &response(
+            487,
+            "Request Terminated",
+            "c5",
+            1,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            "",
+        ),
+    );
     h.run_until(ms(60_000));
     let c = h.only_call();
     assert_eq!(c.outcome, Outcome::Cancelled);
@@ -253,10 +447,23 @@ fn cancel_completed_elsewhere() {
 
 #[test]
 fn final_failures_map_to_outcomes() {
-    for (code, outcome) in [(486, Outcome::Busy), (600, Outcome::Busy), (603, Outcome::Declined), (480, Outcome::NoAnswer), (408, Outcome::NoAnswer), (404, Outcome::Failed), (503, Outcome::Failed)] {
+    for (code, outcome) in [
+        (486, Outcome::Busy),
+        (600, Outcome::Busy),
+        (603, Outcome::Declined),
+        (480, Outcome::NoAnswer),
+        (408, Outcome::NoAnswer),
+        (404, Outcome::Failed),
+        (503, Outcome::Failed),
+    ] {
         let mut h = Harness::new();
         h.sip(0, CALLER, PBX, &invite("f", 1, "1", "", ""));
-        h.sip(300, PBX, CALLER, &response(code, "X", "f", 1, "INVITE", ";tag=b1", "2001", ""));
+        h.sip(
+            300,
+            PBX,
+            CALLER,
+            &response(code, "X", "f", 1, "INVITE", ";tag=b1", "2001", ""),
+        );
         h.run_until(ms(60_000));
         let c = h.only_call();
         assert_eq!(c.outcome, outcome, "{code}");
@@ -276,21 +483,39 @@ fn timers_close_calls_that_never_end() {
     assert!(h.ended().is_empty(), "not before the timer");
     h.run_until(ms(33_000));
     let c = h.only_call();
-    assert_eq!((c.outcome, c.end_reason), (Outcome::Failed, EndReason::NoResponse));
+    assert_eq!(
+        (c.outcome, c.end_reason),
+        (Outcome::Failed, EndReason::NoResponse)
+    );
 
     // Ringing forever.
     let mut h = Harness::new();
     h.sip(0, CALLER, PBX, &invite("t2", 1, "1", "", ""));
-    h.sip(10, PBX, CALLER, &response(180, "Ringing", "t2", 1, "INVITE", ";tag=b1", "2001", ""));
+    h.sip(
+        10,
+        PBX,
+        CALLER,
+        &response(180, "Ringing", "t2", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
     h.run_until(ms(301_000));
     let c = h.only_call();
-    assert_eq!((c.outcome, c.end_reason), (Outcome::NoAnswer, EndReason::RingTimeout));
+    assert_eq!(
+        (c.outcome, c.end_reason),
+        (Outcome::NoAnswer, EndReason::RingTimeout)
+    );
 
     // Answered, RTP stops, no BYE: ends at the last RTP packet.
     let mut h = Harness::new();
     answered_call(&mut h, "t3");
     for i in 0..10u16 {
-        h.frame(ms(1020 + i as i64 * 20), &udp(([10, 0, 0, 10], 4000), ([10, 0, 0, 1], 6000), &rtp(i, i as u32 * 160, 1, 0, &[0xFF; 160])));
+        h.frame(
+            ms(1020 + i as i64 * 20),
+            &udp(
+                ([10, 0, 0, 10], 4000),
+                ([10, 0, 0, 1], 6000),
+                &rtp(i, i as u32 * 160, 1, 0, &[0xFF; 160]),
+            ),
+        );
     }
     h.run_until(ms(400_000));
     let c = h.only_call();
@@ -325,27 +550,88 @@ fn hold_and_resume_stay_one_call() {
     answered_call(&mut h, "h1");
     let reinvite = |cseq: u32, dir: &str| {
         let body = sdp("10.0.0.10", 4000, dir);
-        invite("h1", cseq, &format!("r{cseq}"), &body, "").replace("To: <sip:2001@10.0.0.1>", "To: <sip:2001@10.0.0.1>;tag=b1")
+        invite("h1", cseq, &format!("r{cseq}"), &body, "")
+            .replace("To: <sip:2001@10.0.0.1>", "To: <sip:2001@10.0.0.1>;tag=b1")
     };
     h.sip(2000, CALLER, PBX, &reinvite(2, "sendonly"));
-    h.sip(2010, PBX, CALLER, &response(200, "OK", "h1", 2, "INVITE", ";tag=b1", "2001", &sdp("10.0.0.1", 6000, "recvonly")));
+    h.sip(
+        2010,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "h1",
+            2,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            &sdp("10.0.0.1", 6000, "recvonly"),
+        ),
+    );
     h.sip(4000, CALLER, PBX, &reinvite(3, "sendrecv"));
-    h.sip(4010, PBX, CALLER, &response(200, "OK", "h1", 3, "INVITE", ";tag=b1", "2001", &sdp("10.0.0.1", 6000, "sendrecv")));
+    h.sip(
+        4010,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "h1",
+            3,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            &sdp("10.0.0.1", 6000, "sendrecv"),
+        ),
+    );
     h.sip(6000, CALLER, PBX, &request("BYE", "h1", 4, true, ""));
     h.run_until(ms(60_000));
     let c = h.only_call();
     assert!(c.held);
     assert_eq!(c.answered_at, Some(ms(1000)));
-    let updates: Vec<&Update> = h.events.iter().filter_map(|e| match e { Event::CallUpdated { update, .. } => Some(update), _ => None }).collect();
-    assert_eq!(updates, vec![&Update::Hold { by: Side::Caller }, &Update::Resume { by: Side::Caller }]);
+    let updates: Vec<&Update> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallUpdated { update, .. } => Some(update),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        updates,
+        vec![
+            &Update::Hold { by: Side::Caller },
+            &Update::Resume { by: Side::Caller }
+        ]
+    );
 }
 
 #[test]
 fn rfc4733_digits_and_nat_learning() {
     let mut h = Harness::new();
     // The caller's SDP names a private address; its RTP really comes from a NAT.
-    h.sip(0, CALLER, PBX, &invite("d1", 1, "1", &sdp("192.168.1.10", 4000, "sendrecv"), ""));
-    h.sip(500, PBX, CALLER, &response(200, "OK", "d1", 1, "INVITE", ";tag=b1", "2001", &sdp("10.0.0.1", 6000, "sendrecv")));
+    h.sip(
+        0,
+        CALLER,
+        PBX,
+        &invite("d1", 1, "1", &sdp("192.168.1.10", 4000, "sendrecv"), ""),
+    );
+    h.sip(
+        500,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "d1",
+            1,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            &sdp("10.0.0.1", 6000, "sendrecv"),
+        ),
+    );
     let nat = ([203, 0, 113, 5], 30000);
     let media = ([10, 0, 0, 1], 6000);
     let mut seq = 0u16;
@@ -354,15 +640,29 @@ fn rfc4733_digits_and_nat_learning() {
         for k in 0..6u16 {
             let end = k >= 3;
             let dur = 160 * (k + 1);
-            let payload = [*digit, if end { 0x80 | 10 } else { 10 }, (dur >> 8) as u8, dur as u8];
-            h.frame(ms(600 + i as i64 * 500 + k as i64 * 20), &udp(nat, media, &rtp(seq, ts, 42, 101, &payload)));
+            let payload = [
+                *digit,
+                if end { 0x80 | 10 } else { 10 },
+                (dur >> 8) as u8,
+                dur as u8,
+            ];
+            h.frame(
+                ms(600 + i as i64 * 500 + k as i64 * 20),
+                &udp(nat, media, &rtp(seq, ts, 42, 101, &payload)),
+            );
             seq += 1;
         }
     }
     // The callee answers to where the caller really is: matched through NAT learning.
     h.frame(ms(2500), &udp(media, nat, &rtp(1, 0, 77, 0, &[0xFF; 160])));
-    h.frame(ms(2520), &udp(media, nat, &rtp(2, 160, 77, 0, &[0xFF; 160])));
-    h.frame(ms(2540), &udp(media, nat, &rtp(3, 320, 77, 0, &[0xFF; 160])));
+    h.frame(
+        ms(2520),
+        &udp(media, nat, &rtp(2, 160, 77, 0, &[0xFF; 160])),
+    );
+    h.frame(
+        ms(2540),
+        &udp(media, nat, &rtp(3, 320, 77, 0, &[0xFF; 160])),
+    );
     h.sip(3000, PBX, CALLER, &request("BYE", "d1", 1, false, ""));
     h.run_until(ms(60_000));
     let c = h.only_call();
@@ -381,4 +681,55 @@ fn garbage_is_counted_not_fatal() {
     assert!(h.t.stats().dropped_total() >= 2, "{:?}", h.t.stats());
     assert_eq!(h.t.stats().sip_keepalives, 1);
     assert!(h.ended().is_empty());
+}
+
+#[test]
+fn request_terminated_without_a_captured_cancel_is_cancelled() {
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("r487", 1, "1", "", ""));
+    h.sip(
+        10,
+        PBX,
+        CALLER,
+        &response(180, "Ringing", "r487", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    h.sip(
+        4000,
+        PBX,
+        CALLER,
+        &response(
+            487,
+            "Request Terminated",
+            "r487",
+            1,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            "",
+        ),
+    );
+    h.run_until(ms(60_000));
+    let c = h.only_call();
+    assert_eq!(
+        (c.outcome, c.end_reason, c.sip_code),
+        (Outcome::Cancelled, EndReason::Cancel, Some(487))
+    );
+    assert_eq!(c.ended_at, ms(4000));
+}
+
+#[test]
+fn nat_keepalives_and_stun_are_not_malformed() {
+    let mut h = Harness::new();
+    h.frame(ms(0), &udp(CALLER, PBX, b"jaK\0"));
+    answered_call(&mut h, "k1");
+    // A STUN binding request to the callee's media port.
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    h.frame(
+        ms(1100),
+        &udp(([10, 0, 0, 10], 4000), ([10, 0, 0, 1], 6000), &stun),
+    );
+    assert_eq!(h.t.stats().sip_keepalives, 1);
+    assert_eq!(h.t.stats().media_control_packets, 1);
+    assert_eq!(h.t.stats().dropped_total(), 0, "{:?}", h.t.stats().dropped);
 }

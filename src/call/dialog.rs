@@ -176,6 +176,10 @@ impl Call {
             }
             return timer(max, EndReason::MaxDuration, max);
         }
+        if let Some((487, t)) = self.failure.filter(|_| self.cancel_at.is_none()) {
+            // 487 answers a CANCEL (or an early BYE) that the capture missed.
+            return natural(t.saturating_add_micros(cfg.linger_us), EndReason::Cancel, t);
+        }
         if let Some(cancel_at) = self.cancel_at {
             let at = match self.failure {
                 Some((_, t)) => t.saturating_add_micros(cfg.linger_us),
@@ -184,7 +188,11 @@ impl Call {
             return natural(at, EndReason::Cancel, cancel_at);
         }
         if let Some((_, t)) = self.failure {
-            return natural(t.saturating_add_micros(cfg.linger_us), EndReason::Rejected, t);
+            return natural(
+                t.saturating_add_micros(cfg.linger_us),
+                EndReason::Rejected,
+                t,
+            );
         }
         if self.got_response {
             let at = self.started_at.saturating_add_micros(cfg.ring_timeout_us);
@@ -205,7 +213,7 @@ impl Call {
         let ended_at = ended_at.max(self.started_at);
         let outcome = if self.answered_at.is_some() {
             Outcome::Answered
-        } else if self.cancel_at.is_some() {
+        } else if self.cancel_at.is_some() || matches!(self.failure, Some((487, _))) {
             Outcome::Cancelled
         } else if let Some((code, _)) = self.failure {
             Outcome::for_failure(code)

@@ -148,7 +148,6 @@ impl CallMedia {
             Side::Callee => &self.legs[1],
         }
     }
-
 }
 
 /// The codec of a payload type sent by `sender`: the receiver's SDP defines the

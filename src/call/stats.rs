@@ -24,6 +24,8 @@ pub struct Stats {
     pub rtp_unmatched: u64,
     pub rtp_after_end: u64,
     pub rtp_ignored_source: u64,
+    /// RTCP, STUN and DTLS on media ports: expected traffic, not audio.
+    pub media_control_packets: u64,
     pub calls_started: u64,
     pub calls_ended: u64,
     pub other_packets: u64,

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::reasm::{Defragmenter, FlowKey, TcpReassembler};
 use crate::rtp::codec::{decode_g711, Codec};
 use crate::rtp::dtmf::{parse_event, DtmfDetector};
-use crate::rtp::packet as rtp_packet;
+use crate::rtp::packet::{self as rtp_packet, RtpError};
 use crate::rtp::stream::{Ordered, RtpStream};
 use crate::sip::sdp::{self, Direction as SdpDirection};
 use crate::sip::{self, Message, Method, StartLine};
@@ -173,9 +173,8 @@ impl Tracker {
                 };
                 let sip_port = self.is_sip_port(src_port) || self.is_sip_port(dst_port);
                 let known = self.tcp.has_flow(&flow);
-                let sniffed = !payload.is_empty()
-                    && self.cfg.detect_any_port
-                    && sip::looks_like_sip(payload);
+                let sniffed =
+                    !payload.is_empty() && self.cfg.detect_any_port && sip::looks_like_sip(payload);
                 if !(sip_port || known || sniffed) {
                     self.stats.other_packets += 1;
                     return;
@@ -217,7 +216,8 @@ impl Tracker {
     }
 
     fn handle_sip(&mut self, now: Timestamp, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
-        if data.iter().all(|b| b.is_ascii_whitespace()) {
+        // CRLF pings (RFC 5626) and the "jaK\0" of eXosip-based phones.
+        if data.len() < 16 && !data.starts_with(b"SIP/") {
             self.stats.sip_keepalives += 1;
             return;
         }
@@ -280,7 +280,8 @@ impl Tracker {
             return;
         }
         call.last_activity = call.last_activity.max(now);
-        let _span = tracing::trace_span!("sip", call_id = %String::from_utf8_lossy(call_id)).entered();
+        let _span =
+            tracing::trace_span!("sip", call_id = %String::from_utf8_lossy(call_id)).entered();
 
         match code {
             None => self.on_request(now, handle, &msg, method, cseq.seq, from_tag, to_tag),
@@ -359,21 +360,16 @@ impl Tracker {
                     }
                 }
             }
-            Method::Cancel => {
-                if call.answered_at.is_none() && call.cancel_at.is_none() {
-                    call.cancel_at = Some(now);
-                    call.answered_elsewhere =
-                        msg.reason_cause().is_some_and(|(proto, cause)| {
-                            proto.eq_ignore_ascii_case(b"SIP") && cause == 200
-                        });
-                }
+            Method::Cancel if call.answered_at.is_none() && call.cancel_at.is_none() => {
+                call.cancel_at = Some(now);
+                call.answered_elsewhere = msg.reason_cause().is_some_and(|(proto, cause)| {
+                    proto.eq_ignore_ascii_case(b"SIP") && cause == 200
+                });
             }
-            Method::Bye => {
-                if call.bye.is_none() {
-                    let by = call.side_of_from_tag(from_tag);
-                    call.bye = Some((now, by));
-                    tracing::debug!(call_id = %String::from_utf8_lossy(&call.call_id), by = ?by, "BYE");
-                }
+            Method::Bye if call.bye.is_none() => {
+                let by = call.side_of_from_tag(from_tag);
+                call.bye = Some((now, by));
+                tracing::debug!(call_id = %String::from_utf8_lossy(&call.call_id), by = ?by, "BYE");
             }
             Method::Info => {
                 if let Some(digit) = sip_info_digit(msg) {
@@ -408,32 +404,36 @@ impl Tracker {
             Method::Invite if call.answered_at.is_none() => {
                 call.got_response = true;
                 match code {
-                    101..=199 => {
-                        if call.ringing_at.is_none() {
+                    101..=199
+                        if call.ringing_at.is_none() => {
                             call.ringing_at = Some(now);
-                            self.events.push_back(Event::CallRinging { call: handle, at: now });
+                            self.events.push_back(Event::CallRinging {
+                                call: handle,
+                                at: now,
+                            });
                         }
-                    }
                     200..=299 => {
                         call.answered_at = Some(now);
                         call.answer_code = code;
                         call.answer_tag = to_tag.map(Into::into);
                         call.answer_contact = msg.contact().and_then(|c| c.uri.user.map(lossy));
                         tracing::debug!(call_id = %String::from_utf8_lossy(&call.call_id), "answered");
-                        self.events.push_back(Event::CallAnswered { call: handle, at: now });
+                        self.events.push_back(Event::CallAnswered {
+                            call: handle,
+                            at: now,
+                        });
                     }
                     401 | 407 => {}
-                    300..=699 => {
-                        if call.failure.is_none() {
+                    300..=699
+                        if call.failure.is_none() => {
                             call.failure = Some((code, now));
                         }
-                    }
                     _ => {}
                 }
             }
-            Method::Invite => {
+            Method::Invite
                 // A re-INVITE's answer, or another fork's late 2xx: the first answer stands.
-                if (200..300).contains(&code) {
+                if (200..300).contains(&code) => {
                     let other_fork = match (&call.answer_tag, to_tag) {
                         (Some(a), Some(t)) => **a != *t,
                         _ => false,
@@ -442,13 +442,11 @@ impl Tracker {
                         return;
                     }
                 }
-            }
-            Method::Bye => {
+            Method::Bye
                 if (200..300).contains(&code) && call.bye.is_some() && call.bye_confirmed.is_none()
-                {
+                => {
                     call.bye_confirmed = Some(now);
                 }
-            }
             _ => {}
         }
         // Only the answering branch's media counts once a fork has answered.
@@ -533,8 +531,16 @@ impl Tracker {
     ) {
         let hdr = match rtp_packet::parse(payload) {
             Ok(h) => h,
+            Err(RtpError::Rtcp { .. }) => {
+                self.stats.media_control_packets += 1;
+                return;
+            }
             Err(e) => {
-                // RTCP shares the media ports' neighbourhood; it is not an error.
+                // ICE/STUN and DTLS share the media port (RFC 7983 demultiplexing).
+                if matches!(payload.first(), Some(0..=3 | 20..=63)) {
+                    self.stats.media_control_packets += 1;
+                    return;
+                }
                 return self.stats.drop_reason(e.reason());
             }
         };
@@ -667,7 +673,11 @@ impl Tracker {
         };
         self.by_call_id.remove(&call.call_id);
         for (addr, _) in &call.media.addrs {
-            if self.media_index.get(addr).is_some_and(|(h, _)| *h == handle) {
+            if self
+                .media_index
+                .get(addr)
+                .is_some_and(|(h, _)| *h == handle)
+            {
                 self.media_index.remove(addr);
             }
         }

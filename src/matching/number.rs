@@ -79,10 +79,19 @@ mod tests {
     fn national_and_international_forms_become_e164() {
         let n = us();
         assert_eq!(n.normalize("4155550101").as_deref(), Some("+14155550101"));
-        assert_eq!(n.normalize("+1 (415) 555-0101").as_deref(), Some("+14155550101"));
+        assert_eq!(
+            n.normalize("+1 (415) 555-0101").as_deref(),
+            Some("+14155550101")
+        );
         assert_eq!(n.normalize("14155550101").as_deref(), Some("+14155550101"));
-        assert_eq!(n.normalize("00493012345678").as_deref(), Some("+493012345678"));
-        assert_eq!(n.normalize("+1-415-555-0101;phone-context=x").as_deref(), Some("+14155550101"));
+        assert_eq!(
+            n.normalize("00493012345678").as_deref(),
+            Some("+493012345678")
+        );
+        assert_eq!(
+            n.normalize("+1-415-555-0101;phone-context=x").as_deref(),
+            Some("+14155550101")
+        );
     }
 
     #[test]

@@ -153,7 +153,9 @@ impl Pipeline {
                     );
                     out.push(report);
                 }
-                Event::CallRinging { .. } | Event::CallAnswered { .. } | Event::CallUpdated { .. } => {}
+                Event::CallRinging { .. }
+                | Event::CallAnswered { .. }
+                | Event::CallUpdated { .. } => {}
             }
         }
     }

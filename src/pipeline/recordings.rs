@@ -91,7 +91,12 @@ impl Recordings {
     pub fn ended(&mut self, call: CallHandle, rec: &CallRecord) -> RecordingReport {
         let active = self.active.remove(&call);
         let Some(answered) = rec.answered_at else {
-            if let Some(Active { recorder: Some(r), spool_path, .. }) = active {
+            if let Some(Active {
+                recorder: Some(r),
+                spool_path,
+                ..
+            }) = active
+            {
                 drop(r);
                 let _ = std::fs::remove_file(spool_path);
             }
@@ -107,7 +112,9 @@ impl Recordings {
             return match &rec.unsupported_codec {
                 Some(codec) => RecordingReport::without_file(
                     "unsupported_codec",
-                    Some(format!("audio codec {codec} is not supported for recording")),
+                    Some(format!(
+                        "audio codec {codec} is not supported for recording"
+                    )),
                 ),
                 None => RecordingReport::without_file(
                     "no_audio",
