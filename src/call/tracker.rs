@@ -90,13 +90,11 @@ impl Tracker {
         ev
     }
 
-    /// The next instant `handle_timeout` has work to do.
+    /// The next instant `handle_timeout` has work to do. Housekeeping (expiring
+    /// reassembly state, flushing reorder buffers) is not a timer: it runs whenever
+    /// time passes its mark, so a capture with a gap of years costs one step.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
-        match (timer, self.next_housekeeping) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.peek().map(|Reverse((t, _))| *t)
     }
 
     pub fn handle_timeout(&mut self, now: Timestamp) {
