@@ -44,7 +44,6 @@ pub struct Tracker {
     now: Timestamp,
     next_housekeeping: Option<Timestamp>,
     stats: Stats,
-    pcm: Vec<i16>,
 }
 
 impl Tracker {
@@ -66,7 +65,6 @@ impl Tracker {
             now: Timestamp::default(),
             next_housekeeping: None,
             stats: Stats::default(),
-            pcm: Vec::with_capacity(320),
         }
     }
 
@@ -568,12 +566,7 @@ impl Tracker {
         if call.answered_at.is_some_and(|a| now >= a) {
             call.media.last_rtp = Some(now);
         }
-        let parts = (
-            &mut self.events,
-            &mut self.queued_media,
-            &mut self.stats,
-            &mut self.pcm,
-        );
+        let parts = (&mut self.events, &mut self.queued_media, &mut self.stats);
         with_leg(parts, call, sender, |stream, sink| {
             stream.push(now, &hdr, &mut |o| sink.deliver(&o));
         });
@@ -651,12 +644,7 @@ impl Tracker {
             return;
         };
         for sender in [Side::Caller, Side::Callee] {
-            let parts = (
-                &mut self.events,
-                &mut self.queued_media,
-                &mut self.stats,
-                &mut self.pcm,
-            );
+            let parts = (&mut self.events, &mut self.queued_media, &mut self.stats);
             with_leg(parts, call, sender, |stream, sink| {
                 stream.flush(now, force, &mut |o| sink.deliver(&o));
             });
@@ -706,7 +694,6 @@ struct MediaSink<'a> {
     events: &'a mut VecDeque<Event>,
     queued_media: &'a mut usize,
     stats: &'a mut Stats,
-    pcm: &'a mut Vec<i16>,
     dtmf: &'a mut String,
     sdp: &'a [SideSdp; 2],
     anchor: &'a mut Option<Anchor>,
@@ -718,12 +705,12 @@ struct MediaSink<'a> {
 
 /// Runs `f` with the sender's stream and a sink for what it releases.
 fn with_leg<R>(
-    t: (&mut VecDeque<Event>, &mut usize, &mut Stats, &mut Vec<i16>),
+    t: (&mut VecDeque<Event>, &mut usize, &mut Stats),
     call: &mut Call,
     sender: Side,
     f: impl FnOnce(&mut RtpStream, &mut MediaSink<'_>) -> R,
 ) -> R {
-    let (events, queued_media, stats, pcm) = t;
+    let (events, queued_media, stats) = t;
     let answered_at = call.answered_at;
     let media_end = call.media_end();
     let CallMedia {
@@ -753,7 +740,6 @@ fn with_leg<R>(
         events,
         queued_media,
         stats,
-        pcm,
         dtmf: &mut call.dtmf,
         sdp,
         anchor,
@@ -789,8 +775,8 @@ impl MediaSink<'_> {
         if o.arrival < answered || self.media_end.is_some_and(|e| o.arrival >= e) {
             return;
         }
-        self.pcm.clear();
-        if !decode_g711(codec, o.payload, self.pcm) {
+        let mut samples = Vec::with_capacity(o.payload.len());
+        if !decode_g711(codec, o.payload, &mut samples) {
             if self.unsupported.is_none() {
                 *self.unsupported = Some(name.to_string());
             }
@@ -827,7 +813,7 @@ impl MediaSink<'_> {
             leg: self.sender,
             offset,
             sample_rate: SAMPLE_RATE,
-            samples: self.pcm.clone(),
+            samples,
         });
     }
 }

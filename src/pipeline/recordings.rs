@@ -6,11 +6,22 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use crate::call::{CallHandle, CallRecord, Side};
-use crate::record::{Channel, StereoRecorder};
+use crate::record::{Channel, RecorderConfig, StereoRecorder};
 use crate::report::RecordingReport;
 use crate::time::Timestamp;
 
 const SPOOL: &str = ".spool";
+
+/// Thousands of calls record at once, so each recorder stays small: 1 s of
+/// skew between the two legs is far more than RTP ever shows, and 16 KiB per
+/// write is half a second of stereo audio.
+fn recorder_config() -> RecorderConfig {
+    RecorderConfig {
+        max_ahead_secs: 1,
+        buffer_bytes: 16 * 1024,
+        ..RecorderConfig::default()
+    }
+}
 
 struct Active {
     call_id: String,
@@ -67,7 +78,7 @@ impl Recordings {
             return;
         }
         if a.recorder.is_none() {
-            match StereoRecorder::create(&a.spool_path, rate) {
+            match StereoRecorder::create_with(&a.spool_path, rate, recorder_config()) {
                 Ok(r) => {
                     a.recorder = Some(r);
                     a.sample_rate = rate;
