@@ -2,6 +2,7 @@
 //! the recorder, finished calls out as reports. Replay and the live daemon share it.
 
 mod recordings;
+mod writer;
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use crate::time::Timestamp;
 use crate::wire::LinkType;
 
 pub use recordings::{recording_path, safe_file_name, Recordings};
+use writer::{Cmd, Writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -28,7 +30,8 @@ pub enum PipelineError {
 
 pub struct Pipeline {
     tracker: Tracker,
-    recordings: Option<Recordings>,
+    /// The recorder thread; `None` when recording is off.
+    writer: Option<Writer>,
     numbers: Normalizer,
 }
 
@@ -64,20 +67,21 @@ impl Pipeline {
         })?;
         let ext = regex::Regex::new(&cfg.pbx.extension_pattern)
             .map_err(|e| PipelineError::Config(format!("pbx.extension_pattern: {e}")))?;
-        let recordings = if cfg.recording.enabled {
-            Some(Recordings::open(&cfg.recording.dir).map_err(|source| {
-                PipelineError::Recordings {
-                    path: cfg.recording.dir.clone(),
-                    source,
-                }
-            })?)
+        let numbers = Normalizer::new(country, ext);
+        let writer = if cfg.recording.enabled {
+            let err = |source| PipelineError::Recordings {
+                path: cfg.recording.dir.clone(),
+                source,
+            };
+            let recordings = Recordings::open(&cfg.recording.dir).map_err(err)?;
+            Some(Writer::spawn(recordings, numbers.clone()).map_err(err)?)
         } else {
             None
         };
         Ok(Pipeline {
             tracker,
-            recordings,
-            numbers: Normalizer::new(country, ext),
+            writer,
+            numbers,
         })
     }
 
@@ -109,54 +113,61 @@ impl Pipeline {
         self.drain(out);
     }
 
-    /// Ends every open call (capture over, or shutdown).
+    /// Ends every open call (capture over, or shutdown) and waits until every
+    /// recording is finished and every report is in `out`.
     pub fn close_all(&mut self, now: Timestamp, reason: EndReason, out: &mut Vec<CallReport>) {
         self.tracker.close_all(now, reason);
         self.drain(out);
+        if let Some(w) = &mut self.writer {
+            w.sync(out);
+        }
     }
 
     fn drain(&mut self, out: &mut Vec<CallReport>) {
         while let Some(ev) = self.tracker.poll_event() {
-            match ev {
-                Event::CallStarted { call, call_id, .. } => {
-                    if let Some(r) = &mut self.recordings {
-                        r.started(call, call_id);
-                    }
-                }
+            let cmd = match ev {
+                Event::CallStarted { call, call_id, .. } => Cmd::Started(call, call_id),
                 Event::Media {
                     call,
                     leg,
                     offset,
                     sample_rate,
                     samples,
-                } => {
-                    if let Some(r) = &mut self.recordings {
-                        r.media(call, leg, offset, sample_rate, &samples);
-                    }
-                }
+                } => Cmd::Media {
+                    call,
+                    leg,
+                    offset,
+                    sample_rate,
+                    samples,
+                },
                 Event::CallEnded { call, record } => {
-                    let recording = match &mut self.recordings {
-                        Some(r) => r.ended(call, &record),
-                        None => RecordingReport::without_file(
-                            "none",
-                            Some("recording is disabled".into()),
-                        ),
-                    };
-                    let report = CallReport::new(&record, &self.numbers, recording);
                     tracing::info!(
-                        call_id = %report.call_id,
-                        outcome = report.outcome,
-                        end_reason = report.end_reason,
-                        duration = report.duration,
-                        recording = %report.recording.status,
+                        call_id = %record.call_id,
+                        outcome = record.outcome.as_str(),
+                        end_reason = record.end_reason.as_str(),
+                        talk_secs = record.talk_micros() as f64 / 1e6,
                         "call finished"
                     );
-                    out.push(report);
+                    if self.writer.is_none() {
+                        let none = RecordingReport::without_file(
+                            "none",
+                            Some("recording is disabled".into()),
+                        );
+                        out.push(CallReport::new(&record, &self.numbers, none));
+                        continue;
+                    }
+                    Cmd::Ended(call, record)
                 }
                 Event::CallRinging { .. }
                 | Event::CallAnswered { .. }
-                | Event::CallUpdated { .. } => {}
+                | Event::CallUpdated { .. } => continue,
+            };
+            if let Some(w) = &mut self.writer {
+                w.push(cmd);
             }
+        }
+        if let Some(w) = &mut self.writer {
+            w.collect(out);
         }
     }
 }
