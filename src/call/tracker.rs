@@ -279,9 +279,17 @@ impl Tracker {
         let _span =
             tracing::trace_span!("sip", call_id = %String::from_utf8_lossy(call_id)).entered();
 
+        let m = Incoming {
+            now,
+            handle,
+            msg: &msg,
+            method,
+            from_tag,
+            to_tag,
+        };
         match code {
-            None => self.on_request(now, handle, &msg, method, cseq.seq, from_tag, to_tag),
-            Some(code) => self.on_response(now, handle, &msg, method, code, from_tag, to_tag),
+            None => self.on_request(&m, cseq.seq),
+            Some(code) => self.on_response(&m, code),
         }
         self.schedule(handle);
     }
@@ -326,17 +334,15 @@ impl Tracker {
         handle
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_request(
-        &mut self,
-        now: Timestamp,
-        handle: CallHandle,
-        msg: &Message<'_>,
-        method: Method<'_>,
-        cseq: u32,
-        from_tag: Option<&[u8]>,
-        to_tag: Option<&[u8]>,
-    ) {
+    fn on_request(&mut self, m: &Incoming<'_, '_>, cseq: u32) {
+        let Incoming {
+            now,
+            handle,
+            msg,
+            method,
+            from_tag,
+            to_tag,
+        } = *m;
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -380,17 +386,15 @@ impl Tracker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_response(
-        &mut self,
-        now: Timestamp,
-        handle: CallHandle,
-        msg: &Message<'_>,
-        method: Method<'_>,
-        code: u16,
-        from_tag: Option<&[u8]>,
-        to_tag: Option<&[u8]>,
-    ) {
+    fn on_response(&mut self, m: &Incoming<'_, '_>, code: u16) {
+        let Incoming {
+            now,
+            handle,
+            msg,
+            method,
+            from_tag,
+            to_tag,
+        } = *m;
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -682,6 +686,18 @@ impl Tracker {
             record: Box::new(record),
         });
     }
+}
+
+/// A SIP message of a known call, as the dialog handlers see it.
+#[derive(Clone, Copy)]
+struct Incoming<'m, 'a> {
+    now: Timestamp,
+    handle: CallHandle,
+    msg: &'m Message<'a>,
+    /// The request's method, or for a response the method in its CSeq.
+    method: Method<'a>,
+    from_tag: Option<&'a [u8]>,
+    to_tag: Option<&'a [u8]>,
 }
 
 /// Everything an ordered RTP packet may touch, borrowed apart from the tracker
