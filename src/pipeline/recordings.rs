@@ -6,11 +6,14 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use crate::call::{CallHandle, CallRecord, Side};
-use crate::record::{Channel, RecorderConfig, StereoRecorder};
+use crate::record::{recover, Channel, RecorderConfig, StereoRecorder};
 use crate::report::RecordingReport;
 use crate::time::Timestamp;
 
 const SPOOL: &str = ".spool";
+/// Spool files a crash left behind, made playable, wait here for an operator
+/// (their call records were never written, so they have no place of their own).
+const RECOVERED: &str = "recovered";
 
 /// Thousands of calls record at once, so each recorder stays small: 1 s of
 /// skew between the two legs is far more than RTP ever shows, and 16 KiB per
@@ -43,6 +46,7 @@ impl Recordings {
         std::fs::create_dir_all(&spool)?;
         let dir = std::fs::canonicalize(dir)?;
         let spool = dir.join(SPOOL);
+        recover_spool(&spool, &dir.join(RECOVERED))?;
         Ok(Recordings {
             dir,
             spool,
@@ -168,6 +172,33 @@ impl Recordings {
     }
 }
 
+/// Finalises what a previous run left in the spool and moves it aside, so a
+/// new call can never reuse (and truncate) its name.
+fn recover_spool(spool: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(spool)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "wav") {
+            continue;
+        }
+        match recover(&path) {
+            Ok(info) => tracing::warn!(
+                path = %path.display(),
+                frames = info.frames,
+                "recording left by an earlier run was made playable and moved to {}",
+                to.display()
+            ),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "recording left by an earlier run could not be repaired; moved as it is")
+            }
+        }
+        std::fs::create_dir_all(to)?;
+        if let Some(name) = path.file_name() {
+            std::fs::rename(&path, to.join(name))?;
+        }
+    }
+    Ok(())
+}
+
 /// `{dir}/{yyyy}/{mm}/{dd}/{call id}.wav`, dated by the call's start (UTC).
 pub fn recording_path(dir: &Path, started_at: Timestamp, call_id: &str) -> PathBuf {
     let date = started_at.to_rfc3339();
@@ -210,6 +241,25 @@ pub fn safe_file_name(call_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftover_spool_files_are_repaired_and_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join(SPOOL);
+        std::fs::create_dir_all(&spool).unwrap();
+        // A recorder that was never finished, as a killed process leaves it.
+        let mut r = StereoRecorder::create(&spool.join("1-abc.wav"), 8000).unwrap();
+        r.write(Channel::Left, 0, &[100; 8000]);
+        r.write(Channel::Right, 0, &[-100; 8000]);
+        r.commit(8000).unwrap();
+        std::mem::forget(r);
+        let rec = Recordings::open(dir.path()).unwrap();
+        assert!(!spool.join("1-abc.wav").exists());
+        let moved = rec.dir().join(RECOVERED).join("1-abc.wav");
+        let wav = hound::WavReader::open(&moved).unwrap();
+        assert_eq!(wav.duration(), 8000);
+        assert_eq!(wav.spec().channels, 2);
+    }
 
     #[test]
     fn file_names_are_safe_and_distinct() {
