@@ -8,7 +8,7 @@ use crate::matching::number::Normalizer;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordingReport {
     /// `stored`, `none` (not answered), `no_audio` (answered, no RTP seen),
-    /// `unsupported_codec`, or `failed`.
+    /// `unsupported_codec`, `encrypted` (SRTP), or `failed`.
     pub status: String,
     pub path: Option<String>,
     pub codec: Option<String>,

@@ -155,6 +155,14 @@ fn public_captures_match_the_manifest() {
     );
     // Every message of ipv6frag was captured twice (proxy in and out): counted once.
     assert!(results["sngrep/ipv6frag.pcap"].1.sip_duplicates > 0);
+    // SDES-SRTP media is never written out as if it were G.711.
+    let srtp = get("voipshark/SIP-SRTP-Normal_Call_two_parties.pcap");
+    assert_eq!(srtp.len(), 2);
+    for c in srtp {
+        assert_eq!(c.recording.status, "encrypted", "{}", c.call_id);
+    }
+    let plain = get("voipshark/SIP-RTP-Normal_Call_two_parties.pcap");
+    assert!(plain.iter().all(|c| c.recording.status == "stored"), "{plain:#?}");
     // The TCP retransmission capture has no calls but must not invent any.
     assert!(get("heplify/sip_ipv4_tcp_retrans.pcap").is_empty());
 }

@@ -733,3 +733,53 @@ fn nat_keepalives_and_stun_are_not_malformed() {
     assert_eq!(h.t.stats().media_control_packets, 1);
     assert_eq!(h.t.stats().dropped_total(), 0, "{:?}", h.t.stats().dropped);
 }
+
+#[test]
+fn srtp_audio_is_not_decoded_as_g711() {
+    let mut h = Harness::new();
+    let savp = |ip: &str, port| sdp(ip, port, "sendrecv").replace("RTP/AVP", "RTP/SAVP");
+    h.sip(
+        0,
+        CALLER,
+        PBX,
+        &invite("s1", 1, "1", &savp("10.0.0.10", 4000), ""),
+    );
+    h.sip(
+        500,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "s1",
+            1,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            &savp("10.0.0.1", 6000),
+        ),
+    );
+    for i in 0..20u16 {
+        h.frame(
+            ms(520 + i as i64 * 20),
+            &udp(
+                ([10, 0, 0, 10], 4000),
+                ([10, 0, 0, 1], 6000),
+                &rtp(i, i as u32 * 160, 5, 0, &[0x5A; 170]),
+            ),
+        );
+    }
+    h.sip(1500, CALLER, PBX, &request("BYE", "s1", 2, true, ""));
+    h.run_until(ms(60_000));
+    let c = h.only_call();
+    assert!(c.encrypted_media);
+    assert!(!c.audio_seen);
+    assert!(
+        media_of(&h, Side::Caller).is_empty(),
+        "ciphertext is never placed as audio"
+    );
+    assert_eq!(
+        c.caller_rtp.packets, 20,
+        "the packets still count for quality"
+    );
+}

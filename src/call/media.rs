@@ -25,6 +25,8 @@ pub(crate) const SOURCE_SWITCH_US: i64 = 500_000;
 pub(crate) struct SideSdp {
     pub payload_types: Vec<(u8, Codec, String)>,
     pub direction: Option<SdpDirection>,
+    /// SRTP (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVPF): payloads are ciphertext.
+    pub encrypted: bool,
 }
 
 impl SideSdp {
@@ -45,6 +47,7 @@ impl SideSdp {
             self.payload_types.push((pt, codec, name));
         }
         self.direction = Some(audio.effective_direction(sdp));
+        self.encrypted = audio.proto.to_ascii_uppercase().contains("SAVP");
     }
 
     pub fn lookup(&self, pt: u8) -> Option<(Codec, &str)> {
@@ -138,6 +141,7 @@ pub(crate) struct CallMedia {
     pub last_rtp: Option<Timestamp>,
     pub codec: Option<&'static str>,
     pub unsupported: Option<String>,
+    pub encrypted: bool,
     pub audio_seen: bool,
 }
 

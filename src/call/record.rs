@@ -123,6 +123,8 @@ pub struct CallRecord {
     pub codec: Option<&'static str>,
     /// Set when answered audio used a codec we cannot decode.
     pub unsupported_codec: Option<String>,
+    /// Answered audio was SRTP, which we do not decrypt.
+    pub encrypted_media: bool,
     /// Whether any audio was placed on the recording timeline.
     pub audio_seen: bool,
     pub held: bool,

@@ -716,6 +716,7 @@ struct MediaSink<'a> {
     detector: &'a mut DtmfDetector,
     codec: &'a mut Option<&'static str>,
     unsupported: &'a mut Option<String>,
+    encrypted: &'a mut bool,
     audio_seen: &'a mut bool,
 }
 
@@ -734,6 +735,7 @@ fn with_leg<R>(
         legs,
         codec,
         unsupported,
+        encrypted,
         audio_seen,
         ..
     } = &mut call.media;
@@ -762,6 +764,7 @@ fn with_leg<R>(
         detector,
         codec,
         unsupported,
+        encrypted,
         audio_seen,
     };
     f(stream, &mut sink)
@@ -789,6 +792,11 @@ impl MediaSink<'_> {
             return; // early media is not recorded
         };
         if o.arrival < answered || self.media_end.is_some_and(|e| o.arrival >= e) {
+            return;
+        }
+        // Decoding ciphertext as G.711 would record noise: say so instead.
+        if self.sdp.iter().any(|s| s.encrypted) {
+            *self.encrypted = true;
             return;
         }
         let mut samples = Vec::with_capacity(o.payload.len());

@@ -124,6 +124,12 @@ impl Recordings {
             return RecordingReport::without_file("failed", Some(err));
         }
         let Some(recorder) = a.recorder else {
+            if rec.encrypted_media {
+                return RecordingReport::without_file(
+                    "encrypted",
+                    Some("the audio is SRTP-encrypted (RTP/SAVP); it is not recorded".into()),
+                );
+            }
             return match &rec.unsupported_codec {
                 Some(codec) => RecordingReport::without_file(
                     "unsupported_codec",
