@@ -162,7 +162,10 @@ fn public_captures_match_the_manifest() {
         assert_eq!(c.recording.status, "encrypted", "{}", c.call_id);
     }
     let plain = get("voipshark/SIP-RTP-Normal_Call_two_parties.pcap");
-    assert!(plain.iter().all(|c| c.recording.status == "stored"), "{plain:#?}");
+    assert!(
+        plain.iter().all(|c| c.recording.status == "stored"),
+        "{plain:#?}"
+    );
     // The TCP retransmission capture has no calls but must not invent any.
     assert!(get("heplify/sip_ipv4_tcp_retrans.pcap").is_empty());
 }
