@@ -17,6 +17,7 @@ use std::time::Duration;
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 use pcap_file::PcapError;
 
+use crate::rtp::codec::{linear_to_alaw, linear_to_ulaw};
 use crate::time::Timestamp;
 
 /// PBX signalling and media address; every call goes through it.
@@ -809,43 +810,6 @@ impl Voice {
     }
 }
 
-/// G.711 μ-law (ITU-T G.711, the classic biased-segment encoder).
-pub fn linear_to_ulaw(pcm: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32635;
-    let mut s = i32::from(pcm);
-    let sign = if s < 0 {
-        s = -s;
-        0x80
-    } else {
-        0
-    };
-    let s = s.min(CLIP) + BIAS;
-    // s is in 132..=32767, so its top bit is 7..=14 and the segment 0..=7.
-    let exponent = 24 - (s as u32).leading_zeros() as i32;
-    let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !((sign | (exponent << 4) | mantissa) as u8)
-}
-
-/// G.711 A-law.
-pub fn linear_to_alaw(pcm: i16) -> u8 {
-    let mut v = i32::from(pcm) >> 3;
-    let mask = if v >= 0 {
-        0xd5
-    } else {
-        v = -v - 1;
-        0x55
-    };
-    // v is 0..=4095; segment s > 0 covers 2^(s+4)..2^(s+5).
-    let aval = if v < 32 {
-        (v >> 1) & 0x0f
-    } else {
-        let seg = 27 - (v as u32).leading_zeros() as i32;
-        (seg << 4) | ((v >> seg.max(1)) & 0x0f)
-    };
-    (aval ^ mask) as u8
-}
-
 fn call_seed(index: usize) -> u64 {
     splitmix(SEED ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
@@ -1089,29 +1053,11 @@ mod tests {
     }
 
     fn ulaw_to_linear(u: u8) -> i32 {
-        let u = !u;
-        let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
-        if u & 0x80 != 0 {
-            0x84 - t
-        } else {
-            t - 0x84
-        }
+        i32::from(crate::rtp::codec::ulaw_to_linear(u))
     }
 
     fn alaw_to_linear(a: u8) -> i32 {
-        let a = a ^ 0x55;
-        let seg = (a & 0x70) >> 4;
-        let mut t = i32::from(a & 0x0f) << 4;
-        t = match seg {
-            0 => t + 8,
-            1 => t + 0x108,
-            _ => (t + 0x108) << (seg - 1),
-        };
-        if a & 0x80 != 0 {
-            t
-        } else {
-            -t
-        }
+        i32::from(crate::rtp::codec::alaw_to_linear(a))
     }
 
     #[test]
