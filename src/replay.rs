@@ -48,10 +48,7 @@ pub struct ReplaySummary {
 pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let db = Db::connect(&cfg.database.url).await?;
     let mut pipeline = Pipeline::new(&cfg)?;
-    let recordings_dir = cfg
-        .recording
-        .enabled
-        .then(|| std::fs::canonicalize(&cfg.recording.dir).unwrap_or(cfg.recording.dir.clone()));
+    let recordings_dir = pipeline.recordings_dir().map(PathBuf::from);
     let (tx, mut rx) = mpsc::channel::<Vec<CallReport>>(64);
     let files = opts.files.clone();
     let started = Instant::now();

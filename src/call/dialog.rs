@@ -12,6 +12,13 @@ const MAX_CALLER_TAGS: usize = 8;
 const DEDUP_RING: usize = 32;
 const MAX_DTMF: usize = 64;
 
+/// Appends a DTMF digit, up to the cap: a stuck key must not grow the record.
+pub(crate) fn push_digit(dtmf: &mut String, c: char) {
+    if dtmf.len() < MAX_DTMF {
+        dtmf.push(c);
+    }
+}
+
 /// Fingerprints of recent messages: a retransmission, or the same message seen by a
 /// mirror port on both sides of a proxy, must count once.
 #[derive(Debug, Default)]
@@ -132,9 +139,7 @@ impl Call {
     }
 
     pub fn push_dtmf(&mut self, c: char) {
-        if self.dtmf.len() < MAX_DTMF {
-            self.dtmf.push(c);
-        }
+        push_digit(&mut self.dtmf, c);
     }
 
     /// End of the window in which audio belongs on the recording.

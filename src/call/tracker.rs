@@ -15,7 +15,7 @@ use crate::sip::{self, Message, Method, StartLine};
 use crate::time::Timestamp;
 use crate::wire::{self, LinkType, Transport};
 
-use super::dialog::Call;
+use super::dialog::{push_digit, Call};
 use super::media::{codec_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
 use super::record::EndReason;
 use super::{CallHandle, Event, Side, Stats, TrackerConfig, Update};
@@ -267,7 +267,7 @@ impl Tracker {
             }
         };
 
-        let fp = fingerprint(&msg, cseq.seq, method, code, from_tag, to_tag);
+        let fp = fingerprint(cseq.seq, method, code, from_tag, to_tag);
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -545,10 +545,6 @@ impl Tracker {
             }
         };
         self.stats.rtp_packets += 1;
-        // Symmetric RTP: the sender receives where it sends from, even behind NAT.
-        if to_known_address && !self.media_index.contains_key(&src) {
-            self.register_media(handle, src, sender);
-        }
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -560,10 +556,22 @@ impl Tracker {
         let Some(leg) = call.media.legs.get_mut(leg_index) else {
             return;
         };
+        let new_source = leg.src != Some(src);
         if !leg.accepts(src, now) {
             self.stats.rtp_ignored_source += 1;
             return;
         }
+        // Symmetric RTP: the sender receives where it sends from, even behind NAT.
+        // Only a leg's first packet from a source can teach us that address.
+        if new_source && to_known_address && !self.media_index.contains_key(&src) {
+            self.register_media(handle, src, sender);
+        }
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let Some(leg) = call.media.legs.get_mut(leg_index) else {
+            return;
+        };
         leg.last_seen = Some(now);
         leg.packets += 1;
         call.last_activity = call.last_activity.max(now);
@@ -779,9 +787,7 @@ impl MediaSink<'_> {
                     return self.stats.drop_reason("rtp_bad_telephone_event");
                 };
                 if let Some(d) = self.detector.push(o.ext_ts, o.ext_seq, &ev) {
-                    if self.dtmf.len() < 64 {
-                        self.dtmf.push(d.digit);
-                    }
+                    push_digit(self.dtmf, d.digit);
                 }
                 return;
             }
@@ -849,7 +855,6 @@ fn lossy(b: &[u8]) -> String {
 /// Identity of a message across retransmissions and capture points: the top Via
 /// is left out because a proxy adds its own.
 fn fingerprint(
-    msg: &Message<'_>,
     cseq: u32,
     method: Method<'_>,
     code: Option<u16>,
@@ -862,9 +867,6 @@ fn fingerprint(
     code.hash(&mut h);
     from_tag.hash(&mut h);
     to_tag.hash(&mut h);
-    if let StartLine::Request { method: m, .. } = msg.start() {
-        m.hash(&mut h);
-    }
     h.finish()
 }
 

@@ -32,16 +32,16 @@ pub struct Pipeline {
     tracker: Tracker,
     /// The recorder thread; `None` when recording is off.
     writer: Option<Writer>,
+    /// Where finished recordings go (absolute), when recording is on.
+    recordings_dir: Option<PathBuf>,
     numbers: Normalizer,
 }
 
 /// Builds the core's settings from the admin's config.
-pub fn tracker_config(cfg: &Config) -> Result<TrackerConfig, PipelineError> {
-    let ext = regex::Regex::new(&cfg.pbx.extension_pattern)
-        .map_err(|e| PipelineError::Config(format!("pbx.extension_pattern: {e}")))?;
+pub fn tracker_config(cfg: &Config, ext: regex::Regex) -> TrackerConfig {
     let t = &cfg.tracker;
     let secs = |s: u64| i64::try_from(s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
-    Ok(TrackerConfig {
+    TrackerConfig {
         sip_ports: cfg.sip.ports.clone(),
         detect_any_port: cfg.sip.detect_any_port,
         extension_pattern: Some(ext),
@@ -53,40 +53,49 @@ pub fn tracker_config(cfg: &Config) -> Result<TrackerConfig, PipelineError> {
         max_duration_us: secs(t.max_duration_secs),
         bye_timeout_us: secs(t.bye_timeout_secs),
         ..TrackerConfig::default()
-    })
+    }
 }
 
 impl Pipeline {
     pub fn new(cfg: &Config) -> Result<Pipeline, PipelineError> {
-        let tracker = Tracker::new(tracker_config(cfg)?);
+        let ext = regex::Regex::new(&cfg.pbx.extension_pattern)
+            .map_err(|e| PipelineError::Config(format!("pbx.extension_pattern: {e}")))?;
+        let tracker = Tracker::new(tracker_config(cfg, ext.clone()));
         let country = parse_country(&cfg.pbx.default_country).ok_or_else(|| {
             PipelineError::Config(format!(
                 "pbx.default_country: {:?} is not a country code",
                 cfg.pbx.default_country
             ))
         })?;
-        let ext = regex::Regex::new(&cfg.pbx.extension_pattern)
-            .map_err(|e| PipelineError::Config(format!("pbx.extension_pattern: {e}")))?;
         let numbers = Normalizer::new(country, ext);
-        let writer = if cfg.recording.enabled {
+        let (writer, recordings_dir) = if cfg.recording.enabled {
             let err = |source| PipelineError::Recordings {
                 path: cfg.recording.dir.clone(),
                 source,
             };
             let recordings = Recordings::open(&cfg.recording.dir).map_err(err)?;
-            Some(Writer::spawn(recordings, numbers.clone()).map_err(err)?)
+            let dir = recordings.dir().to_path_buf();
+            (
+                Some(Writer::spawn(recordings, numbers.clone()).map_err(err)?),
+                Some(dir),
+            )
         } else {
-            None
+            (None, None)
         };
         Ok(Pipeline {
             tracker,
             writer,
+            recordings_dir,
             numbers,
         })
     }
 
     pub fn stats(&self) -> &Stats {
         self.tracker.stats()
+    }
+
+    pub fn recordings_dir(&self) -> Option<&std::path::Path> {
+        self.recordings_dir.as_deref()
     }
 
     pub fn tracker(&self) -> &Tracker {
