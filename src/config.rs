@@ -16,10 +16,10 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: `{key}` is invalid: {reason}")]
+    #[error("{}: {key}: {reason}", path.display())]
     Invalid {
         path: PathBuf,
-        key: &'static str,
+        key: String,
         reason: String,
     },
 }
@@ -33,6 +33,100 @@ pub struct Config {
     pub recording: RecordingConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub capture: CaptureConfig,
+    pub hep: HepConfig,
+    pub admin: AdminConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// Live capture and the folder of rotating capture files (`pbxbridge run`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Interfaces to capture on by name ("eth0", "lo", or "any"). Empty: no live capture.
+    pub interfaces: Vec<String>,
+    /// BPF filter applied in the kernel. Empty: everything.
+    pub filter: String,
+    pub promiscuous: bool,
+    /// Bytes kept of each packet.
+    pub snaplen: u32,
+    /// Kernel capture buffer per interface, in MiB.
+    pub buffer_mib: u32,
+    /// Packets waiting between the capture threads and the tracker thread.
+    pub queue_packets: usize,
+    /// A folder of rotating captures (`tcpdump -G -w`), each read once it is complete.
+    pub folder: Option<PathBuf>,
+    /// A file nobody has written to for this long is complete even if no newer file follows.
+    pub folder_settle_secs: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interfaces: Vec::new(),
+            filter: String::new(),
+            promiscuous: false,
+            snaplen: 65535,
+            buffer_mib: 32,
+            queue_packets: 65536,
+            folder: None,
+            folder_settle_secs: 10,
+        }
+    }
+}
+
+/// The HEP v2/v3 listener (SIP mirrored by Asterisk, FreeSWITCH, Kamailio, OpenSIPS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HepConfig {
+    pub enabled: bool,
+    /// Address for both the UDP socket and the TCP listener.
+    pub listen: std::net::SocketAddr,
+    /// TCP connections served at once; more are refused.
+    pub max_connections: usize,
+}
+
+impl Default for HepConfig {
+    fn default() -> Self {
+        HepConfig {
+            enabled: false,
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 9060)),
+            max_connections: 64,
+        }
+    }
+}
+
+/// The operator's HTTP endpoint: /metrics, /healthz, /readyz.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9091)),
+        }
+    }
+}
+
+/// Where the daemon keeps what must survive a crash: the outbox of finished
+/// calls not yet in the database and the snapshots of calls in flight.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    pub state_dir: PathBuf,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            state_dir: PathBuf::from("state"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,19 +215,56 @@ impl Default for RecordingConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The URL may hold a password: it can come from `url_file` or the
+/// `PBXBRIDGE_DATABASE_URL` environment variable instead of this file, and
+/// `Debug` never shows it.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub url: String,
+    /// A file whose first line is the URL (e.g. a systemd credential).
+    pub url_file: Option<PathBuf>,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://pbxbridge.db".into(),
+            url_file: None,
         }
     }
 }
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("url_file", &self.url_file)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+/// Environment variable that overrides `database.url`.
+pub const DATABASE_URL_ENV: &str = "PBXBRIDGE_DATABASE_URL";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -166,7 +297,35 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, path)
+        let mut cfg = Config::parse(&text, path)?;
+        cfg.resolve_secrets(path)?;
+        Ok(cfg)
+    }
+
+    /// Fills `database.url` from `url_file` or the environment; the file wins
+    /// over the config text and the environment wins over both.
+    pub fn resolve_secrets(&mut self, path: &Path) -> Result<(), ConfigError> {
+        if let Some(file) = &self.database.url_file {
+            let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "database.url_file".into(),
+                reason: format!("cannot read {}: {e}", file.display()),
+            })?;
+            self.database.url = text.lines().next().unwrap_or("").trim().to_owned();
+        }
+        if let Ok(url) = std::env::var(DATABASE_URL_ENV) {
+            if !url.is_empty() {
+                self.database.url = url;
+            }
+        }
+        if self.database.url.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "database.url".into(),
+                reason: "is empty".into(),
+            });
+        }
+        Ok(())
     }
 
     /// `path` only names the source in error messages.
@@ -180,9 +339,9 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, reason: String| ConfigError::Invalid {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
             path: path.to_owned(),
-            key,
+            key: key.to_owned(),
             reason,
         };
         if let Err(e) = regex::Regex::new(&self.pbx.extension_pattern) {
@@ -215,6 +374,45 @@ impl Config {
         if t.max_calls == 0 {
             return Err(invalid("tracker.max_calls", "must be at least 1".into()));
         }
+        let c = &self.capture;
+        for (i, name) in c.interfaces.iter().enumerate() {
+            if !interface_exists(name) {
+                return Err(invalid(
+                    &format!("capture.interfaces[{i}]"),
+                    format!("no such interface {name:?}"),
+                ));
+            }
+        }
+        if !(64..=262_144).contains(&c.snaplen) {
+            return Err(invalid(
+                "capture.snaplen",
+                format!("{} must be between 64 and 262144 bytes", c.snaplen),
+            ));
+        }
+        if !(1..=4096).contains(&c.buffer_mib) {
+            return Err(invalid(
+                "capture.buffer_mib",
+                format!("{} must be between 1 and 4096 MiB", c.buffer_mib),
+            ));
+        }
+        if !(16..=16_777_216).contains(&c.queue_packets) {
+            return Err(invalid(
+                "capture.queue_packets",
+                format!("{} must be between 16 and 16777216", c.queue_packets),
+            ));
+        }
+        if c.folder_settle_secs == 0 {
+            return Err(invalid(
+                "capture.folder_settle_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.hep.max_connections) {
+            return Err(invalid(
+                "hep.max_connections",
+                format!("{} must be between 1 and 10000", self.hep.max_connections),
+            ));
+        }
         let db = &self.database.url;
         if !(db.starts_with("sqlite:")) {
             return Err(invalid(
@@ -224,4 +422,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Live capture needs a real interface; "any" is libpcap's pseudo-device.
+fn interface_exists(name: &str) -> bool {
+    if name == "any" {
+        return true;
+    }
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return false;
+    }
+    Path::new("/sys/class/net").join(name).exists()
 }
