@@ -167,7 +167,11 @@ async fn metrics_show_the_published_snapshot() {
             .any(|l| l.starts_with("pbxbridge_tracker_heartbeat_age_seconds ")),
         "{body}"
     );
-    assert_eq!(lines.last(), Some(&"# EOF"), "OpenMetrics must end with # EOF");
+    assert_eq!(
+        lines.last(),
+        Some(&"# EOF"),
+        "OpenMetrics must end with # EOF"
+    );
     // Every sample belongs to our namespace; nothing leaks in unprefixed.
     for line in lines.iter().filter(|l| !l.starts_with('#')) {
         assert!(line.starts_with("pbxbridge_"), "unprefixed sample: {line}");
@@ -188,9 +192,15 @@ async fn metrics_follow_the_latest_publish() {
     state.publish(later);
     let (_, _, after) = get(&state, "/metrics").await;
     assert!(after.contains("pbxbridge_uptime_seconds 78\n"), "{after}");
-    assert!(after.contains("pbxbridge_input_frames_total 2000\n"), "{after}");
+    assert!(
+        after.contains("pbxbridge_input_frames_total 2000\n"),
+        "{after}"
+    );
     assert!(after.contains("pbxbridge_calls_active{state=\"closing\"} 4\n"));
-    assert!(!after.contains("state=\"ringing\""), "old states must go: {after}");
+    assert!(
+        !after.contains("state=\"ringing\""),
+        "old states must go: {after}"
+    );
 }
 
 #[tokio::test]
@@ -301,12 +311,14 @@ async fn serves_real_http_and_shuts_down() {
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP head");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(
-        head.to_ascii_lowercase().contains(
-            "content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"
-        ),
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
         "{head}"
     );
-    assert!(body.contains("pbxbridge_queue_capacity{queue=\"input\"} 4096\n"), "{body}");
+    assert!(
+        body.contains("pbxbridge_queue_capacity{queue=\"input\"} 4096\n"),
+        "{body}"
+    );
     assert!(body.contains("# EOF"), "{body}");
 
     stop_tx.send(()).expect("server still running");

@@ -115,16 +115,17 @@ impl Collector for SnapshotCollector {
         let snap = self.state.snapshot();
         encode_snapshot(&mut encoder, &snap)?;
 
-        let mut family = Family::new_gauge(
-            &mut encoder,
-            "component_ready",
-            "1 when the component reports ready, 0 otherwise (see /readyz).",
-            None,
-        )?;
-        for (component, ready) in self.state.components() {
-            family.gauge(&[("component", component)], u64::from(ready))?;
+        {
+            let mut family = Family::new_gauge(
+                &mut encoder,
+                "component_ready",
+                "1 when the component reports ready, 0 otherwise (see /readyz).",
+                None,
+            )?;
+            for (component, ready) in self.state.components() {
+                family.gauge(&[("component", component)], u64::from(ready))?;
+            }
         }
-        drop(family);
 
         let age = self.state.heartbeat_age().as_secs_f64();
         let gauge = ConstGauge::new(age);
@@ -228,62 +229,67 @@ fn encode_snapshot(
         t.bytes,
     )?;
 
-    let mut f = Family::new_counter(
+    {
+        let mut f = Family::new_counter(
         enc,
         "packets",
         "Input by what it turned out to be; kind=sip counts SIP messages (one TCP segment may hold several).",
         None,
     )?;
-    f.counter(&[("kind", "sip")], t.sip_messages)?;
-    f.counter(&[("kind", "sip_keepalive")], t.sip_keepalives)?;
-    f.counter(&[("kind", "rtp")], t.rtp_packets)?;
-    f.counter(&[("kind", "media_control")], t.media_control_packets)?;
-    f.counter(&[("kind", "other")], t.other_packets)?;
-    drop(f);
-
-    let mut f = Family::new_counter(
-        enc,
-        "transport_packets",
-        "Frames by transport protocol.",
-        None,
-    )?;
-    f.counter(&[("transport", "udp")], t.udp_packets)?;
-    f.counter(&[("transport", "tcp")], t.tcp_segments)?;
-    drop(f);
-
-    let mut f = Family::new_counter(
-        enc,
-        "sip_untracked",
-        "Well-formed SIP messages that changed no call, by reason.",
-        None,
-    )?;
-    f.counter(&[("reason", "non_call")], t.sip_non_call)?;
-    f.counter(&[("reason", "duplicate")], t.sip_duplicates)?;
-    f.counter(&[("reason", "orphan")], t.sip_orphans)?;
-    f.counter(&[("reason", "after_end")], t.sip_after_end)?;
-    drop(f);
-
-    let mut f = Family::new_counter(
-        enc,
-        "rtp_untracked",
-        "RTP packets not recorded, by reason.",
-        None,
-    )?;
-    f.counter(&[("reason", "unmatched")], t.rtp_unmatched)?;
-    f.counter(&[("reason", "after_end")], t.rtp_after_end)?;
-    f.counter(&[("reason", "ignored_source")], t.rtp_ignored_source)?;
-    drop(f);
-
-    let mut f = Family::new_counter(
-        enc,
-        "malformed",
-        "Malformed or dropped input, by reason.",
-        None,
-    )?;
-    for (reason, n) in &t.dropped {
-        f.counter(&[("reason", reason)], *n)?;
+        f.counter(&[("kind", "sip")], t.sip_messages)?;
+        f.counter(&[("kind", "sip_keepalive")], t.sip_keepalives)?;
+        f.counter(&[("kind", "rtp")], t.rtp_packets)?;
+        f.counter(&[("kind", "media_control")], t.media_control_packets)?;
+        f.counter(&[("kind", "other")], t.other_packets)?;
     }
-    drop(f);
+
+    {
+        let mut f = Family::new_counter(
+            enc,
+            "transport_packets",
+            "Frames by transport protocol.",
+            None,
+        )?;
+        f.counter(&[("transport", "udp")], t.udp_packets)?;
+        f.counter(&[("transport", "tcp")], t.tcp_segments)?;
+    }
+
+    {
+        let mut f = Family::new_counter(
+            enc,
+            "sip_untracked",
+            "Well-formed SIP messages that changed no call, by reason.",
+            None,
+        )?;
+        f.counter(&[("reason", "non_call")], t.sip_non_call)?;
+        f.counter(&[("reason", "duplicate")], t.sip_duplicates)?;
+        f.counter(&[("reason", "orphan")], t.sip_orphans)?;
+        f.counter(&[("reason", "after_end")], t.sip_after_end)?;
+    }
+
+    {
+        let mut f = Family::new_counter(
+            enc,
+            "rtp_untracked",
+            "RTP packets not recorded, by reason.",
+            None,
+        )?;
+        f.counter(&[("reason", "unmatched")], t.rtp_unmatched)?;
+        f.counter(&[("reason", "after_end")], t.rtp_after_end)?;
+        f.counter(&[("reason", "ignored_source")], t.rtp_ignored_source)?;
+    }
+
+    {
+        let mut f = Family::new_counter(
+            enc,
+            "malformed",
+            "Malformed or dropped input, by reason.",
+            None,
+        )?;
+        for (reason, n) in &t.dropped {
+            f.counter(&[("reason", reason)], *n)?;
+        }
+    }
 
     counter(
         enc,
@@ -293,17 +299,19 @@ fn encode_snapshot(
         t.calls_started,
     )?;
 
-    let mut f = Family::new_counter(enc, "calls_ended", "Finished calls, by outcome.", None)?;
-    for (outcome, n) in &snap.calls_ended_by_outcome {
-        f.counter(&[("outcome", outcome)], *n)?;
+    {
+        let mut f = Family::new_counter(enc, "calls_ended", "Finished calls, by outcome.", None)?;
+        for (outcome, n) in &snap.calls_ended_by_outcome {
+            f.counter(&[("outcome", outcome)], *n)?;
+        }
     }
-    drop(f);
 
-    let mut f = Family::new_gauge(enc, "calls_active", "Calls in progress, by state.", None)?;
-    for (state, n) in &snap.calls_active_by_state {
-        f.gauge(&[("state", state)], *n)?;
+    {
+        let mut f = Family::new_gauge(enc, "calls_active", "Calls in progress, by state.", None)?;
+        for (state, n) in &snap.calls_active_by_state {
+            f.gauge(&[("state", state)], *n)?;
+        }
     }
-    drop(f);
 
     encode_interfaces(enc, &snap.interfaces)?;
     encode_hep(enc, &snap.hep)?;
@@ -345,15 +353,16 @@ fn encode_snapshot(
         snap.db_write_errors,
     )?;
 
-    let mut f = Family::new_counter(
-        enc,
-        "capture_files",
-        "Capture-folder files, by result.",
-        None,
-    )?;
-    f.counter(&[("result", "done")], snap.files_done)?;
-    f.counter(&[("result", "failed")], snap.files_failed)?;
-    drop(f);
+    {
+        let mut f = Family::new_counter(
+            enc,
+            "capture_files",
+            "Capture-folder files, by result.",
+            None,
+        )?;
+        f.counter(&[("result", "done")], snap.files_done)?;
+        f.counter(&[("result", "failed")], snap.files_failed)?;
+    }
 
     gauge(
         enc,
@@ -368,45 +377,48 @@ fn encode_interfaces(
     enc: &mut DescriptorEncoder<'_>,
     interfaces: &[InterfaceCounters],
 ) -> Result<(), fmt::Error> {
-    let mut f = Family::new_counter(
-        enc,
-        "capture_packets",
-        "Packets captured, by interface.",
-        None,
-    )?;
-    for i in interfaces {
-        f.counter(&[("interface", &i.name)], i.received)?;
+    {
+        let mut f = Family::new_counter(
+            enc,
+            "capture_packets",
+            "Packets captured, by interface.",
+            None,
+        )?;
+        for i in interfaces {
+            f.counter(&[("interface", &i.name)], i.received)?;
+        }
     }
-    drop(f);
 
-    let mut f = Family::new_counter(
-        enc,
-        "capture",
-        "Bytes captured, by interface.",
-        Some(&Unit::Bytes),
-    )?;
-    for i in interfaces {
-        f.counter(&[("interface", &i.name)], i.bytes)?;
+    {
+        let mut f = Family::new_counter(
+            enc,
+            "capture",
+            "Bytes captured, by interface.",
+            Some(&Unit::Bytes),
+        )?;
+        for i in interfaces {
+            f.counter(&[("interface", &i.name)], i.bytes)?;
+        }
     }
-    drop(f);
 
-    let mut f = Family::new_counter(
+    {
+        let mut f = Family::new_counter(
         enc,
         "kernel_drops",
         "Packets lost before pbxbridge saw them: kind=kernel (capture buffer full) or interface (NIC/driver).",
         None,
     )?;
-    for i in interfaces {
-        f.counter(
-            &[("interface", &i.name), ("kind", "kernel")],
-            i.kernel_dropped,
-        )?;
-        f.counter(
-            &[("interface", &i.name), ("kind", "interface")],
-            i.if_dropped,
-        )?;
+        for i in interfaces {
+            f.counter(
+                &[("interface", &i.name), ("kind", "kernel")],
+                i.kernel_dropped,
+            )?;
+            f.counter(
+                &[("interface", &i.name), ("kind", "interface")],
+                i.if_dropped,
+            )?;
+        }
     }
-    drop(f);
 
     let mut f = Family::new_counter(
         enc,
@@ -421,15 +433,16 @@ fn encode_interfaces(
 }
 
 fn encode_hep(enc: &mut DescriptorEncoder<'_>, hep: &HepCounters) -> Result<(), fmt::Error> {
-    let mut f = Family::new_counter(
-        enc,
-        "hep_messages",
-        "HEP messages received, by transport.",
-        None,
-    )?;
-    f.counter(&[("transport", "udp")], hep.datagrams)?;
-    f.counter(&[("transport", "tcp")], hep.tcp_messages)?;
-    drop(f);
+    {
+        let mut f = Family::new_counter(
+            enc,
+            "hep_messages",
+            "HEP messages received, by transport.",
+            None,
+        )?;
+        f.counter(&[("transport", "udp")], hep.datagrams)?;
+        f.counter(&[("transport", "tcp")], hep.tcp_messages)?;
+    }
     counter(
         enc,
         "hep_tcp_connections",
@@ -454,22 +467,24 @@ fn encode_hep(enc: &mut DescriptorEncoder<'_>, hep: &HepCounters) -> Result<(), 
 }
 
 fn encode_queues(enc: &mut DescriptorEncoder<'_>, queues: &[QueueGauge]) -> Result<(), fmt::Error> {
-    let mut f = Family::new_gauge(
-        enc,
-        "queue_depth",
-        "Items waiting in a bounded queue.",
-        None,
-    )?;
-    for q in queues {
-        f.gauge(&[("queue", q.name)], q.depth)?;
+    {
+        let mut f = Family::new_gauge(
+            enc,
+            "queue_depth",
+            "Items waiting in a bounded queue.",
+            None,
+        )?;
+        for q in queues {
+            f.gauge(&[("queue", q.name)], q.depth)?;
+        }
     }
-    drop(f);
 
-    let mut f = Family::new_gauge(enc, "queue_capacity", "Capacity of a bounded queue.", None)?;
-    for q in queues {
-        f.gauge(&[("queue", q.name)], q.capacity)?;
+    {
+        let mut f = Family::new_gauge(enc, "queue_capacity", "Capacity of a bounded queue.", None)?;
+        for q in queues {
+            f.gauge(&[("queue", q.name)], q.capacity)?;
+        }
     }
-    drop(f);
 
     let mut f = Family::new_counter(
         enc,
