@@ -503,3 +503,29 @@ fn listener_counts_bad_frames_and_refused_connections() {
     drop(l);
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn tcp_segment_with_two_sip_messages() {
+    let mut h = Harness::new();
+    let mut both = invite("tcp-two").into_bytes();
+    both.extend_from_slice(response(180, "tcp-two", 1, "INVITE", "").as_bytes());
+    let plain = build_hep3(caller(), pbx(), ms(0), ProtoType::Sip, &both).unwrap();
+    let repr =
+        HepRepr::parse(&pbxbridge::wire::hep::HepPacket::new_checked(&plain[..]).unwrap()).unwrap();
+    let mut m = Vec::new();
+    HepRepr {
+        transport: pbxbridge::wire::hep::HepTransport::Tcp,
+        ..repr
+    }
+    .emit_hep3(&mut m)
+    .unwrap();
+    h.t.handle_hep(ms(10), &m);
+    h.drain();
+    assert!(matches!(h.events.first(), Some(Event::CallStarted { .. })));
+    assert!(
+        matches!(h.events.get(1), Some(Event::CallRinging { at, .. }) if *at == ms(0)),
+        "{:?}",
+        h.events
+    );
+    assert_eq!(h.t.stats().sip_messages, 2);
+}

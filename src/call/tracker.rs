@@ -5,6 +5,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
+use crate::reasm::framing::{self, Framing};
 use crate::reasm::{Defragmenter, FlowKey, TcpReassembler};
 use crate::rtp::codec::{decode_g711, Codec};
 use crate::rtp::dtmf::{parse_event, DtmfDetector};
@@ -13,7 +14,7 @@ use crate::rtp::stream::{Ordered, RtpStream};
 use crate::sip::sdp::{self, Direction as SdpDirection};
 use crate::sip::{self, Message, Method, StartLine};
 use crate::time::Timestamp;
-use crate::wire::hep::{self, HepPacket, HepRepr, ProtoType};
+use crate::wire::hep::{self, HepPacket, HepRepr, HepTransport, ProtoType};
 use crate::wire::{self, LinkType, Transport};
 
 use super::dialog::{push_digit, Call};
@@ -146,7 +147,7 @@ impl Tracker {
         match repr.proto_type {
             ProtoType::Sip => {
                 self.stats.hep_sip += 1;
-                self.handle_sip(ts, repr.src, repr.dst, payload);
+                self.handle_hep_sip(ts, &repr, payload);
             }
             ProtoType::Rtp => {
                 self.stats.hep_rtp += 1;
@@ -154,6 +155,25 @@ impl Tracker {
             }
             _ => self.stats.hep_other += 1,
         }
+    }
+
+    /// Agents that capture TCP segments (heplify) may put several SIP messages in
+    /// one HEP payload; each goes on its own.
+    fn handle_hep_sip(&mut self, ts: Timestamp, repr: &HepRepr<'_>, payload: &[u8]) {
+        let mut rest = payload;
+        if repr.transport == HepTransport::Tcp {
+            while let Framing::Complete(n) = framing::sip_message_len(rest) {
+                let Some((msg, tail)) = rest.split_at_checked(n) else {
+                    break;
+                };
+                if tail.is_empty() || n == 0 {
+                    break;
+                }
+                self.handle_sip(ts, repr.src, repr.dst, msg);
+                rest = tail;
+            }
+        }
+        self.handle_sip(ts, repr.src, repr.dst, rest);
     }
 
     /// The agent's capture time when its clock agrees with ours, else arrival time.
