@@ -529,3 +529,35 @@ fn tcp_segment_with_two_sip_messages() {
     );
     assert_eq!(h.t.stats().sip_messages, 2);
 }
+
+#[test]
+fn every_single_byte_corruption_is_survived() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let good = sample("mutant");
+    let mut n = 0u64;
+    for i in 0..good.len() {
+        for v in [0u8, 1, 2, 6, 10, 15, 16, 0x7f, 0xff] {
+            let mut m = good.clone();
+            m[i] = v;
+            t.handle_hep(ms(0), &m);
+            n += 1;
+        }
+    }
+    while t.poll_event().is_some() {}
+    let s = t.stats();
+    assert_eq!(s.hep_messages, n);
+    // Each message was used or dropped with a reason; none vanished.
+    assert_eq!(
+        s.hep_sip
+            + s.hep_rtp
+            + s.hep_other
+            + s.dropped
+                .iter()
+                .filter(|(k, _)| k.starts_with("hep_"))
+                .map(|(_, v)| v)
+                .sum::<u64>(),
+        n,
+        "{:?}",
+        s.dropped
+    );
+}
