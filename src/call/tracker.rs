@@ -19,7 +19,7 @@ use crate::wire::{self, LinkType, Transport};
 
 use super::dialog::{push_digit, Call};
 use super::media::{codec_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
-use super::record::EndReason;
+use super::record::{CallRecord, EndReason};
 use super::{CallHandle, Event, Side, Stats, TrackerConfig, Update};
 
 const HOUSEKEEPING_US: i64 = 1_000_000;
@@ -76,6 +76,25 @@ impl Tracker {
 
     pub fn reasm_stats(&self) -> (&crate::reasm::ReasmStats, &crate::reasm::ReasmStats) {
         (self.defrag.stats(), self.tcp.stats())
+    }
+
+    /// What is known of an open call now, as its record would read if it
+    /// ended here; the daemon keeps this on disk so a crash loses no call.
+    pub fn snapshot(&self, call: CallHandle) -> Option<CallRecord> {
+        let c = self.calls.get(&call)?;
+        let mut rec = c.finish(&self.cfg, Some(EndReason::CrashRecovered));
+        rec.end_reason = EndReason::CrashRecovered;
+        Some(rec)
+    }
+
+    /// Timer settings may change while calls are open (a config reload); every
+    /// call's next deadline is worked out from them when its timer fires.
+    pub fn set_timers(&mut self, timers: &TrackerConfig) {
+        self.cfg.no_response_us = timers.no_response_us;
+        self.cfg.ring_timeout_us = timers.ring_timeout_us;
+        self.cfg.rtp_timeout_us = timers.rtp_timeout_us;
+        self.cfg.max_duration_us = timers.max_duration_us;
+        self.cfg.bye_timeout_us = timers.bye_timeout_us;
     }
 
     pub fn active_calls(&self) -> usize {
