@@ -81,7 +81,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     // Before the recorder opens its spool (which would set leftovers aside),
     // turn what a crash left into records.
     let done = outbox.call_ids()?;
-    let recovered = journal.recover(&done).map_err(state_err(&inflight_dir))?;
+    let alive = sources::read_heartbeat(&state_dir);
+    let recovered = journal
+        .recover(&done, alive)
+        .map_err(state_err(&inflight_dir))?;
     if !recovered.is_empty() {
         outbox.append(&recovered)?;
         for r in &recovered {
@@ -134,7 +137,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let ops = sources::Ops::new(&cfg, sources.stats(), persist_stats.clone());
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let tracker = {
-        let observer = ops.observer(&cfg);
+        let observer = ops.observer(&cfg, &state_dir);
         std::thread::Builder::new()
             .name("pbxbridge-tracker".into())
             .spawn(move || tracker_thread::run(pipeline, input_rx, control_rx, report_tx, observer))

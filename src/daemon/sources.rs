@@ -161,8 +161,9 @@ impl Ops {
         }
     }
 
-    pub fn observer(&self, cfg: &Config) -> Box<dyn Observer> {
+    pub fn observer(&self, cfg: &Config, state_dir: &Path) -> Box<dyn Observer> {
         Box::new(Publisher {
+            heartbeat: state_dir.join(HEARTBEAT),
             state: self.state.clone(),
             notifier: self.notifier.clone(),
             sources: self.sources.clone(),
@@ -230,6 +231,7 @@ impl Ops {
 
 /// Runs on the tracker thread, once per tick.
 struct Publisher {
+    heartbeat: std::path::PathBuf,
     state: Arc<OpsState>,
     notifier: Arc<Notifier>,
     sources: SourceStats,
@@ -321,6 +323,9 @@ impl Observer for Publisher {
         };
         let packets = snapshot.tracker.packets;
         self.state.publish(snapshot);
+        // Tells the next start, after a crash, until when open calls were still up.
+        let now = super::tracker_thread::wall_clock().micros().to_string();
+        let _ = std::fs::write(&self.heartbeat, now);
         self.state
             .set_ready("database", p.db_ready.load(Ordering::Relaxed));
         let elapsed = self.last_status.elapsed();
@@ -338,6 +343,17 @@ impl Observer for Publisher {
             ));
         }
     }
+}
+
+const HEARTBEAT: &str = "alive";
+
+/// The last heartbeat of a previous run.
+pub fn read_heartbeat(state_dir: &Path) -> Option<crate::time::Timestamp> {
+    let text = std::fs::read_to_string(state_dir.join(HEARTBEAT)).ok()?;
+    text.trim()
+        .parse()
+        .ok()
+        .map(crate::time::Timestamp::from_micros)
 }
 
 /// Files and bytes waiting in the recording spool (open calls' audio).

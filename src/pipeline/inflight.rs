@@ -91,7 +91,14 @@ impl InflightJournal {
     /// reached the outbox (`done`) are only cleaned up, never written twice.
     /// The caller must put the returned reports in the outbox and then call
     /// [`InflightJournal::remove`] for each.
-    pub fn recover(&self, done: &HashSet<String>) -> std::io::Result<Vec<CallReport>> {
+    ///
+    /// `alive` is the last moment the stopped daemon was known to be running
+    /// (its heartbeat): a call still up then lasted at least until it.
+    pub fn recover(
+        &self,
+        done: &HashSet<String>,
+        alive: Option<Timestamp>,
+    ) -> std::io::Result<Vec<CallReport>> {
         let mut out = Vec::new();
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -122,7 +129,7 @@ impl InflightJournal {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            let report = finish_recovered(entry);
+            let report = finish_recovered(entry, alive);
             tracing::warn!(
                 call_id = %report.call_id,
                 outcome = %report.outcome,
@@ -135,7 +142,7 @@ impl InflightJournal {
     }
 }
 
-fn finish_recovered(entry: InflightEntry) -> CallReport {
+fn finish_recovered(entry: InflightEntry, alive: Option<Timestamp>) -> CallReport {
     let mut report = entry.report;
     report.end_reason = EndReason::CrashRecovered.as_str().into();
     let mut ended = Timestamp::from_micros(entry.last_us);
@@ -158,9 +165,11 @@ fn finish_recovered(entry: InflightEntry) -> CallReport {
                 Some("no audio had been spooled when the daemon stopped".into()),
             ),
         };
+        ended = ended.max(alive.unwrap_or(ended));
         report.answered_at = Some(answered.to_rfc3339());
         report.duration = ended.micros_since(answered) as f64 / 1e6;
     } else if let Some(answered) = entry.answered_us {
+        ended = ended.max(alive.unwrap_or(ended));
         report.duration = ended.micros_since(Timestamp::from_micros(answered)) as f64 / 1e6;
     }
     report.ended_at = ended.to_rfc3339();
@@ -293,7 +302,7 @@ mod tests {
         std::mem::forget(r);
 
         let done: HashSet<String> = ["done@pbx".to_string()].into();
-        let mut out = journal.recover(&done).unwrap();
+        let mut out = journal.recover(&done, None).unwrap();
         out.sort_by(|a, b| a.call_id.cmp(&b.call_id));
         assert_eq!(
             out.len(),
@@ -328,7 +337,21 @@ mod tests {
             journal.remove(&r.call_id);
         }
         journal.remove("done@pbx");
-        assert!(journal.recover(&HashSet::new()).unwrap().is_empty());
+        assert!(journal.recover(&HashSet::new(), None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_answered_call_lasts_until_the_daemon_was_last_alive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = InflightJournal::open(tmp.path()).unwrap();
+        journal
+            .write(&record("quiet@pbx", true), &numbers(), None, None)
+            .unwrap();
+        let alive = Timestamp::from_secs(1_800_000_034);
+        let out = journal.recover(&HashSet::new(), Some(alive)).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].duration, 30.0);
+        assert_eq!(out[0].ended_at, alive.to_rfc3339());
     }
 
     #[test]
@@ -337,7 +360,7 @@ mod tests {
         let journal = InflightJournal::open(tmp.path()).unwrap();
         std::fs::write(tmp.path().join("x.json"), b"{not json").unwrap();
         std::fs::write(tmp.path().join("y.json.tmp"), b"half").unwrap();
-        assert!(journal.recover(&HashSet::new()).unwrap().is_empty());
+        assert!(journal.recover(&HashSet::new(), None).unwrap().is_empty());
         assert!(tmp.path().join("x.bad").exists());
         assert!(!tmp.path().join("y.json.tmp").exists());
     }
