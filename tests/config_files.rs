@@ -121,3 +121,10 @@ fn database_url_comes_from_a_file_and_is_never_shown() {
         "{err}"
     );
 }
+
+#[test]
+fn loopback_quickstart_config_is_valid() {
+    let cfg = load("config/loopback.toml").unwrap();
+    assert_eq!(cfg.capture.interfaces, vec!["lo".to_string()]);
+    assert!(cfg.hep.enabled);
+}
