@@ -76,6 +76,18 @@ pub fn persist_thread(
         }
         for r in &batch {
             journal.remove(&r.call_id);
+            tracing::info!(
+                call_id = %r.call_id,
+                direction = %r.direction,
+                from = r.from_number.as_deref().or(r.from_raw.as_deref()).unwrap_or("-"),
+                to = r.to_number.as_deref().or(r.to_raw.as_deref()).unwrap_or("-"),
+                outcome = %r.outcome,
+                end_reason = %r.end_reason,
+                talk_secs = r.duration,
+                recording = %r.recording.status,
+                path = r.recording.path.as_deref().unwrap_or("-"),
+                "call ended"
+            );
         }
         stats
             .outbox_pending

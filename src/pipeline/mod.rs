@@ -239,13 +239,12 @@ impl Pipeline {
                 },
                 Event::CallEnded { call, record } => {
                     self.live.remove(&call);
-                    tracing::info!(
+                    // The INFO line comes with the final record, once the recording is done.
+                    tracing::debug!(
                         call_id = %record.call_id,
                         outcome = record.outcome.as_str(),
                         end_reason = record.end_reason.as_str(),
-                        talk_secs = record.talk_micros() as f64 / 1e6,
-                        recording = if self.writer.is_some() && record.answered_at.is_some() { "pending" } else { "none" },
-                        "call ended"
+                        "call over; finishing its recording"
                     );
                     if self.writer.is_none() {
                         let none = RecordingReport::without_file(
