@@ -8,22 +8,34 @@
 //! cause. A `queue_full` count points straight at the slow stage instead.
 //!
 //! `kernel_dropped` (`ps_drop`) and `if_dropped` (`ps_ifdrop`) come from
-//! `pcap_stats`, read about once a second inside the capture loop, because a pcap
-//! handle must not be used from two threads.
+//! `pcap_stats`, read once a second inside the capture loop (a pcap handle must
+//! not be used from two threads).
+//!
+//! Waiting: libpcap 1.10's read timeout does not bound a read on a quiet Linux
+//! TPACKET_V3 ring, so the handle is non-blocking and the thread waits in its own
+//! `poll()` for at most 100 ms. A quiet interface therefore still sees the stop
+//! flag and still refreshes its drop counters; `pcap_breakloop` from
+//! [`LiveCapture::stop`] is kept as a second way out.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pcap::{Active, Capture};
+use pcap::{Active, BreakLoop, Capture};
 
 use crate::capture::{Input, InputSender, SendError};
 use crate::config::CaptureConfig;
 use crate::time::Timestamp;
 use crate::wire::LinkType;
 
-/// How long libpcap waits for packets before returning, so the thread sees `stop`.
+/// Not immediate mode: on Linux that switches libpcap to TPACKET_V2, whose ring
+/// has one fixed slot of `snaplen` bytes per packet (32 MiB / 64 KiB snaplen =
+/// 256 packets), and a short stall then drops packets in the kernel. TPACKET_V3
+/// packs packets into blocks, so the same buffer holds tens of thousands; the
+/// cost is up to `READ_TIMEOUT_MS` of latency, which a call tracker never notices.
+const IMMEDIATE: bool = false;
+/// How long the kernel holds a partly filled block (TPACKET_V3) before handing it over.
 const READ_TIMEOUT_MS: i32 = 100;
 /// How often `pcap_stats` is read.
 const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -172,7 +184,7 @@ impl Settings {
             .promisc(self.promiscuous)
             .snaplen(self.snaplen)
             .buffer_size(self.buffer_bytes)
-            .immediate_mode(true)
+            .immediate_mode(IMMEDIATE)
             .timeout(READ_TIMEOUT_MS)
             .open()
             .map_err(|e| self.open_error(e))?;
@@ -227,14 +239,24 @@ fn pcap_message(e: pcap::Error) -> String {
 }
 
 /// A running capture on one interface.
-#[derive(Debug)]
 pub struct LiveCapture {
     interface: String,
     link: LinkType,
     stats: Arc<CaptureStats>,
     /// This capture's own stop flag; the shared one stops every source.
     own_stop: Arc<AtomicBool>,
+    breaker: Arc<Mutex<Option<BreakLoop>>>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for LiveCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCapture")
+            .field("interface", &self.interface)
+            .field("link", &self.link)
+            .field("stats", &self.stats)
+            .finish()
+    }
 }
 
 impl LiveCapture {
@@ -248,10 +270,12 @@ impl LiveCapture {
         stop: Arc<AtomicBool>,
     ) -> Result<LiveCapture, LiveError> {
         let settings = Settings::new(interface, cfg)?;
-        let (cap, link) = settings.open()?;
+        let (mut cap, link) = settings.open()?;
         let stats = Arc::new(CaptureStats::default());
         let own_stop = Arc::new(AtomicBool::new(false));
+        let breaker = Arc::new(Mutex::new(Some(cap.breakloop_handle())));
         let worker = Worker {
+            breaker: breaker.clone(),
             settings,
             tx,
             stats: stats.clone(),
@@ -280,6 +304,7 @@ impl LiveCapture {
             link,
             stats,
             own_stop,
+            breaker,
             thread: Some(thread),
         })
     }
@@ -324,18 +349,25 @@ impl LiveCapture {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Stops this capture only and waits for its thread (at most about the read timeout).
+    /// Stops this capture only and waits for its thread.
     pub fn stop(mut self) {
-        self.own_stop.store(true, Ordering::Relaxed);
+        self.own_stop.store(true, Ordering::SeqCst);
         self.join_thread();
     }
 
-    /// Waits for the thread to end after the shared stop flag was set.
+    /// Waits for the thread to end after the shared stop flag was set, waking it
+    /// if it waits for packets.
     pub fn join(mut self) {
         self.join_thread();
     }
 
     fn join_thread(&mut self) {
+        // The lock orders this after the thread installs the handle of a reopen.
+        if let Ok(b) = self.breaker.lock() {
+            if let Some(b) = b.as_ref() {
+                b.breakloop();
+            }
+        }
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 tracing::error!(interface = %self.interface, "capture thread panicked");
@@ -346,13 +378,14 @@ impl LiveCapture {
 
 impl Drop for LiveCapture {
     fn drop(&mut self) {
-        self.own_stop.store(true, Ordering::Relaxed);
+        self.own_stop.store(true, Ordering::SeqCst);
         self.join_thread();
     }
 }
 
 struct Worker {
     settings: Settings,
+    breaker: Arc<Mutex<Option<BreakLoop>>>,
     tx: InputSender,
     stats: Arc<CaptureStats>,
     shared_stop: Arc<AtomicBool>,
@@ -369,7 +402,7 @@ enum Ended {
 
 impl Worker {
     fn stopping(&self) -> bool {
-        self.shared_stop.load(Ordering::Relaxed) || self.own_stop.load(Ordering::Relaxed)
+        self.shared_stop.load(Ordering::SeqCst) || self.own_stop.load(Ordering::SeqCst)
     }
 
     fn run(mut self, cap: Capture<Active>, link: LinkType) {
@@ -403,7 +436,10 @@ impl Worker {
                     break;
                 }
                 match self.settings.open() {
-                    Ok(opened) => {
+                    Ok(mut opened) => {
+                        if let Ok(mut b) = self.breaker.lock() {
+                            *b = Some(opened.0.breakloop_handle());
+                        }
                         self.stats.reopens.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(interface, "live capture reopened");
                         backoff = REOPEN_MIN;
@@ -433,31 +469,19 @@ impl Worker {
 
     fn capture(&mut self, cap: &mut Capture<Active>, link: LinkType) -> Ended {
         let mut next_stats = Instant::now() + STATS_EVERY;
-        let mut since_clock = 0u32;
         loop {
             if self.stopping() {
                 return Ended::Stopped;
             }
-            // Reading the clock per packet is cheap but not free; at high rates
-            // every 256 packets is still far more often than once a second.
-            since_clock += 1;
-            if since_clock >= 256 {
-                since_clock = 0;
-                if Instant::now() >= next_stats {
-                    self.publish_drops(read_stats(cap));
-                    next_stats = Instant::now() + STATS_EVERY;
-                }
+            // A vDSO clock read per packet costs less than the copy that follows.
+            if Instant::now() >= next_stats {
+                self.publish_drops(read_stats(cap));
+                next_stats = Instant::now() + STATS_EVERY;
             }
             match cap.next_packet() {
                 Ok(packet) => {
                     let h = packet.header;
-                    // time_t and suseconds_t are i64 here but not on every target.
-                    #[allow(clippy::useless_conversion)]
-                    let ts = Timestamp::from_micros(
-                        i64::from(h.ts.tv_sec)
-                            .saturating_mul(1_000_000)
-                            .saturating_add(i64::from(h.ts.tv_usec)),
-                    );
+                    let ts = header_ts(h.ts.tv_sec, h.ts.tv_usec);
                     self.stats.received.fetch_add(1, Ordering::Relaxed);
                     self.stats
                         .bytes
@@ -475,13 +499,11 @@ impl Worker {
                         Err(SendError::Closed) => return Ended::QueueClosed,
                     }
                 }
-                Err(pcap::Error::TimeoutExpired) => {
+                // A timeout on the non-blocking handle means no packet is ready; a
+                // pcap_breakloop (the crate maps its -2 to NoMorePackets) is handled
+                // at the loop head.
+                Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {
                     wait_readable(cap, READ_TIMEOUT_MS);
-                    since_clock = 0;
-                    if Instant::now() >= next_stats {
-                        self.publish_drops(read_stats(cap));
-                        next_stats = Instant::now() + STATS_EVERY;
-                    }
                 }
                 Err(e) => return Ended::Error(pcap_message(e)),
             }
@@ -514,6 +536,16 @@ fn wait_readable(cap: &Capture<Active>, timeout_ms: i32) {
     unsafe {
         libc::poll(&mut pfd, 1, timeout_ms);
     }
+}
+
+/// The pcap header's time (microsecond precision, the default) as a [`Timestamp`].
+/// Generic because time_t and suseconds_t are i64 on 64-bit Linux, narrower elsewhere.
+fn header_ts(sec: impl Into<i64>, usec: impl Into<i64>) -> Timestamp {
+    Timestamp::from_micros(
+        sec.into()
+            .saturating_mul(1_000_000)
+            .saturating_add(usec.into()),
+    )
 }
 
 /// `(ps_drop, ps_ifdrop)`, or `None` when libpcap cannot tell (then the last values stay).
