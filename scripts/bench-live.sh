@@ -14,7 +14,7 @@
 # It stops after the first rate with drops (STOP_ON_DROPS=0 runs them all).
 #
 # Columns: the rate asked for, packets/s tcpreplay achieved, kernel drops,
-# other drops the daemon counted (its own queues), calls in the database
+# packets the daemon's full input queue discarded, calls in the database
 # (complete = ended by the capture's own BYE, the rest were cut by SIGTERM),
 # and the daemon's CPU (100% = one core) from /proc/<pid>/stat while replaying.
 #
@@ -100,6 +100,10 @@ except Exception:
 PY
 }
 
+# Capture buffer overruns, and packets the daemon's full input queue discarded.
+KERNEL_DROPS='^pbxbridge_kernel_drops_total[{].*kind="kernel"'
+QUEUE_DROPS='^pbxbridge_capture_queue_full_total'
+
 metric_sum() { # METRICS_TEXT REGEX -> sum of the samples whose name matches
     awk -v re="$2" '$1 ~ re && $0 !~ /^#/ { s += $NF } END { printf "%d\n", s }' <<<"$1"
 }
@@ -179,12 +183,12 @@ stop_daemon() {
 }
 
 # ------------------------------------------------------------------ runs
-printf '%-10s %12s %12s %12s %8s %10s %8s\n' rate "pkt/s" "kernel_drops" "other_drops" calls complete "cpu%"
+printf '%-10s %12s %12s %12s %8s %10s %8s\n' rate "pkt/s" "kernel_drops" "queue_full" calls complete "cpu%"
 for rate in $RATES; do
     dir=$WORK/run-$rate
     start_daemon "$dir"
     before=$(http_get /metrics || true)
-    kd0=$(metric_sum "$before" '^pbxbridge_kernel_drops_total')
+    kd0=$(metric_sum "$before" "$KERNEL_DROPS")
     t0=$(date +%s.%N)
     c0=$(cpu_ticks "$DAEMON_PID")
     if [[ $rate == topspeed ]]; then
@@ -202,8 +206,8 @@ for rate in $RATES; do
     c1=$(cpu_ticks "$DAEMON_PID")
     t1=$(date +%s.%N)
     after=$(http_get /metrics || true)
-    kd=$(($(metric_sum "$after" '^pbxbridge_kernel_drops_total') - kd0))
-    od=$(metric_sum "$after" '^pbxbridge_.*(queue|channel).*drop')
+    kd=$(($(metric_sum "$after" "$KERNEL_DROPS") - kd0))
+    od=$(metric_sum "$after" "$QUEUE_DROPS")
     stop_daemon
     pps=$(sed -n 's/.*Rated: .* \([0-9.]*\) pps.*/\1/p' <<<"$out" | head -n 1)
     calls=$(db_count "$dir/calls.db" "1=1")
