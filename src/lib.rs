@@ -11,6 +11,7 @@ pub mod db;
 pub mod loadgen;
 pub mod logging;
 pub mod matching;
+pub mod ops;
 pub mod pipeline;
 pub mod reasm;
 pub mod record;

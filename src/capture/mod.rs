@@ -6,6 +6,8 @@
 //! or disk shows up as `queue_full` drops in the metrics instead of as kernel
 //! drops that nobody can attribute. File sources block instead: a file can wait.
 
+pub mod folder;
+pub mod live;
 pub mod pcapfile;
 
 use std::sync::atomic::{AtomicU64, Ordering};
