@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # System packages the build and tests need (Debian). Only touches apt when
 # something is missing, so a warm machine starts testing at once.
 need=()
-for p in build-essential pkg-config libpcap-dev; do
+for p in build-essential pkg-config libpcap-dev systemd; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -41,6 +41,13 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the daemon: capture live, from a folder of captures and/or HEP; record
+    /// answered calls; write every finished call to the database.
+    Run {
+        /// Config file (TOML). Without it the embedded defaults are used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check a config file and print what is wrong with it, if anything.
     CheckConfig { file: PathBuf },
 }

@@ -7,6 +7,7 @@ pub mod call;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod loadgen;
 pub mod logging;

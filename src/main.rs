@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pbxbridge::cli::{effective_config, Cli, Command};
 use pbxbridge::config::Config;
-use pbxbridge::{logging, replay};
+use pbxbridge::{daemon, logging, replay};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,6 +18,32 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Run { config } => {
+            let cfg = match effective_config(config.as_ref(), None, None, cli.log_format.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let log = logging::init(cfg.log.format, &cfg.log.level);
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let opts = daemon::RunOptions {
+                config_path: config,
+                log,
+            };
+            match rt.block_on(daemon::run(cfg, opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "pbxbridge stopped on an error");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Replay {
             config,
             db,
@@ -38,16 +64,9 @@ fn main() -> ExitCode {
                 }
             };
             logging::init(cfg.log.format, &cfg.log.level);
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
+            let rt = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             match rt.block_on(replay::run(cfg, replay::ReplayOptions { files, json })) {
                 Ok(summary) => {
@@ -63,4 +82,15 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
 }

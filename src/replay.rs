@@ -220,7 +220,7 @@ pub fn print_summary(s: &ReplaySummary) {
     );
     let mut by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
     for c in &s.calls {
-        *by_outcome.entry(c.outcome).or_insert(0) += 1;
+        *by_outcome.entry(c.outcome.as_str()).or_insert(0) += 1;
     }
     let outcomes: Vec<String> = by_outcome.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(out, "calls: {} ({})", s.calls.len(), outcomes.join(", "));

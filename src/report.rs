@@ -1,11 +1,11 @@
 //! The finished call as the outside world sees it: the `--json` line and the `calls` row.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::call::{CallRecord, LegQuality};
 use crate::matching::number::Normalizer;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingReport {
     /// `stored`, `none` (not answered), `no_audio` (answered, no RTP seen),
     /// `unsupported_codec`, `encrypted` (SRTP), or `failed`.
@@ -35,16 +35,16 @@ impl RecordingReport {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RtpReport {
     pub caller: LegQuality,
     pub callee: LegQuality,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallReport {
     pub call_id: String,
-    pub direction: &'static str,
+    pub direction: String,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
     pub from_raw: Option<String>,
@@ -56,9 +56,9 @@ pub struct CallReport {
     pub ended_at: String,
     /// Talk time in seconds.
     pub duration: f64,
-    pub outcome: &'static str,
+    pub outcome: String,
     pub sip_code: Option<u16>,
-    pub end_reason: &'static str,
+    pub end_reason: String,
     pub answered_elsewhere: bool,
     pub dtmf: String,
     pub held: bool,
@@ -73,7 +73,7 @@ impl CallReport {
         let norm = |raw: &Option<String>| raw.as_deref().and_then(|r| numbers.normalize(r));
         CallReport {
             call_id: rec.call_id.clone(),
-            direction: rec.direction.as_str(),
+            direction: rec.direction.as_str().into(),
             from_number: norm(&rec.from_raw),
             to_number: norm(&rec.to_raw),
             from_raw: rec.from_raw.clone(),
@@ -84,9 +84,9 @@ impl CallReport {
             answered_at: rec.answered_at.map(|t| t.to_rfc3339()),
             ended_at: rec.ended_at.to_rfc3339(),
             duration: rec.talk_micros() as f64 / 1e6,
-            outcome: rec.outcome.as_str(),
+            outcome: rec.outcome.as_str().into(),
             sip_code: rec.sip_code,
-            end_reason: rec.end_reason.as_str(),
+            end_reason: rec.end_reason.as_str().into(),
             answered_elsewhere: rec.answered_elsewhere,
             dtmf: rec.dtmf.clone(),
             held: rec.held,

@@ -21,6 +21,17 @@ fn shipped_example_is_valid_and_matches_defaults() {
     assert_eq!(cfg.tracker.max_calls, def.tracker.max_calls);
     assert_eq!(cfg.database.url, def.database.url);
     assert_eq!(cfg.recording.dir, def.recording.dir);
+    assert_eq!(cfg.capture.queue_packets, def.capture.queue_packets);
+    assert_eq!(cfg.capture.buffer_mib, def.capture.buffer_mib);
+    assert_eq!(cfg.capture.snaplen, def.capture.snaplen);
+    assert_eq!(
+        cfg.capture.folder_settle_secs,
+        def.capture.folder_settle_secs
+    );
+    assert_eq!(cfg.hep.listen, def.hep.listen);
+    assert_eq!(cfg.hep.enabled, def.hep.enabled);
+    assert_eq!(cfg.admin.listen, def.admin.listen);
+    assert_eq!(cfg.daemon.state_dir, def.daemon.state_dir);
 }
 
 #[test]
@@ -48,6 +59,12 @@ fn bad_files_say_what_and_where() {
         ("bad-timer.toml", &["tracker.rtp_timeout_secs"][..]),
         ("bad-port.toml", &["ports", "line 2"][..]),
         ("bad-log-format.toml", &["format", "xml"][..]),
+        (
+            "bad-interface.toml",
+            &["capture.interfaces[1]", "no such interface \"eht0\""][..],
+        ),
+        ("bad-hep-listen.toml", &["listen", "line 3"][..]),
+        ("bad-queue.toml", &["capture.queue_packets"][..]),
     ];
     for (file, needles) in cases {
         let err = load(&format!("tests/config/{file}")).expect_err(file);
@@ -71,4 +88,43 @@ fn missing_file_is_a_clear_error() {
         err.contains("does-not-exist.toml") && err.contains("cannot read"),
         "{err}"
     );
+}
+
+#[test]
+fn database_url_comes_from_a_file_and_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("db-url");
+    std::fs::write(&secret, "sqlite://user:hunter2@localhost/calls.db\n").unwrap();
+    let cfg_path = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[database]\nurl_file = {:?}\n",
+            secret.display().to_string()
+        ),
+    )
+    .unwrap();
+    let cfg = Config::load(&cfg_path).unwrap();
+    assert_eq!(cfg.database.url, "sqlite://user:hunter2@localhost/calls.db");
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("user:***@localhost"), "{shown}");
+
+    std::fs::write(
+        &cfg_path,
+        "[database]\nurl_file = \"/nonexistent/db-url\"\n",
+    )
+    .unwrap();
+    let err = Config::load(&cfg_path).unwrap_err().to_string();
+    assert!(
+        err.contains("database.url_file") && err.contains("/nonexistent/db-url"),
+        "{err}"
+    );
+}
+
+#[test]
+fn loopback_quickstart_config_is_valid() {
+    let cfg = load("config/loopback.toml").unwrap();
+    assert_eq!(cfg.capture.interfaces, vec!["lo".to_string()]);
+    assert!(cfg.hep.enabled);
 }

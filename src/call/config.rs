@@ -26,6 +26,11 @@ pub struct TrackerConfig {
     pub ended_memory_us: i64,
     pub max_ended_memory: usize,
     pub reasm: ReasmLimits,
+    /// A HEP capture time further than this from the receive time is not trusted:
+    /// a sender with a wrong clock would otherwise fire every timer early or late.
+    pub hep_max_skew_us: i64,
+    /// UDP ports whose datagrams in a capture are decoded as HEP.
+    pub hep_ports: Vec<u16>,
 }
 
 impl Default for TrackerConfig {
@@ -46,6 +51,8 @@ impl Default for TrackerConfig {
             ended_memory_us: 64_000_000,
             max_ended_memory: 100_000,
             reasm: ReasmLimits::default(),
+            hep_max_skew_us: 10_000_000,
+            hep_ports: vec![crate::wire::hep::DEFAULT_PORT],
         }
     }
 }

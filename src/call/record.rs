@@ -1,6 +1,6 @@
 //! What the tracker knows about a call when it ends.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
@@ -73,6 +73,9 @@ pub enum EndReason {
     CaptureEnd,
     /// The daemon stopped while the call was still up.
     Shutdown,
+    /// The daemon was killed while the call was up; the next start wrote it
+    /// from what the crash left (its last snapshot and the spooled audio).
+    CrashRecovered,
 }
 
 impl EndReason {
@@ -88,12 +91,13 @@ impl EndReason {
             EndReason::MaxDuration => "max_duration",
             EndReason::CaptureEnd => "capture_end",
             EndReason::Shutdown => "shutdown",
+            EndReason::CrashRecovered => "crash_recovered",
         }
     }
 }
 
 /// Per-direction RTP quality, for ops.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LegQuality {
     pub packets: u64,
     pub lost: u64,

@@ -29,6 +29,14 @@ pub struct Stats {
     pub calls_started: u64,
     pub calls_ended: u64,
     pub other_packets: u64,
+    /// HEP messages received (listener or found in a capture), valid or not.
+    pub hep_messages: u64,
+    pub hep_sip: u64,
+    pub hep_rtp: u64,
+    /// Valid HEP of other payload types (RTCP reports, logs, …): counted, not used.
+    pub hep_other: u64,
+    /// HEP capture times too far from the receive time, replaced by the latter.
+    pub hep_clock_skew: u64,
     /// Malformed or dropped input by reason.
     pub dropped: BTreeMap<&'static str, u64>,
 }

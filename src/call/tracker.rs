@@ -5,6 +5,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
+use crate::reasm::framing::{self, Framing};
 use crate::reasm::{Defragmenter, FlowKey, TcpReassembler};
 use crate::rtp::codec::{decode_g711, Codec};
 use crate::rtp::dtmf::{parse_event, DtmfDetector};
@@ -13,11 +14,12 @@ use crate::rtp::stream::{Ordered, RtpStream};
 use crate::sip::sdp::{self, Direction as SdpDirection};
 use crate::sip::{self, Message, Method, StartLine};
 use crate::time::Timestamp;
+use crate::wire::hep::{self, HepPacket, HepRepr, HepTransport, ProtoType};
 use crate::wire::{self, LinkType, Transport};
 
 use super::dialog::{push_digit, Call};
 use super::media::{codec_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
-use super::record::EndReason;
+use super::record::{CallRecord, EndReason};
 use super::{CallHandle, Event, Side, Stats, TrackerConfig, Update};
 
 const HOUSEKEEPING_US: i64 = 1_000_000;
@@ -76,6 +78,25 @@ impl Tracker {
         (self.defrag.stats(), self.tcp.stats())
     }
 
+    /// What is known of an open call now, as its record would read if it
+    /// ended here; the daemon keeps this on disk so a crash loses no call.
+    pub fn snapshot(&self, call: CallHandle) -> Option<CallRecord> {
+        let c = self.calls.get(&call)?;
+        let mut rec = c.finish(&self.cfg, Some(EndReason::CrashRecovered));
+        rec.end_reason = EndReason::CrashRecovered;
+        Some(rec)
+    }
+
+    /// Timer settings may change while calls are open (a config reload); every
+    /// call's next deadline is worked out from them when its timer fires.
+    pub fn set_timers(&mut self, timers: &TrackerConfig) {
+        self.cfg.no_response_us = timers.no_response_us;
+        self.cfg.ring_timeout_us = timers.ring_timeout_us;
+        self.cfg.rtp_timeout_us = timers.rtp_timeout_us;
+        self.cfg.max_duration_us = timers.max_duration_us;
+        self.cfg.bye_timeout_us = timers.bye_timeout_us;
+    }
+
     pub fn active_calls(&self) -> usize {
         self.calls.len()
     }
@@ -118,6 +139,97 @@ impl Tracker {
             }
             None => self.handle_ip_payload(now, src, dst, proto, ip.payload),
         }
+    }
+
+    /// One HEP v1/v2/v3 message from a HEP listener; `now` is when it arrived.
+    ///
+    /// SIP goes to the call logic with the addresses and capture time the agent saw,
+    /// so signalling from HEP and RTP from a live interface make one call.
+    pub fn handle_hep(&mut self, now: Timestamp, datagram: &[u8]) {
+        self.route_hep(now, datagram);
+    }
+
+    /// HEP from the listener or found in a capture (`now` is then the frame's time).
+    fn route_hep(&mut self, now: Timestamp, datagram: &[u8]) {
+        self.stats.hep_messages += 1;
+        let repr = match HepPacket::new_checked(datagram).and_then(|p| HepRepr::parse(&p)) {
+            Ok(r) => r,
+            Err(e) => return self.stats.drop_reason(e.reason()),
+        };
+        let mut scratch = Vec::new();
+        let payload = match repr.payload(&mut scratch) {
+            Ok(p) => p,
+            Err(e) => return self.stats.drop_reason(e.reason()),
+        };
+        let ts = self.hep_time(now, repr.timestamp);
+        self.advance(ts);
+        match repr.proto_type {
+            ProtoType::Sip => {
+                self.stats.hep_sip += 1;
+                self.handle_hep_sip(ts, &repr, payload);
+            }
+            ProtoType::Rtp => {
+                self.stats.hep_rtp += 1;
+                self.handle_hep_rtp(ts, repr.src, repr.dst, payload);
+            }
+            _ => self.stats.hep_other += 1,
+        }
+    }
+
+    /// Agents that capture TCP segments (heplify) may put several SIP messages in
+    /// one HEP payload; each goes on its own.
+    fn handle_hep_sip(&mut self, ts: Timestamp, repr: &HepRepr<'_>, payload: &[u8]) {
+        let mut rest = payload;
+        if repr.transport == HepTransport::Tcp {
+            while let Framing::Complete(n) = framing::sip_message_len(rest) {
+                let Some((msg, tail)) = rest.split_at_checked(n) else {
+                    break;
+                };
+                if tail.is_empty() || n == 0 {
+                    break;
+                }
+                self.handle_sip(ts, repr.src, repr.dst, msg);
+                rest = tail;
+            }
+        }
+        self.handle_sip(ts, repr.src, repr.dst, rest);
+    }
+
+    /// The agent's capture time when its clock agrees with ours, else arrival time.
+    fn hep_time(&mut self, now: Timestamp, captured: Option<Timestamp>) -> Timestamp {
+        match captured {
+            Some(t)
+                if t.micros().abs_diff(now.micros()) <= self.cfg.hep_max_skew_us.unsigned_abs() =>
+            {
+                t
+            }
+            Some(t) => {
+                self.stats.hep_clock_skew += 1;
+                tracing::trace!(
+                    skew_us = t.micros().saturating_sub(now.micros()),
+                    "HEP clock skew"
+                );
+                now
+            }
+            None => now,
+        }
+    }
+
+    fn is_hep_datagram(&self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> bool {
+        let ports = &self.cfg.hep_ports;
+        (ports.contains(&src.port()) || ports.contains(&dst.port())) && hep::looks_like_hep(payload)
+    }
+
+    /// HEP-carried RTP is matched to calls by address like captured RTP, but is
+    /// never taken for SIP or HEP again (a HEP payload must not recurse).
+    fn handle_hep_rtp(&mut self, now: Timestamp, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        if let Some(&(call, receiver)) = self.media_index.get(&dst) {
+            return self.handle_rtp(now, call, receiver.other(), src, payload, true);
+        }
+        if let Some(&(call, side)) = self.media_index.get(&src) {
+            return self.handle_rtp(now, call, side, src, payload, false);
+        }
+        self.stats.rtp_unmatched += 1;
     }
 
     /// Closes every call still open, e.g. at the end of a replayed capture
@@ -192,6 +304,9 @@ impl Tracker {
     }
 
     fn handle_udp(&mut self, now: Timestamp, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        if self.is_hep_datagram(src, dst, payload) {
+            return self.route_hep(now, payload);
+        }
         if self.is_sip_port(src.port()) || self.is_sip_port(dst.port()) {
             return self.handle_sip(now, src, dst, payload);
         }

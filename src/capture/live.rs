@@ -187,7 +187,11 @@ impl Settings {
             }
             Ok(link) => link,
         };
-        let mut cap = cap;
+        // libpcap's read timeout does not bound a read on a quiet Linux
+        // TPACKET_V3 ring: pcap_next_ex can block until a packet comes, and a
+        // quiet interface would then never see the stop flag. So the handle is
+        // non-blocking and the thread waits in its own poll() with a timeout.
+        let mut cap = cap.setnonblock().map_err(|e| self.open_error(e))?;
         if !self.filter.is_empty() {
             cap.filter(&self.filter, true)
                 .map_err(|e| LiveError::Filter {
@@ -447,6 +451,8 @@ impl Worker {
             match cap.next_packet() {
                 Ok(packet) => {
                     let h = packet.header;
+                    // time_t and suseconds_t are i64 here but not on every target.
+                    #[allow(clippy::useless_conversion)]
                     let ts = Timestamp::from_micros(
                         i64::from(h.ts.tv_sec)
                             .saturating_mul(1_000_000)
@@ -470,6 +476,7 @@ impl Worker {
                     }
                 }
                 Err(pcap::Error::TimeoutExpired) => {
+                    wait_readable(cap, READ_TIMEOUT_MS);
                     since_clock = 0;
                     if Instant::now() >= next_stats {
                         self.publish_drops(read_stats(cap));
@@ -491,6 +498,21 @@ impl Worker {
                 Ordering::Relaxed,
             );
         }
+    }
+}
+
+/// Waits until the capture handle has packets or `timeout_ms` passes.
+fn wait_readable(cap: &Capture<Active>, timeout_ms: i32) {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: cap.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and the fd stays open for the call (we hold `cap`).
+    // An error or EINTR just means one more turn of the loop.
+    unsafe {
+        libc::poll(&mut pfd, 1, timeout_ms);
     }
 }
 

@@ -7,6 +7,7 @@
 //! drops that nobody can attribute. File sources block instead: a file can wait.
 
 pub mod folder;
+pub mod hep;
 pub mod live;
 pub mod pcapfile;
 

@@ -12,6 +12,7 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// `url` is always redacted: errors end up in logs.
     #[error("database URL {url:?} is not usable: {source}")]
     Url {
         url: String,
@@ -48,7 +49,7 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|source| DbError::Url {
-                url: url.into(),
+                url: crate::config::redact_url(url),
                 source,
             })?
             .create_if_missing(true)
@@ -60,14 +61,14 @@ impl Db {
             .connect_with(opts)
             .await
             .map_err(|source| DbError::Connect {
-                url: url.into(),
+                url: crate::config::redact_url(url),
                 source,
             })?;
         SQLITE_MIGRATIONS
             .run(&pool)
             .await
             .map_err(|source| DbError::Migrate {
-                url: url.into(),
+                url: crate::config::redact_url(url),
                 source,
             })?;
         Ok(Db { pool })
@@ -137,7 +138,7 @@ async fn upsert_one(
             callee_rtp_jitter_ms = excluded.callee_rtp_jitter_ms",
     )
     .bind(&c.call_id)
-    .bind(c.direction)
+    .bind(&c.direction)
     .bind(&c.from_number)
     .bind(&c.to_number)
     .bind(&c.from_raw)
@@ -148,9 +149,9 @@ async fn upsert_one(
     .bind(&c.answered_at)
     .bind(&c.ended_at)
     .bind(c.duration)
-    .bind(c.outcome)
+    .bind(&c.outcome)
     .bind(c.sip_code.map(i64::from))
-    .bind(c.end_reason)
+    .bind(&c.end_reason)
     .bind(c.answered_elsewhere)
     .bind(&c.dtmf)
     .bind(c.held)

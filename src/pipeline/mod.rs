@@ -1,19 +1,22 @@
 //! The synchronous half of every driver: frames into the tracker, events out to
 //! the recorder, finished calls out as reports. Replay and the live daemon share it.
 
+mod inflight;
 mod recordings;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::call::{EndReason, Event, Stats, Tracker, TrackerConfig};
+use crate::call::{CallHandle, EndReason, Event, Stats, Tracker, TrackerConfig};
 use crate::config::Config;
 use crate::matching::number::{parse_country, Normalizer};
 use crate::report::{CallReport, RecordingReport};
 use crate::time::Timestamp;
 use crate::wire::LinkType;
 
-pub use recordings::{recording_path, safe_file_name, Recordings};
+pub use inflight::{InflightEntry, InflightJournal};
+pub use recordings::{recording_path, safe_file_name, spool_path, Recordings};
 use writer::{Cmd, Writer};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,34 @@ pub struct Pipeline {
     /// Where finished recordings go (absolute), when recording is on.
     recordings_dir: Option<PathBuf>,
     numbers: Normalizer,
+    /// Open calls by handle, for logs with the Call-ID and gauges by state.
+    live: HashMap<CallHandle, LiveCall>,
+    inflight: Option<InflightJournal>,
+}
+
+/// Where an open call is in its life, for the `calls_active{state}` gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Trying,
+    Ringing,
+    Answered,
+}
+
+impl CallState {
+    pub const ALL: [CallState; 3] = [CallState::Trying, CallState::Ringing, CallState::Answered];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Trying => "trying",
+            CallState::Ringing => "ringing",
+            CallState::Answered => "answered",
+        }
+    }
+}
+
+struct LiveCall {
+    call_id: String,
+    state: CallState,
 }
 
 /// Builds the core's settings from the admin's config.
@@ -52,6 +83,8 @@ pub fn tracker_config(cfg: &Config, ext: regex::Regex) -> TrackerConfig {
         rtp_timeout_us: secs(t.rtp_timeout_secs),
         max_duration_us: secs(t.max_duration_secs),
         bye_timeout_us: secs(t.bye_timeout_secs),
+        // HEP captured in a pcap arrives on the port our own listener would use.
+        hep_ports: vec![cfg.hep.listen.port()],
         ..TrackerConfig::default()
     }
 }
@@ -87,7 +120,51 @@ impl Pipeline {
             writer,
             recordings_dir,
             numbers,
+            live: HashMap::new(),
+            inflight: None,
         })
+    }
+
+    /// Keeps a snapshot of every open call on disk (the daemon, not replay).
+    pub fn set_inflight(&mut self, journal: InflightJournal) {
+        self.inflight = Some(journal);
+    }
+
+    pub fn numbers(&self) -> &Normalizer {
+        &self.numbers
+    }
+
+    pub fn tracker_mut(&mut self) -> &mut Tracker {
+        &mut self.tracker
+    }
+
+    /// Open calls counted by state.
+    pub fn calls_by_state(&self) -> [(CallState, u64); 3] {
+        CallState::ALL.map(|st| {
+            (
+                st,
+                self.live.values().filter(|c| c.state == st).count() as u64,
+            )
+        })
+    }
+
+    /// Runs the timers due by `now` when no packet has come to run them
+    /// (a quiet line must still end calls whose RTP stopped).
+    pub fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<CallReport>) {
+        self.run_timers(now, out);
+        self.tracker.handle_timeout(now);
+        self.drain(out);
+    }
+
+    fn run_timers(&mut self, now: Timestamp, out: &mut Vec<CallReport>) {
+        // Timers fire at their own instant, before the packet that comes after them.
+        while let Some(t) = self.tracker.poll_timeout() {
+            if t > now {
+                break;
+            }
+            self.tracker.handle_timeout(t);
+            self.drain(out);
+        }
     }
 
     pub fn stats(&self) -> &Stats {
@@ -110,15 +187,15 @@ impl Pipeline {
         frame: &[u8],
         out: &mut Vec<CallReport>,
     ) {
-        // Timers fire at their own instant, before the packet that comes after them.
-        while let Some(t) = self.tracker.poll_timeout() {
-            if t > ts {
-                break;
-            }
-            self.tracker.handle_timeout(t);
-            self.drain(out);
-        }
+        self.run_timers(ts, out);
         self.tracker.handle_frame(ts, link, frame);
+        self.drain(out);
+    }
+
+    /// Feeds one HEP datagram (SIP or RTP mirrored by the PBX or a proxy).
+    pub fn handle_hep(&mut self, ts: Timestamp, datagram: &[u8], out: &mut Vec<CallReport>) {
+        self.run_timers(ts, out);
+        self.tracker.handle_hep(ts, datagram);
         self.drain(out);
     }
 
@@ -135,7 +212,18 @@ impl Pipeline {
     fn drain(&mut self, out: &mut Vec<CallReport>) {
         while let Some(ev) = self.tracker.poll_event() {
             let cmd = match ev {
-                Event::CallStarted { call, call_id, .. } => Cmd::Started(call, call_id),
+                Event::CallStarted { call, call_id, .. } => {
+                    tracing::debug!(call_id = %call_id, "call started");
+                    self.live.insert(
+                        call,
+                        LiveCall {
+                            call_id: call_id.clone(),
+                            state: CallState::Trying,
+                        },
+                    );
+                    self.save_snapshot(call);
+                    Cmd::Started(call, call_id)
+                }
                 Event::Media {
                     call,
                     leg,
@@ -150,12 +238,13 @@ impl Pipeline {
                     samples,
                 },
                 Event::CallEnded { call, record } => {
-                    tracing::info!(
+                    self.live.remove(&call);
+                    // The INFO line comes with the final record, once the recording is done.
+                    tracing::debug!(
                         call_id = %record.call_id,
                         outcome = record.outcome.as_str(),
                         end_reason = record.end_reason.as_str(),
-                        talk_secs = record.talk_micros() as f64 / 1e6,
-                        "call finished"
+                        "call over; finishing its recording"
                     );
                     if self.writer.is_none() {
                         let none = RecordingReport::without_file(
@@ -167,9 +256,20 @@ impl Pipeline {
                     }
                     Cmd::Ended(call, record)
                 }
-                Event::CallRinging { .. }
-                | Event::CallAnswered { .. }
-                | Event::CallUpdated { .. } => continue,
+                Event::CallRinging { call, .. } => {
+                    self.set_state(call, CallState::Ringing);
+                    continue;
+                }
+                Event::CallAnswered { call, .. } => {
+                    self.set_state(call, CallState::Answered);
+                    continue;
+                }
+                Event::CallUpdated { call, update, .. } => {
+                    if let Some(c) = self.live.get(&call) {
+                        tracing::debug!(call_id = %c.call_id, ?update, "call updated");
+                    }
+                    continue;
+                }
             };
             if let Some(w) = &mut self.writer {
                 w.push(cmd);
@@ -177,6 +277,40 @@ impl Pipeline {
         }
         if let Some(w) = &mut self.writer {
             w.collect(out);
+        }
+    }
+
+    fn set_state(&mut self, call: CallHandle, state: CallState) {
+        let Some(c) = self.live.get_mut(&call) else {
+            return;
+        };
+        // A 180 after the 200 (forks, odd PBXs) does not take a call back to ringing.
+        if c.state == CallState::Answered || c.state == state {
+            return;
+        }
+        c.state = state;
+        let msg = match state {
+            CallState::Ringing => "call ringing",
+            CallState::Answered => "call answered",
+            CallState::Trying => "call trying",
+        };
+        tracing::info!(call_id = %c.call_id, "{msg}");
+        self.save_snapshot(call);
+    }
+
+    fn save_snapshot(&self, call: CallHandle) {
+        let Some(journal) = &self.inflight else {
+            return;
+        };
+        let Some(rec) = self.tracker.snapshot(call) else {
+            return;
+        };
+        let spool = self
+            .recordings_dir
+            .as_deref()
+            .map(|d| spool_path(d, call, &rec.call_id));
+        if let Err(e) = journal.write(&rec, &self.numbers, spool, self.recordings_dir.as_deref()) {
+            tracing::error!(call_id = %rec.call_id, error = %e, "cannot save in-flight snapshot");
         }
     }
 }

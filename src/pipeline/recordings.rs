@@ -36,7 +36,6 @@ struct Active {
 
 pub struct Recordings {
     dir: PathBuf,
-    spool: PathBuf,
     active: HashMap<CallHandle, Active>,
 }
 
@@ -49,7 +48,6 @@ impl Recordings {
         recover_spool(&spool, &dir.join(RECOVERED))?;
         Ok(Recordings {
             dir,
-            spool,
             active: HashMap::new(),
         })
     }
@@ -59,9 +57,7 @@ impl Recordings {
     }
 
     pub fn started(&mut self, call: CallHandle, call_id: String) {
-        let spool_path = self
-            .spool
-            .join(format!("{}-{}.wav", call.0, safe_file_name(&call_id)));
+        let spool_path = spool_path(&self.dir, call, &call_id);
         self.active.insert(
             call,
             Active {
@@ -203,6 +199,12 @@ fn recover_spool(spool: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where an open call's audio is written until it ends.
+pub fn spool_path(dir: &Path, call: CallHandle, call_id: &str) -> PathBuf {
+    dir.join(SPOOL)
+        .join(format!("{}-{}.wav", call.0, safe_file_name(call_id)))
 }
 
 /// `{dir}/{yyyy}/{mm}/{dd}/{call id}.wav`, dated by the call's start (UTC).

@@ -8,6 +8,7 @@ pub mod cooked;
 pub mod error;
 mod field;
 pub mod gre;
+pub mod hep;
 mod ip;
 pub mod null;
 mod transport;

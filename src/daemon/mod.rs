@@ -1,0 +1,284 @@
+//! `pbxbridge run`: the long-running daemon beside the PBX.
+//!
+//! Threads: one per capture source (live interface, capture folder, HEP
+//! listener) → one bounded input queue → the tracker thread (which hands audio
+//! to the recorder thread) → the persist thread (outbox, fsync) → the database
+//! task. The admin HTTP server and signal handling run on tokio.
+
+mod outbox;
+mod persist;
+mod sources;
+mod tracker_thread;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::logging::LogHandle;
+use crate::pipeline::{tracker_config, InflightJournal, Pipeline, PipelineError};
+
+pub use outbox::{Outbox, OutboxError};
+pub use persist::PersistStats;
+pub use sources::SourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("cannot use state folder {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen for signals: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("admin endpoint {addr}: {source}")]
+    Admin {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the tracker thread stopped unexpectedly")]
+    TrackerPanicked,
+}
+
+pub struct RunOptions {
+    /// The file SIGHUP reloads; `None` when running on the embedded defaults.
+    pub config_path: Option<PathBuf>,
+    pub log: LogHandle,
+}
+
+/// How long a stop waits for the database before leaving calls in the outbox.
+const STOP_DB_DEADLINE: Duration = Duration::from_secs(20);
+
+pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
+    let state_dir = cfg.daemon.state_dir.clone();
+    let state_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DaemonError::State { path, source }
+    };
+    std::fs::create_dir_all(&state_dir).map_err(state_err(&state_dir))?;
+    let outbox = Arc::new(Outbox::open(&state_dir.join("outbox"))?);
+    let inflight_dir = state_dir.join("inflight");
+    let journal = InflightJournal::open(&inflight_dir).map_err(state_err(&inflight_dir))?;
+
+    // Before the recorder opens its spool (which would set leftovers aside),
+    // turn what a crash left into records.
+    let done = outbox.call_ids()?;
+    let alive = sources::read_heartbeat(&state_dir);
+    let recovered = journal
+        .recover(&done, alive)
+        .map_err(state_err(&inflight_dir))?;
+    if !recovered.is_empty() {
+        outbox.append(&recovered)?;
+        for r in &recovered {
+            journal.remove(&r.call_id);
+        }
+        tracing::warn!(
+            calls = recovered.len(),
+            "recovered calls that were open when the daemon last stopped unexpectedly"
+        );
+    }
+
+    let mut pipeline = Pipeline::new(&cfg)?;
+    pipeline.set_inflight(journal.clone());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let persist_stats = Arc::new(PersistStats::default());
+    let wake_db = Arc::new(Notify::new());
+    let db_done = Arc::new(Notify::new());
+    let db = tokio::spawn(persist::db_task(
+        cfg.database.url.clone(),
+        outbox.clone(),
+        persist_stats.clone(),
+        wake_db.clone(),
+        stop.clone(),
+        db_done.clone(),
+        STOP_DB_DEADLINE,
+    ));
+
+    let (report_tx, report_rx) = crossbeam_channel::bounded(1024);
+    let persist = {
+        let (outbox, journal, stats, wake) = (
+            outbox.clone(),
+            journal.clone(),
+            persist_stats.clone(),
+            wake_db.clone(),
+        );
+        std::thread::Builder::new()
+            .name("pbxbridge-persist".into())
+            .spawn(move || persist::persist_thread(report_rx, outbox, journal, stats, wake))
+            .map_err(|source| DaemonError::Thread {
+                what: "persist",
+                source,
+            })?
+    };
+
+    let (input_tx, input_rx) = crate::capture::input_queue(cfg.capture.queue_packets);
+    let sources = sources::start(&cfg, &input_tx, &state_dir, stop.clone())?;
+    drop(input_tx);
+
+    let ops = sources::Ops::new(&cfg, sources.stats(), persist_stats.clone());
+    let (control_tx, control_rx) = crossbeam_channel::bounded(16);
+    let tracker = {
+        let observer = ops.observer(&cfg, &state_dir);
+        std::thread::Builder::new()
+            .name("pbxbridge-tracker".into())
+            .spawn(move || tracker_thread::run(pipeline, input_rx, control_rx, report_tx, observer))
+            .map_err(|source| DaemonError::Thread {
+                what: "tracker",
+                source,
+            })?
+    };
+    let admin = ops.serve(&cfg).await?;
+    ops.ready();
+    tracing::info!(
+        interfaces = ?cfg.capture.interfaces,
+        hep = cfg.hep.enabled.then(|| cfg.hep.listen.to_string()),
+        folder = ?cfg.capture.folder,
+        "pbxbridge is running"
+    );
+
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let mut current = cfg.clone();
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = hup.recv() => reload(&mut current, &opts, &control_tx),
+            _ = ops.watchdog_tick() => {}
+        }
+    }
+
+    // Stop order matters: no new input, then every open call ends and is
+    // recorded, then the records reach the outbox, then the database.
+    ops.stopping();
+    stop.store(true, Ordering::Release);
+    let source_stats = tokio::task::spawn_blocking(move || sources.stop_and_join())
+        .await
+        .unwrap_or_default();
+    tracing::debug!(?source_stats, "capture sources stopped");
+    let pipeline = tokio::task::spawn_blocking(move || tracker.join())
+        .await
+        .map_err(|_| DaemonError::TrackerPanicked)?
+        .map_err(|_| DaemonError::TrackerPanicked)?;
+    drop(pipeline); // waits for the recorder thread to finish every WAV
+    let _ = tokio::task::spawn_blocking(move || persist.join()).await;
+    wake_db.notify_one();
+    db_done.notified().await;
+    let _ = db.await;
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+    tracing::info!(
+        calls_written = persist_stats.db_rows_written.load(Ordering::Relaxed),
+        outbox_pending = outbox.len(),
+        "pbxbridge stopped"
+    );
+    Ok(())
+}
+
+/// SIGHUP: re-read the file; apply what can change on the fly, and say what
+/// needs a restart. A broken file changes nothing.
+fn reload(
+    current: &mut Config,
+    opts: &RunOptions,
+    control: &crossbeam_channel::Sender<tracker_thread::Control>,
+) {
+    let Some(path) = &opts.config_path else {
+        tracing::warn!("SIGHUP: running on the embedded defaults; there is no file to reload");
+        return;
+    };
+    let new = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: config not reloaded; still running on the previous one");
+            return;
+        }
+    };
+    let mut applied = Vec::new();
+    if new.log.level != current.log.level {
+        match opts.log.set_level(&new.log.level) {
+            Ok(true) => applied.push("log.level"),
+            Ok(false) => tracing::warn!("SIGHUP: log.level unchanged because PBXBRIDGE_LOG is set"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: log.level not applied"),
+        }
+    }
+    if format!("{:?}", new.tracker) != format!("{:?}", current.tracker) {
+        if new.tracker.max_calls != current.tracker.max_calls {
+            tracing::warn!("SIGHUP: tracker.max_calls needs a restart");
+        }
+        match regex::Regex::new(&new.pbx.extension_pattern) {
+            Ok(re) => {
+                let t = tracker_config(&new, re);
+                if control
+                    .try_send(tracker_thread::Control::SetTimers(Box::new(t)))
+                    .is_ok()
+                {
+                    applied.push("tracker timers");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: tracker timers not applied"),
+        }
+    }
+    let restart: Vec<&str> = [
+        (
+            "pbx",
+            format!("{:?}", new.pbx) != format!("{:?}", current.pbx),
+        ),
+        (
+            "sip",
+            format!("{:?}", new.sip) != format!("{:?}", current.sip),
+        ),
+        (
+            "capture",
+            format!("{:?}", new.capture) != format!("{:?}", current.capture),
+        ),
+        (
+            "hep",
+            format!("{:?}", new.hep) != format!("{:?}", current.hep),
+        ),
+        (
+            "admin",
+            format!("{:?}", new.admin) != format!("{:?}", current.admin),
+        ),
+        (
+            "recording",
+            format!("{:?}", new.recording) != format!("{:?}", current.recording),
+        ),
+        ("database", new.database.url != current.database.url),
+        (
+            "daemon",
+            format!("{:?}", new.daemon) != format!("{:?}", current.daemon),
+        ),
+        ("log.format", new.log.format != current.log.format),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect();
+    if !restart.is_empty() {
+        tracing::warn!(sections = ?restart, "SIGHUP: these changes need a restart to take effect");
+    }
+    tracing::info!(applied = ?applied, "SIGHUP: config reloaded");
+    // Keep what was not applied as it was, so the next reload reports it again.
+    current.log.level = new.log.level;
+    current.tracker = new.tracker;
+}

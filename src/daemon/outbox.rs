@@ -1,0 +1,230 @@
+//! Finished calls on their way to the database.
+//!
+//! A batch of records is written to one file, fsynced, and only then is the
+//! call's in-flight snapshot dropped. The database writer deletes a file once
+//! its rows are committed. So a record is always in at least one of: the
+//! in-flight journal, the outbox, the database; and because rows are upserted
+//! by Call-ID, being in two of them for a moment never makes two rows.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::report::CallReport;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("outbox file {path} is unreadable: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl OutboxError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        OutboxError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub struct Outbox {
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+/// One file of the outbox: the records of one batch.
+#[derive(Debug)]
+pub struct Pending {
+    pub path: PathBuf,
+    pub reports: Vec<CallReport>,
+}
+
+const EXT: &str = "jsonl";
+
+impl Outbox {
+    pub fn open(dir: &Path) -> Result<Outbox, OutboxError> {
+        std::fs::create_dir_all(dir).map_err(|e| OutboxError::io(dir, e))?;
+        let mut max = 0;
+        for path in list(dir)? {
+            if let Some(n) = seq_of(&path) {
+                max = max.max(n);
+            }
+        }
+        Ok(Outbox {
+            dir: dir.to_path_buf(),
+            next: AtomicU64::new(max + 1),
+        })
+    }
+
+    /// Writes `reports` durably: once this returns, a crash cannot lose them.
+    pub fn append(&self, reports: &[CallReport]) -> Result<PathBuf, OutboxError> {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{seq:020}.{EXT}"));
+        let tmp = self.dir.join(format!(".{seq:020}.tmp"));
+        let mut buf = Vec::with_capacity(reports.len() * 1024);
+        for r in reports {
+            serde_json::to_writer(&mut buf, r)
+                .map_err(|e| OutboxError::io(&tmp, std::io::Error::other(e)))?;
+            buf.push(b'\n');
+        }
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&buf)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            // The rename itself must survive a power cut too.
+            std::fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| OutboxError::io(&path, e))?;
+        Ok(path)
+    }
+
+    /// Every batch not yet in the database, oldest first.
+    pub fn pending(&self) -> Result<Vec<PathBuf>, OutboxError> {
+        let mut files: Vec<PathBuf> = list(&self.dir)?
+            .into_iter()
+            .filter(|p| seq_of(p).is_some())
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    pub fn read(&self, path: &Path) -> Result<Pending, OutboxError> {
+        let text = std::fs::read_to_string(path).map_err(|e| OutboxError::io(path, e))?;
+        let mut reports = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let r = serde_json::from_str(line).map_err(|e| OutboxError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("line {}: {e}", i + 1),
+            })?;
+            reports.push(r);
+        }
+        Ok(Pending {
+            path: path.to_path_buf(),
+            reports,
+        })
+    }
+
+    /// The batch is committed to the database.
+    pub fn remove(&self, path: &Path) -> Result<(), OutboxError> {
+        std::fs::remove_file(path).map_err(|e| OutboxError::io(path, e))
+    }
+
+    /// A file that cannot be parsed is kept for an operator, out of the way.
+    pub fn quarantine(&self, path: &Path) {
+        let _ = std::fs::rename(path, path.with_extension("bad"));
+    }
+
+    /// Call-IDs whose final record is waiting here.
+    pub fn call_ids(&self) -> Result<HashSet<String>, OutboxError> {
+        let mut ids = HashSet::new();
+        for p in self.pending()? {
+            match self.read(&p) {
+                Ok(batch) => ids.extend(batch.reports.into_iter().map(|r| r.call_id)),
+                Err(e) => tracing::error!(error = %e, "outbox file skipped"),
+            }
+        }
+        Ok(ids)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending().map(|p| p.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn list(dir: &Path) -> Result<Vec<PathBuf>, OutboxError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| OutboxError::io(dir, e))?;
+    Ok(rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+}
+
+fn seq_of(path: &Path) -> Option<u64> {
+    if path.extension()? != EXT {
+        return None;
+    }
+    path.file_stem()?.to_str()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{CallReport, RecordingReport, RtpReport};
+
+    fn report(id: &str) -> CallReport {
+        CallReport {
+            call_id: id.into(),
+            direction: "incoming".into(),
+            from_number: Some("+12125550100".into()),
+            to_number: None,
+            from_raw: None,
+            to_raw: None,
+            from_display: None,
+            agent: None,
+            started_at: "2026-01-01T00:00:00.000000Z".into(),
+            answered_at: None,
+            ended_at: "2026-01-01T00:00:01.000000Z".into(),
+            duration: 0.0,
+            outcome: "busy".into(),
+            sip_code: Some(486),
+            end_reason: "rejected".into(),
+            answered_elsewhere: false,
+            dtmf: String::new(),
+            held: false,
+            recording: RecordingReport::without_file("none", None),
+            sip_src: None,
+            sip_dst: None,
+            rtp: RtpReport {
+                caller: Default::default(),
+                callee: Default::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn batches_survive_reopen_in_order_and_leave_when_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        ob.append(&[report("a"), report("b")]).unwrap();
+        ob.append(&[report("c")]).unwrap();
+        drop(ob);
+        let ob = Outbox::open(dir.path()).unwrap();
+        let pending = ob.pending().unwrap();
+        assert_eq!(pending.len(), 2);
+        let first = ob.read(&pending[0]).unwrap();
+        assert_eq!(first.reports, vec![report("a"), report("b")]);
+        assert_eq!(
+            ob.call_ids().unwrap(),
+            ["a", "b", "c"].map(String::from).into()
+        );
+        // New batches never reuse a number still pending.
+        let p3 = ob.append(&[report("d")]).unwrap();
+        assert!(p3 > pending[1]);
+        ob.remove(&pending[0]).unwrap();
+        assert_eq!(ob.len(), 2);
+    }
+
+    #[test]
+    fn a_damaged_batch_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        let p = ob.append(&[report("a")]).unwrap();
+        std::fs::write(&p, "{\"call_id\":1}\n").unwrap();
+        let err = ob.read(&p).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+        ob.quarantine(&p);
+        assert!(ob.is_empty());
+    }
+}

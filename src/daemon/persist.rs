@@ -1,0 +1,204 @@
+//! From finished call to database row, without losing one on the way.
+//!
+//! The persist thread puts each batch of finished calls in the outbox (fsynced)
+//! and only then forgets their in-flight snapshots. The database task drains the
+//! outbox in order, retrying with backoff while the database is away; the outbox
+//! is the truth until a batch is committed.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::db::Db;
+use crate::pipeline::InflightJournal;
+use crate::report::CallReport;
+
+use super::outbox::Outbox;
+
+/// Counters the metrics endpoint shows.
+#[derive(Debug, Default)]
+pub struct PersistStats {
+    pub ended_by_outcome: Mutex<BTreeMap<String, u64>>,
+    pub recorded_bytes: AtomicU64,
+    pub outbox_pending: AtomicU64,
+    pub db_rows_written: AtomicU64,
+    pub db_write_errors: AtomicU64,
+    pub outbox_errors: AtomicU64,
+    pub db_ready: AtomicBool,
+}
+
+/// Runs on its own thread until every sender of `rx` is gone.
+pub fn persist_thread(
+    rx: crossbeam_channel::Receiver<Vec<CallReport>>,
+    outbox: Arc<Outbox>,
+    journal: InflightJournal,
+    stats: Arc<PersistStats>,
+    wake_db: Arc<Notify>,
+) {
+    while let Ok(mut batch) = rx.recv() {
+        // Whatever else is already waiting shares the one fsync.
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+            if batch.len() >= 1024 {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match outbox.append(&batch) {
+                Ok(_) => break,
+                Err(e) => {
+                    // Keep the snapshots: they are the only copy until this works.
+                    stats.outbox_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, calls = batch.len(), "cannot write finished calls to the outbox; retrying");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        {
+            let mut by_outcome = stats
+                .ended_by_outcome
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for r in &batch {
+                *by_outcome.entry(r.outcome.clone()).or_insert(0) += 1;
+                if let Some(b) = r.recording.bytes {
+                    stats.recorded_bytes.fetch_add(b, Ordering::Relaxed);
+                }
+            }
+        }
+        for r in &batch {
+            journal.remove(&r.call_id);
+            tracing::info!(
+                call_id = %r.call_id,
+                direction = %r.direction,
+                from = r.from_number.as_deref().or(r.from_raw.as_deref()).unwrap_or("-"),
+                to = r.to_number.as_deref().or(r.to_raw.as_deref()).unwrap_or("-"),
+                outcome = %r.outcome,
+                end_reason = %r.end_reason,
+                talk_secs = r.duration,
+                recording = %r.recording.status,
+                path = r.recording.path.as_deref().unwrap_or("-"),
+                "call ended"
+            );
+        }
+        stats
+            .outbox_pending
+            .store(outbox.len() as u64, Ordering::Relaxed);
+        wake_db.notify_one();
+    }
+}
+
+/// Connects (again and again if need be) and drains the outbox into the
+/// database until `stop` is set and the outbox is empty, or the deadline after
+/// `stop` passes; what is left then waits in the outbox for the next start.
+pub async fn db_task(
+    url: String,
+    outbox: Arc<Outbox>,
+    stats: Arc<PersistStats>,
+    wake: Arc<Notify>,
+    stop: Arc<AtomicBool>,
+    done_writing: Arc<Notify>,
+    stop_deadline: Duration,
+) {
+    let mut db: Option<Db> = None;
+    let mut backoff = Duration::from_millis(500);
+    let mut stop_since: Option<tokio::time::Instant> = None;
+    loop {
+        let stopping = stop.load(Ordering::Acquire);
+        if stopping && stop_since.is_none() {
+            stop_since = Some(tokio::time::Instant::now());
+        }
+        if db.is_none() {
+            match Db::connect(&url).await {
+                Ok(d) => {
+                    tracing::info!(url = %crate::config::redact_url(&url), "database connected");
+                    db = Some(d);
+                    backoff = Duration::from_millis(500);
+                }
+                Err(e) => {
+                    stats.db_ready.store(false, Ordering::Relaxed);
+                    stats.db_write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, retry_in = ?backoff, "database unavailable; finished calls wait in the outbox");
+                }
+            }
+        }
+        let mut drained = false;
+        if let Some(d) = &db {
+            match drain(d, &outbox, &stats).await {
+                Ok(()) => {
+                    stats.db_ready.store(true, Ordering::Relaxed);
+                    backoff = Duration::from_millis(500);
+                    drained = true;
+                }
+                Err(e) => {
+                    stats.db_ready.store(false, Ordering::Relaxed);
+                    stats.db_write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot write calls to the database; they wait in the outbox");
+                    db = None;
+                }
+            }
+        }
+        stats
+            .outbox_pending
+            .store(outbox.len() as u64, Ordering::Relaxed);
+        if stopping {
+            let past_deadline = stop_since.is_some_and(|t| t.elapsed() >= stop_deadline);
+            if (drained && outbox.is_empty()) || past_deadline {
+                if !outbox.is_empty() {
+                    tracing::warn!(
+                        batches = outbox.len(),
+                        "stopping with calls still in the outbox; they are written at the next start"
+                    );
+                }
+                done_writing.notify_one();
+                return;
+            }
+        }
+        let wait = if drained {
+            Duration::from_secs(5)
+        } else {
+            let w = backoff;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            w
+        };
+        let _ = tokio::time::timeout(wait, wake.notified()).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DrainError {
+    #[error(transparent)]
+    Outbox(#[from] super::outbox::OutboxError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+async fn drain(db: &Db, outbox: &Outbox, stats: &PersistStats) -> Result<(), DrainError> {
+    for path in outbox.pending()? {
+        let batch = match outbox.read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox batch cannot be read; moved aside as .bad");
+                outbox.quarantine(&path);
+                continue;
+            }
+        };
+        db.upsert_calls(&batch.reports).await?;
+        stats
+            .db_rows_written
+            .fetch_add(batch.reports.len() as u64, Ordering::Relaxed);
+        for r in &batch.reports {
+            tracing::debug!(call_id = %r.call_id, "call written to the database");
+        }
+        outbox.remove(&path)?;
+    }
+    Ok(())
+}
