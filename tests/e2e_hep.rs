@@ -149,6 +149,7 @@ fn hep_signalling_with_captured_rtp() {
     );
 
     let rows = calls(&env.db);
+    eprintln!("calls: {rows:#?}");
     assert_eq!(rows.len(), 1, "one call, rows: {rows:#?}");
     let r = row(&rows, &id);
     assert_eq!(r.outcome, "answered", "{r:#?}");
@@ -164,6 +165,7 @@ fn hep_signalling_with_captured_rtp() {
     );
     assert_eq!(r.recording_status, "stored", "{r:#?}");
     let wav = check_recording(&env.recordings, r);
+    eprintln!("{}: {wav:?}", r.call_id);
     assert!(
         (wav.secs() - r.duration).abs() < 0.25,
         "WAV lasts {} s, talk time {} s",

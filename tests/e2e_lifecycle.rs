@@ -122,6 +122,7 @@ fn sigterm_ends_calls_in_flight_as_shutdown() {
     drop(running);
 
     let rows = calls(&s.env.db);
+    eprintln!("calls: {rows:#?}");
     assert_eq!(rows.len(), 3, "three calls in flight, rows: {rows:#?}");
     for id in &ids {
         let r = row(&rows, id);
@@ -134,6 +135,7 @@ fn sigterm_ends_calls_in_flight_as_shutdown() {
             r.duration
         );
         let wav = check_recording(&s.env.recordings, r);
+        eprintln!("{}: {wav:?}", r.call_id);
         assert!(
             (wav.secs() - until_term).abs() < 1.0,
             "WAV lasts {} s, answer to SIGTERM {until_term:.2} s",
@@ -210,6 +212,7 @@ fn kill9_then_restart_recovers_calls_in_flight() {
     );
 
     let rows = calls(&s.env.db);
+    eprintln!("calls: {rows:#?}");
     assert_eq!(
         rows.iter().filter(|r| r.call_id == id_done).count(),
         1,
@@ -231,11 +234,17 @@ fn kill9_then_restart_recovers_calls_in_flight() {
         assert_eq!(r.end_reason, "crash_recovered", "{r:#?}");
         let until_kill = kill_at - answered_at(r);
         let wav = check_recording(&s.env.recordings, r);
+        eprintln!("{}: {wav:?}", r.call_id);
         // The spool keeps a valid header as it grows; what was still buffered
         // in the killed process is lost, so the file may be a little short.
         assert!(
             wav.secs() > until_kill - 2.0 && wav.secs() < until_kill + 0.5,
             "partial WAV lasts {} s, answer to kill -9 {until_kill:.2} s",
+            wav.secs()
+        );
+        assert!(
+            wav.secs() <= r.duration + 0.25,
+            "partial WAV ({} s) longer than the recovered talk time: {r:#?}",
             wav.secs()
         );
         assert!(

@@ -113,6 +113,7 @@ fn live_capture_answered_busy_cancelled() {
     );
 
     let rows = calls(&env.db);
+    eprintln!("calls: {rows:#?}");
     assert_eq!(rows.len(), 3, "three calls, rows: {rows:#?}");
 
     let a = row(&rows, &id_answered);
@@ -129,6 +130,7 @@ fn live_capture_answered_busy_cancelled() {
     );
     assert_eq!(a.recording_status, "stored", "{a:#?}");
     let wav = check_recording(&env.recordings, a);
+    eprintln!("{}: {wav:?}", a.call_id);
     assert!(
         (wav.secs() - a.duration).abs() < 0.25,
         "WAV lasts {} s, talk time {} s",
