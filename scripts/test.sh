@@ -20,6 +20,10 @@ if [ "${#need[@]}" -gt 0 ]; then
     apt-get install -y -q "${need[@]}"
 fi
 
+# The end-to-end tests (tests/e2e_*.rs) drive real peers: SIPp, Kamailio,
+# tshark, tcpreplay; they capture live, so they need root.
+./scripts/e2e-deps.sh
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install the Rust toolchain (rustup) first" >&2
     exit 1
