@@ -13,7 +13,9 @@
 # kernel drops (pbxbridge_kernel_drops_total); SIGTERM then flushes every call.
 # It stops after the first rate with drops (STOP_ON_DROPS=0 runs them all).
 #
-# Columns: the rate asked for, packets/s tcpreplay achieved, kernel drops,
+# Columns: the rate asked for, packets/s tcpreplay achieved, packets sent and
+# captured by the daemon, packets the kernel dropped on the way to any capture
+# socket (input backlog, veth), kernel drops on the daemon's own capture ring,
 # packets the daemon's full input queue discarded, calls in the database
 # (complete = ended by the capture's own BYE, the rest were cut by SIGTERM),
 # and the daemon's CPU (100% = one core) from /proc/<pid>/stat while replaying.
@@ -104,6 +106,20 @@ PY
 KERNEL_DROPS='^pbxbridge_kernel_drops_total[{].*kind="kernel"'
 QUEUE_DROPS='^pbxbridge_capture_queue_full_total'
 
+CAPTURED='^pbxbridge_capture_packets_total'
+
+# Packets the kernel dropped before any capture socket saw them: the per-CPU
+# input backlog (softnet_stat column 2) and the veth pair's own drop counters.
+# pcap's kernel_drops cannot see these; at high rates into a veth they are the
+# first to appear.
+path_drops() {
+    local soft veth
+    soft=$(awk '{ s += strtonum("0x" $2) } END { printf "%d", s }' /proc/net/softnet_stat)
+    veth=$(( $(cat "/sys/class/net/$HOST_IF/statistics/rx_dropped") + \
+             $(ip netns exec "$NS" cat "/sys/class/net/$NS_IF/statistics/tx_dropped") ))
+    echo $((soft + veth))
+}
+
 metric_sum() { # METRICS_TEXT REGEX -> sum of the samples whose name matches
     awk -v re="$2" '$1 ~ re && $0 !~ /^#/ { s += $NF } END { printf "%d\n", s }' <<<"$1"
 }
@@ -183,12 +199,28 @@ stop_daemon() {
 }
 
 # ------------------------------------------------------------------ runs
-printf '%-10s %12s %12s %12s %8s %10s %8s\n' rate "pkt/s" "kernel_drops" "queue_full" calls complete "cpu%"
+SENT=$(python3 - "$PCAP" <<'PY'
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    data = f.read()
+magic = data[:4]
+endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+off, n = 24, 0
+while off + 16 <= len(data):
+    incl = struct.unpack(endian + "I", data[off + 8:off + 12])[0]
+    off += 16 + incl
+    n += 1
+print(n)
+PY
+)
+printf '%-10s %12s %10s %10s %12s %12s %10s %8s %9s %6s\n' rate "pkt/s" sent captured path_drops kernel_drops queue_full calls complete "cpu%"
 for rate in $RATES; do
     dir=$WORK/run-$rate
     start_daemon "$dir"
     before=$(http_get /metrics || true)
     kd0=$(metric_sum "$before" "$KERNEL_DROPS")
+    cap0=$(metric_sum "$before" "$CAPTURED")
+    pd0=$(path_drops)
     t0=$(date +%s.%N)
     c0=$(cpu_ticks "$DAEMON_PID")
     if [[ $rate == topspeed ]]; then
@@ -208,15 +240,17 @@ for rate in $RATES; do
     after=$(http_get /metrics || true)
     kd=$(($(metric_sum "$after" "$KERNEL_DROPS") - kd0))
     od=$(metric_sum "$after" "$QUEUE_DROPS")
+    captured=$(($(metric_sum "$after" "$CAPTURED") - cap0))
+    pd=$(($(path_drops) - pd0))
     stop_daemon
     pps=$(sed -n 's/.*Rated: .* \([0-9.]*\) pps.*/\1/p' <<<"$out" | head -n 1)
     calls=$(db_count "$dir/calls.db" "1=1")
     complete=$(db_count "$dir/calls.db" "end_reason != 'shutdown'")
     cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" \
         'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
-    printf '%-10s %12s %12s %12s %8s %10s %8s\n' "$rate" "${pps:-?}" "$kd" "$od" "$calls" "$complete" "$cpu"
+    printf '%-10s %12s %10s %10s %12s %12s %10s %8s %9s %6s\n' "$rate" "${pps:-?}" "$SENT" "$captured" "$pd" "$kd" "$od" "$calls" "$complete" "$cpu"
     [[ $KEEP == 1 ]] || rm -rf "$dir/recordings"
-    if [[ $STOP_ON_DROPS == 1 && $kd -gt 0 ]]; then
+    if [[ $STOP_ON_DROPS == 1 && ( $kd -gt 0 || $captured -lt $SENT ) ]]; then
         break
     fi
 done

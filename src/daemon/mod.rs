@@ -103,12 +103,15 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let persist_stats = Arc::new(PersistStats::default());
     let wake_db = Arc::new(Notify::new());
     let db_done = Arc::new(Notify::new());
+    // Set once the persist thread has put the very last record in the outbox:
+    // only then may the database writer drain for the last time and finish.
+    let last_record_queued = Arc::new(AtomicBool::new(false));
     let db = tokio::spawn(persist::db_task(
         cfg.database.url.clone(),
         outbox.clone(),
         persist_stats.clone(),
         wake_db.clone(),
-        stop.clone(),
+        last_record_queued.clone(),
         db_done.clone(),
         STOP_DB_DEADLINE,
     ));
@@ -182,6 +185,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         .map_err(|_| DaemonError::TrackerPanicked)?;
     drop(pipeline); // waits for the recorder thread to finish every WAV
     let _ = tokio::task::spawn_blocking(move || persist.join()).await;
+    last_record_queued.store(true, Ordering::Release);
     wake_db.notify_one();
     db_done.notified().await;
     let _ = db.await;

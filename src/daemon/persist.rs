@@ -97,14 +97,15 @@ pub fn persist_thread(
 }
 
 /// Connects (again and again if need be) and drains the outbox into the
-/// database until `stop` is set and the outbox is empty, or the deadline after
-/// `stop` passes; what is left then waits in the outbox for the next start.
+/// database until `finish` is set (no record will come any more) and the
+/// outbox is empty, or the deadline after `finish` passes; what is left then
+/// waits in the outbox for the next start.
 pub async fn db_task(
     url: String,
     outbox: Arc<Outbox>,
     stats: Arc<PersistStats>,
     wake: Arc<Notify>,
-    stop: Arc<AtomicBool>,
+    finish: Arc<AtomicBool>,
     done_writing: Arc<Notify>,
     stop_deadline: Duration,
 ) {
@@ -112,7 +113,7 @@ pub async fn db_task(
     let mut backoff = Duration::from_millis(500);
     let mut stop_since: Option<tokio::time::Instant> = None;
     loop {
-        let stopping = stop.load(Ordering::Acquire);
+        let stopping = finish.load(Ordering::Acquire);
         if stopping && stop_since.is_none() {
             stop_since = Some(tokio::time::Instant::now());
         }

@@ -295,10 +295,14 @@ impl Pipeline {
             CallState::Trying => "call trying",
         };
         tracing::info!(call_id = %c.call_id, "{msg}");
-        self.save_snapshot(call);
+        if state == CallState::Answered {
+            self.save_snapshot(call);
+        }
     }
 
-    fn save_snapshot(&self, call: CallHandle) {
+    /// The file write happens on the recorder thread when there is one: a burst
+    /// of new calls must not hold up the thread that reads packets.
+    fn save_snapshot(&mut self, call: CallHandle) {
         let Some(journal) = &self.inflight else {
             return;
         };
@@ -309,8 +313,17 @@ impl Pipeline {
             .recordings_dir
             .as_deref()
             .map(|d| spool_path(d, call, &rec.call_id));
-        if let Err(e) = journal.write(&rec, &self.numbers, spool, self.recordings_dir.as_deref()) {
-            tracing::error!(call_id = %rec.call_id, error = %e, "cannot save in-flight snapshot");
+        match &mut self.writer {
+            Some(w) => w.push(Cmd::Snapshot {
+                journal: journal.clone(),
+                record: Box::new(rec),
+                spool,
+            }),
+            None => {
+                if let Err(e) = journal.write(&rec, &self.numbers, spool, None) {
+                    tracing::error!(call_id = %rec.call_id, error = %e, "cannot save in-flight snapshot");
+                }
+            }
         }
     }
 }

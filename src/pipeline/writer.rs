@@ -12,7 +12,7 @@ use crate::call::{CallHandle, CallRecord, Side};
 use crate::matching::number::Normalizer;
 use crate::report::CallReport;
 
-use super::Recordings;
+use super::{InflightJournal, Recordings};
 
 /// Commands per batch: large enough to amortise the channel, small enough
 /// that audio is on disk within a few milliseconds under load.
@@ -30,6 +30,12 @@ pub(crate) enum Cmd {
         samples: Vec<i16>,
     },
     Ended(CallHandle, Box<CallRecord>),
+    /// Keep this open call's snapshot on disk (see `inflight`).
+    Snapshot {
+        journal: InflightJournal,
+        record: Box<CallRecord>,
+        spool: Option<std::path::PathBuf>,
+    },
     /// Answered once everything sent before it is done.
     Sync(SyncSender<()>),
 }
@@ -64,6 +70,20 @@ impl Writer {
                                 let report = CallReport::new(&record, &numbers, rec);
                                 if report_tx.send(report).is_err() {
                                     return;
+                                }
+                            }
+                            Cmd::Snapshot {
+                                journal,
+                                record,
+                                spool,
+                            } => {
+                                if let Err(e) = journal.write(
+                                    &record,
+                                    &numbers,
+                                    spool,
+                                    Some(recordings.dir()),
+                                ) {
+                                    tracing::error!(call_id = %record.call_id, error = %e, "cannot save in-flight snapshot");
                                 }
                             }
                             Cmd::Sync(done) => {
