@@ -159,11 +159,11 @@ fn seq_of(path: &Path) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::report::{CallReport, RecordingReport, RtpReport};
 
-    fn report(id: &str) -> CallReport {
+    pub(crate) fn report(id: &str) -> CallReport {
         CallReport {
             call_id: id.into(),
             direction: "incoming".into(),

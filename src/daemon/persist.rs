@@ -203,3 +203,50 @@ async fn drain(db: &Db, outbox: &Outbox, stats: &PersistStats) -> Result<(), Dra
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: at a stop, records that reach the outbox after the writer
+    /// first found it empty must still be written before it finishes.
+    #[tokio::test]
+    async fn a_stop_writes_records_that_arrive_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Arc::new(Outbox::open(&dir.path().join("outbox")).unwrap());
+        let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+        let (stats, wake, finish, done) = (
+            Arc::new(PersistStats::default()),
+            Arc::new(Notify::new()),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(Notify::new()),
+        );
+        let task = tokio::spawn(db_task(
+            url.clone(),
+            outbox.clone(),
+            stats.clone(),
+            wake.clone(),
+            finish.clone(),
+            done.clone(),
+            Duration::from_secs(10),
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        outbox
+            .append(&[super::super::outbox::tests::report("late@pbx")])
+            .unwrap();
+        finish.store(true, Ordering::Release);
+        wake.notify_one();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(outbox.is_empty());
+        let db = Db::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM calls WHERE call_id = 'late@pbx'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(stats.db_rows_written.load(Ordering::Relaxed), 1);
+    }
+}
