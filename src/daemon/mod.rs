@@ -68,6 +68,9 @@ pub struct RunOptions {
 const STOP_DB_DEADLINE: Duration = Duration::from_secs(20);
 
 pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
+    if cfg.capture.interfaces.is_empty() && cfg.capture.folder.is_none() && !cfg.hep.enabled {
+        return Err(SourceError::Nothing.into());
+    }
     let state_dir = cfg.daemon.state_dir.clone();
     let state_err = |path: &Path| {
         let path = path.to_path_buf();
