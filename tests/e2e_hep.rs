@@ -151,29 +151,5 @@ fn hep_signalling_with_captured_rtp() {
     let rows = calls(&env.db);
     eprintln!("calls: {rows:#?}");
     assert_eq!(rows.len(), 1, "one call, rows: {rows:#?}");
-    let r = row(&rows, &id);
-    assert_eq!(r.outcome, "answered", "{r:#?}");
-    assert_eq!(r.sip_code, Some(200), "{r:#?}");
-    assert_eq!(r.end_reason, "caller_bye", "{r:#?}");
-    assert_eq!(r.direction, "incoming", "{r:#?}");
-    assert_eq!(r.from_number.as_deref(), Some("+14155550101"), "{r:#?}");
-    assert_eq!(r.to_number.as_deref(), Some("2001"), "{r:#?}");
-    assert!(
-        (r.duration - TALK_SECS).abs() < 0.5,
-        "talk time {} s, scenario pauses {TALK_SECS} s before BYE",
-        r.duration
-    );
-    assert_eq!(r.recording_status, "stored", "{r:#?}");
-    let wav = check_recording(&env.recordings, r);
-    eprintln!("{}: {wav:?}", r.call_id);
-    assert!(
-        (wav.secs() - r.duration).abs() < 0.25,
-        "WAV lasts {} s, talk time {} s",
-        wav.secs(),
-        r.duration
-    );
-    assert!(
-        wav.left_active > 0.8 && wav.right_active > 0.8,
-        "both channels carry audio most of the call: {wav:?}"
-    );
+    assert_answered_with_audio(&env, &rows, &id, TALK_SECS, "caller_bye");
 }

@@ -116,31 +116,7 @@ fn live_capture_answered_busy_cancelled() {
     eprintln!("calls: {rows:#?}");
     assert_eq!(rows.len(), 3, "three calls, rows: {rows:#?}");
 
-    let a = row(&rows, &id_answered);
-    assert_eq!(a.outcome, "answered", "{a:#?}");
-    assert_eq!(a.sip_code, Some(200), "{a:#?}");
-    assert_eq!(a.end_reason, "caller_bye", "{a:#?}");
-    assert_eq!(a.direction, "incoming", "{a:#?}");
-    assert_eq!(a.from_number.as_deref(), Some("+14155550101"), "{a:#?}");
-    assert_eq!(a.to_number.as_deref(), Some("2001"), "{a:#?}");
-    assert!(
-        (a.duration - TALK_SECS).abs() < 0.5,
-        "talk time {} s, scenario pauses {TALK_SECS} s before BYE",
-        a.duration
-    );
-    assert_eq!(a.recording_status, "stored", "{a:#?}");
-    let wav = check_recording(&env.recordings, a);
-    eprintln!("{}: {wav:?}", a.call_id);
-    assert!(
-        (wav.secs() - a.duration).abs() < 0.25,
-        "WAV lasts {} s, talk time {} s",
-        wav.secs(),
-        a.duration
-    );
-    assert!(
-        wav.left_active > 0.8 && wav.right_active > 0.8,
-        "both channels carry audio most of the call: {wav:?}"
-    );
+    assert_answered_with_audio(&env, &rows, &id_answered, TALK_SECS, "caller_bye");
 
     let b = row(&rows, &id_busy);
     assert_eq!(b.outcome, "busy", "{b:#?}");

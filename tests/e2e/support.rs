@@ -727,3 +727,41 @@ pub fn check_recording(recordings: &Path, r: &Row) -> Wav {
     assert_eq!(wav.rate, 8000);
     wav
 }
+
+/// The checks every answered test call shares: one incoming call from
+/// +14155550101 to 2001, answered with `end_reason`, talk time close to the
+/// scenario's pause, and a stored WAV as long as the talk time with audio on
+/// both channels most of the call.
+pub fn assert_answered_with_audio(
+    env: &DaemonEnv,
+    rows: &[Row],
+    call_id: &str,
+    talk_secs: f64,
+    end_reason: &str,
+) {
+    let r = row(rows, call_id);
+    assert_eq!(r.outcome, "answered", "{r:#?}");
+    assert_eq!(r.sip_code, Some(200), "{r:#?}");
+    assert_eq!(r.end_reason, end_reason, "{r:#?}");
+    assert_eq!(r.direction, "incoming", "{r:#?}");
+    assert_eq!(r.from_number.as_deref(), Some("+14155550101"), "{r:#?}");
+    assert_eq!(r.to_number.as_deref(), Some("2001"), "{r:#?}");
+    assert!(
+        (r.duration - talk_secs).abs() < 0.5,
+        "talk time {} s, scenario pauses {talk_secs} s before BYE",
+        r.duration
+    );
+    assert_eq!(r.recording_status, "stored", "{r:#?}");
+    let wav = check_recording(&env.recordings, r);
+    eprintln!("{}: {wav:?}", r.call_id);
+    assert!(
+        (wav.secs() - r.duration).abs() < 0.25,
+        "WAV lasts {} s, talk time {} s",
+        wav.secs(),
+        r.duration
+    );
+    assert!(
+        wav.left_active > 0.8 && wav.right_active > 0.8,
+        "both channels carry audio most of the call: {wav:?}"
+    );
+}
