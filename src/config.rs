@@ -24,7 +24,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub pbx: PbxConfig,
@@ -40,7 +40,7 @@ pub struct Config {
 }
 
 /// Live capture and the folder of rotating capture files (`pbxbridge run`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureConfig {
     /// Interfaces to capture on by name ("eth0", "lo", or "any"). Empty: no live capture.
@@ -76,7 +76,7 @@ impl Default for CaptureConfig {
 }
 
 /// The HEP v2/v3 listener (SIP mirrored by Asterisk, FreeSWITCH, Kamailio, OpenSIPS).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HepConfig {
     pub enabled: bool,
@@ -97,7 +97,7 @@ impl Default for HepConfig {
 }
 
 /// The operator's HTTP endpoint: /metrics, /healthz, /readyz.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub enabled: bool,
@@ -115,7 +115,7 @@ impl Default for AdminConfig {
 
 /// Where the daemon keeps what must survive a crash: the outbox of finished
 /// calls not yet in the database and the snapshots of calls in flight.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
     pub state_dir: PathBuf,
@@ -129,7 +129,7 @@ impl Default for DaemonConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PbxConfig {
     /// ISO 3166 country used to read national numbers, e.g. "US", "DE".
@@ -150,7 +150,7 @@ impl Default for PbxConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
     /// UDP/TCP ports always treated as SIP.
@@ -168,7 +168,7 @@ impl Default for SipConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimersConfig {
     /// Calls tracked at once; more are counted and dropped.
@@ -198,7 +198,7 @@ impl Default for TimersConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
     pub enabled: bool,
@@ -218,7 +218,7 @@ impl Default for RecordingConfig {
 /// The URL may hold a password: it can come from `url_file` or the
 /// `PBXBRIDGE_DATABASE_URL` environment variable instead of this file, and
 /// `Debug` never shows it.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub url: String,
@@ -274,7 +274,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,

@@ -229,7 +229,7 @@ fn reload(
             Err(e) => tracing::error!(error = %e, "SIGHUP: log.level not applied"),
         }
     }
-    if format!("{:?}", new.tracker) != format!("{:?}", current.tracker) {
+    if new.tracker != current.tracker {
         if new.tracker.max_calls != current.tracker.max_calls {
             tracing::warn!("SIGHUP: tracker.max_calls needs a restart");
         }
@@ -247,35 +247,14 @@ fn reload(
         }
     }
     let restart: Vec<&str> = [
-        (
-            "pbx",
-            format!("{:?}", new.pbx) != format!("{:?}", current.pbx),
-        ),
-        (
-            "sip",
-            format!("{:?}", new.sip) != format!("{:?}", current.sip),
-        ),
-        (
-            "capture",
-            format!("{:?}", new.capture) != format!("{:?}", current.capture),
-        ),
-        (
-            "hep",
-            format!("{:?}", new.hep) != format!("{:?}", current.hep),
-        ),
-        (
-            "admin",
-            format!("{:?}", new.admin) != format!("{:?}", current.admin),
-        ),
-        (
-            "recording",
-            format!("{:?}", new.recording) != format!("{:?}", current.recording),
-        ),
-        ("database", new.database.url != current.database.url),
-        (
-            "daemon",
-            format!("{:?}", new.daemon) != format!("{:?}", current.daemon),
-        ),
+        ("pbx", new.pbx != current.pbx),
+        ("sip", new.sip != current.sip),
+        ("capture", new.capture != current.capture),
+        ("hep", new.hep != current.hep),
+        ("admin", new.admin != current.admin),
+        ("recording", new.recording != current.recording),
+        ("database", new.database != current.database),
+        ("daemon", new.daemon != current.daemon),
         ("log.format", new.log.format != current.log.format),
     ]
     .into_iter()

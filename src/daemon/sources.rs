@@ -63,9 +63,6 @@ pub fn start(
     state_dir: &Path,
     stop: Arc<AtomicBool>,
 ) -> Result<Sources, SourceError> {
-    if cfg.capture.interfaces.is_empty() && cfg.capture.folder.is_none() && !cfg.hep.enabled {
-        return Err(SourceError::Nothing);
-    }
     let mut sources = Sources {
         live: Vec::new(),
         folder: None,
