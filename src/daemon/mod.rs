@@ -8,6 +8,7 @@
 mod outbox;
 mod persist;
 mod sources;
+mod status;
 mod tracker_thread;
 
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     // Before the recorder opens its spool (which would set leftovers aside),
     // turn what a crash left into records.
     let done = outbox.call_ids()?;
-    let alive = sources::read_heartbeat(&state_dir);
+    let alive = status::read_heartbeat(&state_dir);
     let recovered = journal
         .recover(&done, alive)
         .map_err(state_err(&inflight_dir))?;
@@ -140,10 +141,16 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let sources = sources::start(&cfg, &input_tx, &state_dir, stop.clone())?;
     drop(input_tx);
 
-    let ops = sources::Ops::new(&cfg, sources.stats(), persist_stats.clone());
+    let ops = status::Ops::new(
+        &cfg,
+        &state_dir,
+        sources.stats(),
+        persist_stats.clone(),
+        outbox.clone(),
+    );
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let tracker = {
-        let observer = ops.observer(&cfg, &state_dir);
+        let observer = ops.observer();
         std::thread::Builder::new()
             .name("pbxbridge-tracker".into())
             .spawn(move || tracker_thread::run(pipeline, input_rx, control_rx, report_tx, observer))
@@ -165,12 +172,14 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let mut current = cfg.clone();
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = hup.recv() => reload(&mut current, &opts, &control_tx),
             _ = ops.watchdog_tick() => {}
+            _ = housekeeping.tick() => ops.housekeeping().await,
         }
     }
 

@@ -23,7 +23,6 @@ use super::outbox::Outbox;
 pub struct PersistStats {
     pub ended_by_outcome: Mutex<BTreeMap<String, u64>>,
     pub recorded_bytes: AtomicU64,
-    pub outbox_pending: AtomicU64,
     pub db_rows_written: AtomicU64,
     pub db_write_errors: AtomicU64,
     pub outbox_errors: AtomicU64,
@@ -89,9 +88,6 @@ pub fn persist_thread(
                 "call ended"
             );
         }
-        stats
-            .outbox_pending
-            .store(outbox.len() as u64, Ordering::Relaxed);
         wake_db.notify_one();
     }
 }
@@ -147,9 +143,6 @@ pub async fn db_task(
                 }
             }
         }
-        stats
-            .outbox_pending
-            .store(outbox.len() as u64, Ordering::Relaxed);
         if stopping {
             let past_deadline = stop_since.is_some_and(|t| t.elapsed() >= stop_deadline);
             if (drained && outbox.is_empty()) || past_deadline {
