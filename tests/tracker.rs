@@ -354,6 +354,8 @@ fn forked_call_takes_the_answering_branch_as_agent() {
         PBX,
         &invite("c4", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
     );
+    let counts = |h: &Harness| h.t.calls_by_state().map(|(s, n)| (s.as_str(), n));
+    assert_eq!(counts(&h), [("trying", 1), ("ringing", 0), ("answered", 0)]);
     h.sip(
         10,
         PBX,
@@ -366,6 +368,13 @@ fn forked_call_takes_the_answering_branch_as_agent() {
         CALLER,
         &response(180, "Ringing", "c4", 1, "INVITE", ";tag=B", "2003", ""),
     );
+    assert_eq!(counts(&h), [("trying", 0), ("ringing", 1), ("answered", 0)]);
+    let ringing = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::CallRinging { .. }))
+        .count();
+    assert_eq!(ringing, 1, "a second fork's 180 is not a second ringing");
     h.sip(
         800,
         PBX,

@@ -21,6 +21,26 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallHandle(pub u64);
 
+/// Where an open call is in its life, for the `calls_active{state}` gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Trying,
+    Ringing,
+    Answered,
+}
+
+impl CallState {
+    pub const ALL: [CallState; 3] = [CallState::Trying, CallState::Ringing, CallState::Answered];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Trying => "trying",
+            CallState::Ringing => "ringing",
+            CallState::Answered => "answered",
+        }
+    }
+}
+
 /// One party of the call. The recording puts the caller left and the callee right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {

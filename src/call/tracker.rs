@@ -20,7 +20,7 @@ use crate::wire::{self, LinkType, Transport};
 use super::dialog::{push_digit, Call};
 use super::media::{codec_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
 use super::record::{CallRecord, EndReason};
-use super::{CallHandle, Event, Side, Stats, TrackerConfig, Update};
+use super::{CallHandle, CallState, Event, Side, Stats, TrackerConfig, Update};
 
 const HOUSEKEEPING_US: i64 = 1_000_000;
 /// A driver that stops draining must not make us grow without bound; audio is
@@ -95,6 +95,32 @@ impl Tracker {
         self.cfg.rtp_timeout_us = timers.rtp_timeout_us;
         self.cfg.max_duration_us = timers.max_duration_us;
         self.cfg.bye_timeout_us = timers.bye_timeout_us;
+    }
+
+    /// The Call-ID of an open call, for logs about it.
+    pub fn call_id(&self, call: CallHandle) -> Option<String> {
+        let c = self.calls.get(&call)?;
+        Some(String::from_utf8_lossy(&c.call_id).into_owned())
+    }
+
+    /// Open calls counted by state.
+    pub fn calls_by_state(&self) -> [(CallState, u64); 3] {
+        let mut out = CallState::ALL.map(|st| (st, 0u64));
+        for c in self.calls.values() {
+            let st = if c.answered_at.is_some() {
+                CallState::Answered
+            } else if c.ringing_at.is_some() {
+                CallState::Ringing
+            } else {
+                CallState::Trying
+            };
+            for (s, n) in out.iter_mut() {
+                if *s == st {
+                    *n += 1;
+                }
+            }
+        }
+        out
     }
 
     pub fn active_calls(&self) -> usize {

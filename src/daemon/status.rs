@@ -184,6 +184,7 @@ impl Observer for Publisher {
         self.last_publish = Some(Instant::now());
         let stats = pipeline.stats().clone();
         let by_state: Vec<(&'static str, u64)> = pipeline
+            .tracker()
             .calls_by_state()
             .iter()
             .map(|(s, n)| (s.as_str(), *n))

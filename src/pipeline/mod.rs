@@ -5,7 +5,6 @@ mod inflight;
 mod recordings;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::call::{CallHandle, EndReason, Event, Stats, Tracker, TrackerConfig};
@@ -38,34 +37,7 @@ pub struct Pipeline {
     /// Where finished recordings go (absolute), when recording is on.
     recordings_dir: Option<PathBuf>,
     numbers: Normalizer,
-    /// Open calls by handle, for logs with the Call-ID and gauges by state.
-    live: HashMap<CallHandle, LiveCall>,
     inflight: Option<InflightJournal>,
-}
-
-/// Where an open call is in its life, for the `calls_active{state}` gauge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallState {
-    Trying,
-    Ringing,
-    Answered,
-}
-
-impl CallState {
-    pub const ALL: [CallState; 3] = [CallState::Trying, CallState::Ringing, CallState::Answered];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallState::Trying => "trying",
-            CallState::Ringing => "ringing",
-            CallState::Answered => "answered",
-        }
-    }
-}
-
-struct LiveCall {
-    call_id: String,
-    state: CallState,
 }
 
 /// Builds the core's settings from the admin's config.
@@ -120,7 +92,6 @@ impl Pipeline {
             writer,
             recordings_dir,
             numbers,
-            live: HashMap::new(),
             inflight: None,
         })
     }
@@ -136,16 +107,6 @@ impl Pipeline {
 
     pub fn tracker_mut(&mut self) -> &mut Tracker {
         &mut self.tracker
-    }
-
-    /// Open calls counted by state.
-    pub fn calls_by_state(&self) -> [(CallState, u64); 3] {
-        CallState::ALL.map(|st| {
-            (
-                st,
-                self.live.values().filter(|c| c.state == st).count() as u64,
-            )
-        })
     }
 
     /// Runs the timers due by `now` when no packet has come to run them
@@ -214,13 +175,6 @@ impl Pipeline {
             let cmd = match ev {
                 Event::CallStarted { call, call_id, .. } => {
                     tracing::debug!(call_id = %call_id, "call started");
-                    self.live.insert(
-                        call,
-                        LiveCall {
-                            call_id: call_id.clone(),
-                            state: CallState::Trying,
-                        },
-                    );
                     self.save_snapshot(call);
                     Cmd::Started(call, call_id)
                 }
@@ -238,7 +192,6 @@ impl Pipeline {
                     samples,
                 },
                 Event::CallEnded { call, record } => {
-                    self.live.remove(&call);
                     // The INFO line comes with the final record, once the recording is done.
                     tracing::debug!(
                         call_id = %record.call_id,
@@ -256,17 +209,23 @@ impl Pipeline {
                     }
                     Cmd::Ended(call, record)
                 }
+                // The tracker reports each of these once per call.
                 Event::CallRinging { call, .. } => {
-                    self.set_state(call, CallState::Ringing);
+                    if let Some(call_id) = self.tracker.call_id(call) {
+                        tracing::info!(call_id, "call ringing");
+                    }
                     continue;
                 }
                 Event::CallAnswered { call, .. } => {
-                    self.set_state(call, CallState::Answered);
+                    if let Some(call_id) = self.tracker.call_id(call) {
+                        tracing::info!(call_id, "call answered");
+                    }
+                    self.save_snapshot(call);
                     continue;
                 }
                 Event::CallUpdated { call, update, .. } => {
-                    if let Some(c) = self.live.get(&call) {
-                        tracing::debug!(call_id = %c.call_id, ?update, "call updated");
+                    if let Some(call_id) = self.tracker.call_id(call) {
+                        tracing::debug!(call_id, ?update, "call updated");
                     }
                     continue;
                 }
@@ -277,26 +236,6 @@ impl Pipeline {
         }
         if let Some(w) = &mut self.writer {
             w.collect(out);
-        }
-    }
-
-    fn set_state(&mut self, call: CallHandle, state: CallState) {
-        let Some(c) = self.live.get_mut(&call) else {
-            return;
-        };
-        // A 180 after the 200 (forks, odd PBXs) does not take a call back to ringing.
-        if c.state == CallState::Answered || c.state == state {
-            return;
-        }
-        c.state = state;
-        let msg = match state {
-            CallState::Ringing => "call ringing",
-            CallState::Answered => "call answered",
-            CallState::Trying => "call trying",
-        };
-        tracing::info!(call_id = %c.call_id, "{msg}");
-        if state == CallState::Answered {
-            self.save_snapshot(call);
         }
     }
 
