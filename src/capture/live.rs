@@ -14,15 +14,14 @@
 //! Waiting: libpcap 1.10's read timeout does not bound a read on a quiet Linux
 //! TPACKET_V3 ring, so the handle is non-blocking and the thread waits in its own
 //! `poll()` for at most 100 ms. A quiet interface therefore still sees the stop
-//! flag and still refreshes its drop counters; `pcap_breakloop` from
-//! [`LiveCapture::stop`] is kept as a second way out.
+//! flag within 100 ms and still refreshes its drop counters.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pcap::{Active, BreakLoop, Capture};
+use pcap::{Active, Capture};
 
 use crate::capture::{Input, InputSender, SendError};
 use crate::config::CaptureConfig;
@@ -245,7 +244,6 @@ pub struct LiveCapture {
     stats: Arc<CaptureStats>,
     /// This capture's own stop flag; the shared one stops every source.
     own_stop: Arc<AtomicBool>,
-    breaker: Arc<Mutex<Option<BreakLoop>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -270,12 +268,10 @@ impl LiveCapture {
         stop: Arc<AtomicBool>,
     ) -> Result<LiveCapture, LiveError> {
         let settings = Settings::new(interface, cfg)?;
-        let (mut cap, link) = settings.open()?;
+        let (cap, link) = settings.open()?;
         let stats = Arc::new(CaptureStats::default());
         let own_stop = Arc::new(AtomicBool::new(false));
-        let breaker = Arc::new(Mutex::new(Some(cap.breakloop_handle())));
         let worker = Worker {
-            breaker: breaker.clone(),
             settings,
             tx,
             stats: stats.clone(),
@@ -304,7 +300,6 @@ impl LiveCapture {
             link,
             stats,
             own_stop,
-            breaker,
             thread: Some(thread),
         })
     }
@@ -355,19 +350,13 @@ impl LiveCapture {
         self.join_thread();
     }
 
-    /// Waits for the thread to end after the shared stop flag was set, waking it
-    /// if it waits for packets.
+    /// Waits for the thread to end after the shared stop flag was set (it looks
+    /// at the flag at least every 100 ms).
     pub fn join(mut self) {
         self.join_thread();
     }
 
     fn join_thread(&mut self) {
-        // The lock orders this after the thread installs the handle of a reopen.
-        if let Ok(b) = self.breaker.lock() {
-            if let Some(b) = b.as_ref() {
-                b.breakloop();
-            }
-        }
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 tracing::error!(interface = %self.interface, "capture thread panicked");
@@ -385,7 +374,6 @@ impl Drop for LiveCapture {
 
 struct Worker {
     settings: Settings,
-    breaker: Arc<Mutex<Option<BreakLoop>>>,
     tx: InputSender,
     stats: Arc<CaptureStats>,
     shared_stop: Arc<AtomicBool>,
@@ -436,10 +424,7 @@ impl Worker {
                     break;
                 }
                 match self.settings.open() {
-                    Ok(mut opened) => {
-                        if let Ok(mut b) = self.breaker.lock() {
-                            *b = Some(opened.0.breakloop_handle());
-                        }
+                    Ok(opened) => {
                         self.stats.reopens.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(interface, "live capture reopened");
                         backoff = REOPEN_MIN;
@@ -499,10 +484,8 @@ impl Worker {
                         Err(SendError::Closed) => return Ended::QueueClosed,
                     }
                 }
-                // A timeout on the non-blocking handle means no packet is ready; a
-                // pcap_breakloop (the crate maps its -2 to NoMorePackets) is handled
-                // at the loop head.
-                Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {
+                // The non-blocking handle has no packet ready.
+                Err(pcap::Error::TimeoutExpired) => {
                     wait_readable(cap, READ_TIMEOUT_MS);
                 }
                 Err(e) => return Ended::Error(pcap_message(e)),
