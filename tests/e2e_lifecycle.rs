@@ -8,43 +8,12 @@
 #[path = "e2e/support.rs"]
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use support::*;
 
 /// Long enough that nothing ends by itself while the test runs.
 const LONG_TALK_SECS: f64 = 40.0;
-
-struct Setup {
-    env: DaemonEnv,
-}
-
-/// Pairs with their RTP streams written, and a daemon config capturing them.
-fn setup(root: &Path, pairs: &[&Pair]) -> Setup {
-    let sip_ports: Vec<u16> = pairs
-        .iter()
-        .flat_map(|p| [p.uac_port, p.uas_port])
-        .collect();
-    let filter = pairs
-        .iter()
-        .flat_map(|p| p.ports())
-        .map(|p| format!("udp port {p}"))
-        .collect::<Vec<_>>()
-        .join(" or ");
-    let env = DaemonEnv::new(
-        root,
-        &DaemonSpec {
-            sip_ports,
-            detect_any_port: false,
-            interface: "lo".into(),
-            filter,
-            hep: None,
-            extra: String::new(),
-        },
-    );
-    Setup { env }
-}
 
 /// Starts a long answered call on `pair`; returns (uas, uac) still running.
 fn long_call(pair: &Pair, id: &str) -> (Proc, Proc) {
@@ -86,8 +55,8 @@ fn sigterm_ends_calls_in_flight_as_shutdown() {
     for (i, p) in pairs.iter().enumerate() {
         p.rtp(LONG_TALK_SECS, 0x7e40_0000 + i as u32);
     }
-    let s = setup(root, &pairs.iter().collect::<Vec<_>>());
-    let mut daemon = s.env.start("pbxbridge");
+    let env = DaemonEnv::capturing(root, &pairs.iter().collect::<Vec<_>>());
+    let mut daemon = env.start("pbxbridge");
 
     let ids: Vec<String> = (0..3).map(|i| call_id(&format!("term{i}"))).collect();
     let mut running: Vec<(Proc, Proc)> = pairs
@@ -121,7 +90,7 @@ fn sigterm_ends_calls_in_flight_as_shutdown() {
     );
     drop(running);
 
-    let rows = calls(&s.env.db);
+    let rows = calls(&env.db);
     eprintln!("calls: {rows:#?}");
     assert_eq!(rows.len(), 3, "three calls in flight, rows: {rows:#?}");
     for id in &ids {
@@ -134,7 +103,7 @@ fn sigterm_ends_calls_in_flight_as_shutdown() {
             "talk time {} s, answer to SIGTERM {until_term:.2} s: {r:#?}",
             r.duration
         );
-        let wav = check_recording(&s.env.recordings, r);
+        let wav = check_recording(&env.recordings, r);
         eprintln!("{}: {wav:?}", r.call_id);
         assert!(
             (wav.secs() - until_term).abs() < 1.0,
@@ -168,8 +137,8 @@ fn kill9_then_restart_recovers_calls_in_flight() {
     }
     let mut all: Vec<&Pair> = inflight.iter().collect();
     all.push(&done);
-    let s = setup(root, &all);
-    let mut daemon = s.env.start("pbxbridge-1");
+    let env = DaemonEnv::capturing(root, &all);
+    let mut daemon = env.start("pbxbridge-1");
 
     // One call that ends before the crash.
     let id_done = call_id("done");
@@ -202,7 +171,7 @@ fn kill9_then_restart_recovers_calls_in_flight() {
     // new daemon see their BYE instead of recovering them.
     drop(running);
 
-    let mut daemon = s.env.start("pbxbridge-2");
+    let mut daemon = env.start("pbxbridge-2");
     let status = daemon.terminate(Duration::from_secs(30));
     assert_eq!(
         status.code(),
@@ -211,7 +180,7 @@ fn kill9_then_restart_recovers_calls_in_flight() {
         daemon.proc.log_tail()
     );
 
-    let rows = calls(&s.env.db);
+    let rows = calls(&env.db);
     eprintln!("calls: {rows:#?}");
     assert_eq!(
         rows.iter().filter(|r| r.call_id == id_done).count(),
@@ -233,7 +202,7 @@ fn kill9_then_restart_recovers_calls_in_flight() {
         assert_eq!(r.outcome, "answered", "{r:#?}");
         assert_eq!(r.end_reason, "crash_recovered", "{r:#?}");
         let until_kill = kill_at - answered_at(r);
-        let wav = check_recording(&s.env.recordings, r);
+        let wav = check_recording(&env.recordings, r);
         eprintln!("{}: {wav:?}", r.call_id);
         // The spool keeps a valid header as it grows; what was still buffered
         // in the killed process is lost, so the file may be a little short.

@@ -24,28 +24,7 @@ fn live_capture_answered_busy_cancelled() {
     let cancelled = Pair::new(root, "cancelled", 30000..40000);
     answered.rtp(TALK_SECS, 0x1a2b_3c01);
 
-    let pairs = [&answered, &busy, &cancelled];
-    let sip_ports: Vec<u16> = pairs
-        .iter()
-        .flat_map(|p| [p.uac_port, p.uas_port])
-        .collect();
-    let filter = pairs
-        .iter()
-        .flat_map(|p| p.ports())
-        .map(|p| format!("udp port {p}"))
-        .collect::<Vec<_>>()
-        .join(" or ");
-    let env = DaemonEnv::new(
-        root,
-        &DaemonSpec {
-            sip_ports,
-            detect_any_port: false,
-            interface: "lo".into(),
-            filter,
-            hep: None,
-            extra: String::new(),
-        },
-    );
+    let env = DaemonEnv::capturing(root, &[&answered, &busy, &cancelled]);
     let mut daemon = env.start("pbxbridge");
 
     let id_answered = call_id("answered");

@@ -420,6 +420,31 @@ impl DaemonEnv {
         }
     }
 
+    /// A daemon capturing live on `lo` exactly the SIP and RTP ports of `pairs`.
+    pub fn capturing(dir: &Path, pairs: &[&Pair]) -> DaemonEnv {
+        let sip_ports: Vec<u16> = pairs
+            .iter()
+            .flat_map(|p| [p.uac_port, p.uas_port])
+            .collect();
+        let filter = pairs
+            .iter()
+            .flat_map(|p| p.ports())
+            .map(|p| format!("udp port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        DaemonEnv::new(
+            dir,
+            &DaemonSpec {
+                sip_ports,
+                detect_any_port: false,
+                interface: "lo".into(),
+                filter,
+                hep: None,
+                extra: String::new(),
+            },
+        )
+    }
+
     /// Starts `pbxbridge run` and waits until /readyz says 200.
     pub fn start(&self, name: &str) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pbxbridge"));
