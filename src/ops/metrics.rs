@@ -186,6 +186,21 @@ impl<'a> Family<'a> {
     }
 }
 
+/// A counter family with one label, from a fixed list of (label value, count).
+fn counters_by(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, u64)],
+) -> Result<(), fmt::Error> {
+    let mut f = Family::new_counter(enc, name, help, None)?;
+    for (v, n) in values {
+        f.counter(&[(label, v)], *n)?;
+    }
+    Ok(())
+}
+
 fn counter(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
@@ -229,55 +244,52 @@ fn encode_snapshot(
         t.bytes,
     )?;
 
-    {
-        let mut f = Family::new_counter(
+    counters_by(
         enc,
         "packets",
         "Input by what it turned out to be; kind=sip counts SIP messages (one TCP segment may hold several).",
-        None,
+        "kind",
+        &[
+            ("sip", t.sip_messages),
+            ("sip_keepalive", t.sip_keepalives),
+            ("rtp", t.rtp_packets),
+            ("media_control", t.media_control_packets),
+            ("other", t.other_packets),
+        ],
     )?;
-        f.counter(&[("kind", "sip")], t.sip_messages)?;
-        f.counter(&[("kind", "sip_keepalive")], t.sip_keepalives)?;
-        f.counter(&[("kind", "rtp")], t.rtp_packets)?;
-        f.counter(&[("kind", "media_control")], t.media_control_packets)?;
-        f.counter(&[("kind", "other")], t.other_packets)?;
-    }
 
-    {
-        let mut f = Family::new_counter(
-            enc,
-            "transport_packets",
-            "Frames by transport protocol.",
-            None,
-        )?;
-        f.counter(&[("transport", "udp")], t.udp_packets)?;
-        f.counter(&[("transport", "tcp")], t.tcp_segments)?;
-    }
+    counters_by(
+        enc,
+        "transport_packets",
+        "Frames by transport protocol.",
+        "transport",
+        &[("udp", t.udp_packets), ("tcp", t.tcp_segments)],
+    )?;
 
-    {
-        let mut f = Family::new_counter(
-            enc,
-            "sip_untracked",
-            "Well-formed SIP messages that changed no call, by reason.",
-            None,
-        )?;
-        f.counter(&[("reason", "non_call")], t.sip_non_call)?;
-        f.counter(&[("reason", "duplicate")], t.sip_duplicates)?;
-        f.counter(&[("reason", "orphan")], t.sip_orphans)?;
-        f.counter(&[("reason", "after_end")], t.sip_after_end)?;
-    }
+    counters_by(
+        enc,
+        "sip_untracked",
+        "Well-formed SIP messages that changed no call, by reason.",
+        "reason",
+        &[
+            ("non_call", t.sip_non_call),
+            ("duplicate", t.sip_duplicates),
+            ("orphan", t.sip_orphans),
+            ("after_end", t.sip_after_end),
+        ],
+    )?;
 
-    {
-        let mut f = Family::new_counter(
-            enc,
-            "rtp_untracked",
-            "RTP packets not recorded, by reason.",
-            None,
-        )?;
-        f.counter(&[("reason", "unmatched")], t.rtp_unmatched)?;
-        f.counter(&[("reason", "after_end")], t.rtp_after_end)?;
-        f.counter(&[("reason", "ignored_source")], t.rtp_ignored_source)?;
-    }
+    counters_by(
+        enc,
+        "rtp_untracked",
+        "RTP packets not recorded, by reason.",
+        "reason",
+        &[
+            ("unmatched", t.rtp_unmatched),
+            ("after_end", t.rtp_after_end),
+            ("ignored_source", t.rtp_ignored_source),
+        ],
+    )?;
 
     {
         let mut f = Family::new_counter(
@@ -353,16 +365,13 @@ fn encode_snapshot(
         snap.db_write_errors,
     )?;
 
-    {
-        let mut f = Family::new_counter(
-            enc,
-            "capture_files",
-            "Capture-folder files, by result.",
-            None,
-        )?;
-        f.counter(&[("result", "done")], snap.files_done)?;
-        f.counter(&[("result", "failed")], snap.files_failed)?;
-    }
+    counters_by(
+        enc,
+        "capture_files",
+        "Capture-folder files, by result.",
+        "result",
+        &[("done", snap.files_done), ("failed", snap.files_failed)],
+    )?;
 
     gauge(
         enc,
@@ -433,16 +442,13 @@ fn encode_interfaces(
 }
 
 fn encode_hep(enc: &mut DescriptorEncoder<'_>, hep: &HepCounters) -> Result<(), fmt::Error> {
-    {
-        let mut f = Family::new_counter(
-            enc,
-            "hep_messages",
-            "HEP messages received, by transport.",
-            None,
-        )?;
-        f.counter(&[("transport", "udp")], hep.datagrams)?;
-        f.counter(&[("transport", "tcp")], hep.tcp_messages)?;
-    }
+    counters_by(
+        enc,
+        "hep_messages",
+        "HEP messages received, by transport.",
+        "transport",
+        &[("udp", hep.datagrams), ("tcp", hep.tcp_messages)],
+    )?;
     counter(
         enc,
         "hep_tcp_connections",
