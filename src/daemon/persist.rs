@@ -25,7 +25,6 @@ pub struct PersistStats {
     pub recorded_bytes: AtomicU64,
     pub db_rows_written: AtomicU64,
     pub db_write_errors: AtomicU64,
-    pub outbox_errors: AtomicU64,
     pub db_ready: AtomicBool,
 }
 
@@ -54,7 +53,6 @@ pub fn persist_thread(
                 Ok(_) => break,
                 Err(e) => {
                     // Keep the snapshots: they are the only copy until this works.
-                    stats.outbox_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, calls = batch.len(), "cannot write finished calls to the outbox; retrying");
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(10));

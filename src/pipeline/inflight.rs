@@ -48,10 +48,6 @@ impl InflightJournal {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path(&self, call_id: &str) -> PathBuf {
         self.dir.join(format!("{}.json", safe_file_name(call_id)))
     }

@@ -101,10 +101,6 @@ impl Pipeline {
         self.inflight = Some(journal);
     }
 
-    pub fn numbers(&self) -> &Normalizer {
-        &self.numbers
-    }
-
     pub fn tracker_mut(&mut self) -> &mut Tracker {
         &mut self.tracker
     }
