@@ -198,9 +198,10 @@ fn reads_complete_files_in_mtime_order_and_the_newest_after_settle() {
         vec!["b.pcap", "a.pcap", "c.pcap", "d.pcap"]
     );
 
-    // Unchanged for `settle`: the newest is complete too.
+    // Unchanged for `settle`: the newest is complete too. `pending` is
+    // recounted at the scan after a file is done, so wait for both.
     wait_for(&stats, "the newest file", Duration::from_secs(5), |s| {
-        s.files_done == 5
+        s.files_done == 5 && s.pending == 0
     });
     assert!(started.elapsed() >= settle);
     assert_eq!(drain(&rx), tags("newest", 2));
