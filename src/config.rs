@@ -37,6 +37,7 @@ pub struct Config {
     pub hep: HepConfig,
     pub admin: AdminConfig,
     pub daemon: DaemonConfig,
+    pub crm: CrmConfig,
 }
 
 /// Live capture and the folder of rotating capture files (`pbxbridge run`).
@@ -138,6 +139,9 @@ pub struct PbxConfig {
     pub extension_pattern: String,
     /// Networks of phones and the PBX; decides direction when numbers don't.
     pub internal_networks: Vec<IpNet>,
+    /// Names this capture point. A call is one row per (sensor, Call-ID): keep
+    /// the default unless two independent PBXs write to one database.
+    pub sensor: String,
 }
 
 impl Default for PbxConfig {
@@ -146,6 +150,7 @@ impl Default for PbxConfig {
             default_country: "US".into(),
             extension_pattern: "^[0-9]{2,6}$".into(),
             internal_networks: Vec::new(),
+            sensor: "default".into(),
         }
     }
 }
@@ -224,6 +229,13 @@ pub struct DatabaseConfig {
     pub url: String,
     /// A file whose first line is the URL (e.g. a systemd credential).
     pub url_file: Option<PathBuf>,
+    /// Put in front of every table pbxbridge owns (`pbx_` → `pbx_calls`), so
+    /// they sit beside the CRM's own tables without clashing.
+    pub table_prefix: String,
+    /// PostgreSQL schema or MySQL database for pbxbridge's tables (created if
+    /// missing). Empty: the one the URL connects to. Not for SQLite.
+    pub schema: String,
+    pub max_connections: u32,
 }
 
 impl Default for DatabaseConfig {
@@ -231,8 +243,84 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://pbxbridge.db".into(),
             url_file: None,
+            table_prefix: String::new(),
+            schema: String::new(),
+            max_connections: 4,
         }
     }
+}
+
+/// The CRM's own tables whose records can own a phone number, and how records
+/// relate, so a call can be linked to a contact's account as well.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmConfig {
+    pub records: Vec<CrmRecord>,
+    pub relations: Vec<CrmRelation>,
+    /// Re-read records changed since the last look (where `updated_at` is set).
+    pub refresh_secs: u64,
+    /// Rebuild the whole index this often, which also drops deleted records.
+    pub rebuild_secs: u64,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        CrmConfig {
+            records: Vec::new(),
+            relations: Vec::new(),
+            refresh_secs: 60,
+            rebuild_secs: 6 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmRecord {
+    /// contact, lead, account, deal, case, user, …: the name links carry.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The CRM table, optionally schema-qualified (`crm.contacts`).
+    pub table: String,
+    /// Its primary key column.
+    #[serde(default = "default_id_column")]
+    pub id: String,
+    /// Columns holding phone numbers or extensions. May be empty for records
+    /// reached only through a relation (e.g. deals).
+    #[serde(default)]
+    pub phones: Vec<String>,
+    /// A SQL expression for the name shown with a link, e.g.
+    /// `first_name || ' ' || last_name`. Trusted: it is run as written.
+    pub name: Option<String>,
+    /// A column that changes whenever the row does; enables incremental refresh.
+    pub updated_at: Option<String>,
+    /// Its phones identify the agent of a call (default: true for type "user").
+    pub agent: Option<bool>,
+}
+
+fn default_id_column() -> String {
+    "id".into()
+}
+
+impl CrmRecord {
+    pub fn is_agent(&self) -> bool {
+        self.agent.unwrap_or(self.kind == "user")
+    }
+}
+
+/// When a call links to a `from` record, also link the `to` records it names.
+/// Exactly one of `column` (belongs-to: `from`'s table holds the `to` id, e.g.
+/// contacts.account_id) or `foreign_key` (has-many: `to`'s table holds the
+/// `from` id, e.g. deals.account_id) is set.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmRelation {
+    pub from: String,
+    pub to: String,
+    pub column: Option<String>,
+    pub foreign_key: Option<String>,
+    /// A SQL condition on `to`'s table, e.g. `stage NOT IN ('won', 'lost')`. Trusted.
+    pub filter: Option<String>,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -240,6 +328,9 @@ impl std::fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &redact_url(&self.url))
             .field("url_file", &self.url_file)
+            .field("table_prefix", &self.table_prefix)
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -325,7 +416,12 @@ impl Config {
                 reason: "is empty".into(),
             });
         }
-        Ok(())
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        self.validate_database(&invalid)
     }
 
     /// `path` only names the source in error messages.
@@ -413,11 +509,177 @@ impl Config {
                 format!("{} must be between 1 and 10000", self.hep.max_connections),
             ));
         }
-        let db = &self.database.url;
-        if !(db.starts_with("sqlite:")) {
+        self.validate_database(&invalid)?;
+        self.validate_crm(&invalid)?;
+        Ok(())
+    }
+
+    fn validate_database(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        use crate::db::dialect::{is_identifier, Backend};
+        let d = &self.database;
+        let backend = if d.url.is_empty() {
+            // Filled from url_file or the environment later.
+            None
+        } else {
+            Some(Backend::from_url(&d.url).ok_or_else(|| {
+                invalid(
+                    "database.url",
+                    format!(
+                        "{:?}: the scheme must be sqlite:, postgres:// or mysql://",
+                        redact_url(&d.url)
+                    ),
+                )
+            })?)
+        };
+        if !d.table_prefix.is_empty() && !is_identifier(&d.table_prefix) {
             return Err(invalid(
-                "database.url",
-                format!("{db:?}: only sqlite:// URLs are supported in this version"),
+                "database.table_prefix",
+                format!("{:?} may hold only letters, digits and _", d.table_prefix),
+            ));
+        }
+        if !d.schema.is_empty() {
+            if !is_identifier(&d.schema) {
+                return Err(invalid(
+                    "database.schema",
+                    format!("{:?} may hold only letters, digits and _", d.schema),
+                ));
+            }
+            if backend == Some(Backend::Sqlite) {
+                return Err(invalid(
+                    "database.schema",
+                    "SQLite has no schemas; leave it empty (use table_prefix)".into(),
+                ));
+            }
+        }
+        if !(1..=64).contains(&d.max_connections) {
+            return Err(invalid(
+                "database.max_connections",
+                format!("{} must be between 1 and 64", d.max_connections),
+            ));
+        }
+        let sensor = &self.pbx.sensor;
+        if sensor.is_empty() || sensor.len() > 64 {
+            return Err(invalid(
+                "pbx.sensor",
+                format!("{sensor:?} must be 1 to 64 characters"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_crm(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        use crate::db::dialect::is_identifier;
+        let path_ok = |p: &str| p.split('.').count() <= 2 && p.split('.').all(is_identifier);
+        let crm = &self.crm;
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in crm.records.iter().enumerate() {
+            let key = |k: &str| format!("crm.records[{i}].{k}");
+            if r.kind.is_empty() || r.kind.len() > 64 || !is_identifier(&r.kind) {
+                return Err(invalid(
+                    &key("type"),
+                    format!("{:?} must be a name such as \"contact\"", r.kind),
+                ));
+            }
+            if !seen.insert(r.kind.as_str()) {
+                return Err(invalid(
+                    &key("type"),
+                    format!("{:?} is configured twice", r.kind),
+                ));
+            }
+            if !path_ok(&r.table) {
+                return Err(invalid(
+                    &key("table"),
+                    format!(
+                        "{:?} is not a table name (letters, digits, _, optionally schema.table)",
+                        r.table
+                    ),
+                ));
+            }
+            if !is_identifier(&r.id) {
+                return Err(invalid(
+                    &key("id"),
+                    format!("{:?} is not a column name", r.id),
+                ));
+            }
+            for (j, p) in r.phones.iter().enumerate() {
+                if !is_identifier(p) {
+                    return Err(invalid(
+                        &format!("crm.records[{i}].phones[{j}]"),
+                        format!("{p:?} is not a column name"),
+                    ));
+                }
+            }
+            if let Some(u) = &r.updated_at {
+                if !is_identifier(u) {
+                    return Err(invalid(
+                        &key("updated_at"),
+                        format!("{u:?} is not a column name"),
+                    ));
+                }
+            }
+            if let Some(n) = &r.name {
+                if n.trim().is_empty() || n.contains(';') {
+                    return Err(invalid(
+                        &key("name"),
+                        "must be one SQL expression (no ';')".into(),
+                    ));
+                }
+            }
+        }
+        for (i, rel) in crm.relations.iter().enumerate() {
+            let key = |k: &str| format!("crm.relations[{i}].{k}");
+            for (k, t) in [("from", &rel.from), ("to", &rel.to)] {
+                if !seen.contains(t.as_str()) {
+                    return Err(invalid(
+                        &key(k),
+                        format!("{t:?} is not a type listed in [[crm.records]]"),
+                    ));
+                }
+            }
+            match (&rel.column, &rel.foreign_key) {
+                (Some(c), None) | (None, Some(c)) if is_identifier(c) => {}
+                (Some(c), None) | (None, Some(c)) => {
+                    return Err(invalid(
+                        &key(if rel.column.is_some() {
+                            "column"
+                        } else {
+                            "foreign_key"
+                        }),
+                        format!("{c:?} is not a column name"),
+                    ));
+                }
+                _ => {
+                    return Err(invalid(
+                        &key("column"),
+                        "set exactly one of column (the from table holds the to id) or foreign_key (the to table holds the from id)".into(),
+                    ));
+                }
+            }
+            if let Some(f) = &rel.filter {
+                if f.trim().is_empty() || f.contains(';') {
+                    return Err(invalid(
+                        &key("filter"),
+                        "must be one SQL condition (no ';')".into(),
+                    ));
+                }
+            }
+        }
+        if !(5..=86_400).contains(&crm.refresh_secs) {
+            return Err(invalid(
+                "crm.refresh_secs",
+                format!("{} must be between 5 and 86400", crm.refresh_secs),
+            ));
+        }
+        if !(60..=30 * 86_400).contains(&crm.rebuild_secs) {
+            return Err(invalid(
+                "crm.rebuild_secs",
+                format!("{} must be between 60 and 2592000", crm.rebuild_secs),
             ));
         }
         Ok(())

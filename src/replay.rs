@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::call::{EndReason, Stats};
 use crate::capture::pcapfile::PcapFileReader;
 use crate::config::Config;
-use crate::db::{Db, DbError};
+use crate::db::DbError;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::report::CallReport;
 use crate::time::Timestamp;
@@ -46,7 +46,8 @@ pub struct ReplaySummary {
 /// Reads every file in order through one pipeline (so a call may span files) and
 /// writes each finished call to the database before it is printed.
 pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
-    let db = Db::connect(&cfg.database.url).await?;
+    let target = crate::db::DbTarget::from_config(&cfg);
+    let db = target.connect().await?;
     let mut pipeline = Pipeline::new(&cfg)?;
     let recordings_dir = pipeline.recordings_dir().map(PathBuf::from);
     let (tx, mut rx) = mpsc::channel::<Vec<CallReport>>(64);
@@ -60,7 +61,7 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
     let mut calls = Vec::new();
     let stdout = std::io::stdout();
     while let Some(batch) = rx.recv().await {
-        db.upsert_calls(&batch).await?;
+        db.upsert_calls(&target.sensor, &batch).await?;
         if opts.json {
             let mut out = stdout.lock();
             for c in &batch {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::{CallRecord, LegQuality};
 use crate::matching::number::Normalizer;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingReport {
@@ -51,9 +52,9 @@ pub struct CallReport {
     pub to_raw: Option<String>,
     pub from_display: Option<String>,
     pub agent: Option<String>,
-    pub started_at: String,
-    pub answered_at: Option<String>,
-    pub ended_at: String,
+    pub started_at: Timestamp,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Timestamp,
     /// Talk time in seconds.
     pub duration: f64,
     pub outcome: String,
@@ -80,9 +81,9 @@ impl CallReport {
             to_raw: rec.to_raw.clone(),
             from_display: rec.from_display.clone(),
             agent: rec.agent.clone(),
-            started_at: rec.started_at.to_rfc3339(),
-            answered_at: rec.answered_at.map(|t| t.to_rfc3339()),
-            ended_at: rec.ended_at.to_rfc3339(),
+            started_at: rec.started_at,
+            answered_at: rec.answered_at,
+            ended_at: rec.ended_at,
             duration: rec.talk_micros() as f64 / 1e6,
             outcome: rec.outcome.as_str().into(),
             sip_code: rec.sip_code,
@@ -97,6 +98,20 @@ impl CallReport {
                 caller: rec.caller_rtp.clone(),
                 callee: rec.callee_rtp.clone(),
             },
+        }
+    }
+}
+
+impl CallReport {
+    /// The party outside the PBX, whose number is matched against the CRM:
+    /// the caller of an incoming call, the callee of an outgoing one. Internal
+    /// calls have none; for a call of unknown direction the caller is assumed.
+    pub fn other_number(&self) -> Option<&str> {
+        match self.direction.as_str() {
+            "incoming" => self.from_number.as_deref(),
+            "outgoing" => self.to_number.as_deref(),
+            "internal" => None,
+            _ => self.from_number.as_deref().or(self.to_number.as_deref()),
         }
     }
 }

@@ -53,6 +53,22 @@ impl serde::Serialize for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Reads what `to_rfc3339` writes (and any other RFC 3339 time).
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let t = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+        Some(Timestamp(t.timestamp_micros()))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time")))
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())

@@ -111,7 +111,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     // only then may the database writer drain for the last time and finish.
     let last_record_queued = Arc::new(AtomicBool::new(false));
     let db = tokio::spawn(persist::db_task(
-        cfg.database.url.clone(),
+        crate::db::DbTarget::from_config(&cfg),
         outbox.clone(),
         persist_stats.clone(),
         wake_db.clone(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::db::Db;
+use crate::db::{Db, DbTarget};
 use crate::pipeline::InflightJournal;
 use crate::report::CallReport;
 
@@ -95,7 +95,7 @@ pub fn persist_thread(
 /// outbox is empty, or the deadline after `finish` passes; what is left then
 /// waits in the outbox for the next start.
 pub async fn db_task(
-    url: String,
+    target: DbTarget,
     outbox: Arc<Outbox>,
     stats: Arc<PersistStats>,
     wake: Arc<Notify>,
@@ -112,9 +112,9 @@ pub async fn db_task(
             stop_since = Some(tokio::time::Instant::now());
         }
         if db.is_none() {
-            match Db::connect(&url).await {
+            match target.connect().await {
                 Ok(d) => {
-                    tracing::info!(url = %crate::config::redact_url(&url), "database connected");
+                    tracing::info!(url = %target.shown_url(), "database connected");
                     db = Some(d);
                     backoff = Duration::from_millis(500);
                 }
@@ -127,7 +127,7 @@ pub async fn db_task(
         }
         let mut drained = false;
         if let Some(d) = &db {
-            match drain(d, &outbox, &stats).await {
+            match drain(d, &target, &outbox, &stats).await {
                 Ok(()) => {
                     stats.db_ready.store(true, Ordering::Relaxed);
                     backoff = Duration::from_millis(500);
@@ -173,7 +173,12 @@ enum DrainError {
     Db(#[from] crate::db::DbError),
 }
 
-async fn drain(db: &Db, outbox: &Outbox, stats: &PersistStats) -> Result<(), DrainError> {
+async fn drain(
+    db: &Db,
+    target: &DbTarget,
+    outbox: &Outbox,
+    stats: &PersistStats,
+) -> Result<(), DrainError> {
     for path in outbox.pending()? {
         let batch = match outbox.read(&path) {
             Ok(b) => b,
@@ -183,7 +188,7 @@ async fn drain(db: &Db, outbox: &Outbox, stats: &PersistStats) -> Result<(), Dra
                 continue;
             }
         };
-        db.upsert_calls(&batch.reports).await?;
+        db.upsert_calls(&target.sensor, &batch.reports).await?;
         stats
             .db_rows_written
             .fetch_add(batch.reports.len() as u64, Ordering::Relaxed);
@@ -212,8 +217,13 @@ mod tests {
             Arc::new(AtomicBool::new(false)),
             Arc::new(Notify::new()),
         );
+        let target = DbTarget {
+            url: url.clone(),
+            opts: Default::default(),
+            sensor: "default".into(),
+        };
         let task = tokio::spawn(db_task(
-            url.clone(),
+            target.clone(),
             outbox.clone(),
             stats.clone(),
             wake.clone(),
@@ -232,9 +242,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(outbox.is_empty());
-        let db = Db::connect(&url).await.unwrap();
+        let db = target.connect().await.unwrap();
+        let crate::db::Pool::Sqlite(pool) = db.pool() else {
+            panic!("sqlite expected")
+        };
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM calls WHERE call_id = 'late@pbx'")
-            .fetch_one(db.pool())
+            .fetch_one(pool)
             .await
             .unwrap();
         assert_eq!(n, 1);

@@ -1,176 +1,281 @@
-//! The CRM database: migrations compiled into the binary, idempotent call writes.
+//! The CRM database: SQLite, PostgreSQL or MySQL/MariaDB, chosen by the URL.
+//!
+//! One build serves all three: queries are checked at run time, written once
+//! with `?` placeholders and `{table}` names (see `dialect`), and run on the
+//! pool the URL opened (`with_pool!`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use crate::report::CallReport;
+/// Runs `$body` with `$p` bound to the typed pool: the body is compiled once
+/// per backend, so every bind and decode is checked for all three.
+macro_rules! with_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::db::Pool::Sqlite($p) => $body,
+            $crate::db::Pool::Postgres($p) => $body,
+            $crate::db::Pool::MySql($p) => $body,
+        }
+    };
+}
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+mod calls;
+mod dbtime;
+pub mod dialect;
+mod migrate;
+
+pub use calls::{call_key, CallWrite, LinkSource, NewLink};
+pub use dbtime::DbTime;
+pub use dialect::{Backend, Dialect};
+pub use migrate::MIGRATIONS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// `url` is always redacted: errors end up in logs.
-    #[error("database URL {url:?} is not usable: {source}")]
-    Url {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error("database URL {url:?} is not usable: {reason}")]
+    Url { url: String, reason: String },
     #[error("cannot open database {url:?}: {source}")]
     Connect {
         url: String,
         #[source]
         source: sqlx::Error,
     },
-    #[error("migrating database {url:?} failed: {source}")]
+    #[error("migrating database {url:?} (step {version}) failed: {source}")]
     Migrate {
         url: String,
+        version: i64,
         #[source]
-        source: sqlx::migrate::MigrateError,
+        source: sqlx::Error,
     },
+    #[error("database {url:?} was migrated by a newer pbxbridge (schema step {found}; this one knows up to {known})")]
+    SchemaTooNew { url: String, found: i64, known: i64 },
+    #[error("database {url:?}: migration step {version} differs from the one applied; the binary and the database disagree")]
+    MigrationChanged { url: String, version: i64 },
     #[error("writing call {call_id:?} failed: {source}")]
     Write {
         call_id: String,
         #[source]
         source: sqlx::Error,
     },
+    #[error("{what} failed: {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("no call {call_id:?} (sensor {sensor:?}) in the database")]
+    NoSuchCall { sensor: String, call_id: String },
+}
+
+impl DbError {
+    /// True when the database could not be reached or dropped the connection,
+    /// as opposed to refusing a statement: the caller should retry later.
+    pub fn is_unavailable(&self) -> bool {
+        let source = match self {
+            DbError::Connect { source, .. }
+            | DbError::Migrate { source, .. }
+            | DbError::Write { source, .. }
+            | DbError::Query { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            source,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Tls(_)
+        )
+    }
+}
+
+/// Where pbxbridge's tables live and how many connections it may hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbOptions {
+    pub table_prefix: String,
+    pub schema: String,
+    pub max_connections: u32,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            table_prefix: String::new(),
+            schema: String::new(),
+            max_connections: 4,
+        }
+    }
+}
+
+impl From<&crate::config::DatabaseConfig> for DbOptions {
+    fn from(c: &crate::config::DatabaseConfig) -> Self {
+        DbOptions {
+            table_prefix: c.table_prefix.clone(),
+            schema: c.schema.clone(),
+            max_connections: c.max_connections,
+        }
+    }
+}
+
+/// Everything needed to open the database and key its rows.
+#[derive(Clone, PartialEq)]
+pub struct DbTarget {
+    pub url: String,
+    pub opts: DbOptions,
+    /// `pbx.sensor`: part of every call's key.
+    pub sensor: String,
+}
+
+impl DbTarget {
+    pub fn from_config(cfg: &crate::config::Config) -> DbTarget {
+        DbTarget {
+            url: cfg.database.url.clone(),
+            opts: DbOptions::from(&cfg.database),
+            sensor: cfg.pbx.sensor.clone(),
+        }
+    }
+
+    pub async fn connect(&self) -> Result<Db, DbError> {
+        Db::connect(&self.url, &self.opts).await
+    }
+
+    /// The URL with its password hidden.
+    pub fn shown_url(&self) -> String {
+        crate::config::redact_url(&self.url)
+    }
+}
+
+impl std::fmt::Debug for DbTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbTarget")
+            .field("url", &self.shown_url())
+            .field("opts", &self.opts)
+            .field("sensor", &self.sensor)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
 }
 
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: Pool,
+    dialect: Dialect,
 }
 
 impl Db {
-    /// Opens (creating the file if missing) and migrates.
-    pub async fn connect(url: &str) -> Result<Db, DbError> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|source| DbError::Url {
-                url: crate::config::redact_url(url),
-                source,
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(|source| DbError::Connect {
-                url: crate::config::redact_url(url),
-                source,
-            })?;
-        SQLITE_MIGRATIONS
-            .run(&pool)
-            .await
-            .map_err(|source| DbError::Migrate {
-                url: crate::config::redact_url(url),
-                source,
-            })?;
-        Ok(Db { pool })
+    /// Opens the database the URL names (creating a SQLite file when missing)
+    /// and migrates pbxbridge's tables.
+    pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db, DbError> {
+        let shown = crate::config::redact_url(url);
+        let backend = Backend::from_url(url).ok_or_else(|| DbError::Url {
+            url: shown.clone(),
+            reason: "the scheme must be sqlite:, postgres:// or mysql://".into(),
+        })?;
+        let bad_url = |e: sqlx::Error| DbError::Url {
+            url: shown.clone(),
+            reason: e.to_string(),
+        };
+        let connect_err = |source| DbError::Connect {
+            url: shown.clone(),
+            source,
+        };
+        let max = opts.max_connections.max(1);
+        // Fail fast so the caller's backoff, not sqlx's, decides the retries.
+        let acquire = Duration::from_secs(10);
+        let pool = match backend {
+            Backend::Sqlite => {
+                let o = SqliteConnectOptions::from_str(url)
+                    .map_err(bad_url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10));
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(acquire)
+                        .connect_with(o)
+                        .await
+                        .map_err(connect_err)?,
+                )
+            }
+            Backend::Postgres => {
+                let o = PgConnectOptions::from_str(url)
+                    .map_err(bad_url)?
+                    .application_name("pbxbridge");
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(acquire)
+                        .connect_with(o)
+                        .await
+                        .map_err(connect_err)?,
+                )
+            }
+            Backend::MySql => {
+                // sqlx knows only the mysql:// spelling.
+                let url = match url.split_once("://") {
+                    Some((_, rest)) => format!("mysql://{rest}"),
+                    None => url.to_owned(),
+                };
+                let o = MySqlConnectOptions::from_str(&url)
+                    .map_err(bad_url)?
+                    .charset("utf8mb4")
+                    .timezone(Some(String::from("+00:00")));
+                Pool::MySql(
+                    MySqlPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(acquire)
+                        .connect_with(o)
+                        .await
+                        .map_err(connect_err)?,
+                )
+            }
+        };
+        let schema = (!opts.schema.is_empty()).then_some(opts.schema.as_str());
+        let dialect = Dialect::new(backend, &opts.table_prefix, schema);
+        migrate::migrate(&pool, &dialect, &shown).await?;
+        Ok(Db { pool, dialect })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// Writes finished calls in one transaction. Writing the same call again
-    /// replaces its row with the same values, so a replay is idempotent.
-    pub async fn upsert_calls(&self, calls: &[CallReport]) -> Result<(), DbError> {
-        let first = calls.first().map(|c| c.call_id.clone()).unwrap_or_default();
-        let mut tx = self.pool.begin().await.map_err(|source| DbError::Write {
-            call_id: first.clone(),
-            source,
-        })?;
-        for c in calls {
-            upsert_one(&mut tx, c)
-                .await
-                .map_err(|source| DbError::Write {
-                    call_id: c.call_id.clone(),
-                    source,
-                })?;
-        }
-        tx.commit().await.map_err(|source| DbError::Write {
-            call_id: first,
-            source,
-        })
+    pub fn dialect(&self) -> &Dialect {
+        &self.dialect
     }
-}
 
-async fn upsert_one(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    c: &CallReport,
-) -> Result<(), sqlx::Error> {
-    let r = &c.recording;
-    sqlx::query(
-        "INSERT INTO calls (call_id, direction, from_number, to_number, from_raw, to_raw,
-            from_display, agent, started_at, answered_at, ended_at, duration, outcome, sip_code,
-            end_reason, answered_elsewhere, dtmf, held, recording_status, recording_path,
-            recording_codec, recording_sample_rate, recording_channels, recording_samples,
-            recording_bytes, sip_src, sip_dst, caller_rtp_packets, caller_rtp_lost,
-            caller_rtp_jitter_ms, callee_rtp_packets, callee_rtp_lost, callee_rtp_jitter_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-            ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (call_id) DO UPDATE SET
-            direction = excluded.direction, from_number = excluded.from_number,
-            to_number = excluded.to_number, from_raw = excluded.from_raw,
-            to_raw = excluded.to_raw, from_display = excluded.from_display,
-            agent = excluded.agent, started_at = excluded.started_at,
-            answered_at = excluded.answered_at, ended_at = excluded.ended_at,
-            duration = excluded.duration, outcome = excluded.outcome,
-            sip_code = excluded.sip_code, end_reason = excluded.end_reason,
-            answered_elsewhere = excluded.answered_elsewhere, dtmf = excluded.dtmf,
-            held = excluded.held, recording_status = excluded.recording_status,
-            recording_path = excluded.recording_path, recording_codec = excluded.recording_codec,
-            recording_sample_rate = excluded.recording_sample_rate,
-            recording_channels = excluded.recording_channels,
-            recording_samples = excluded.recording_samples,
-            recording_bytes = excluded.recording_bytes, sip_src = excluded.sip_src,
-            sip_dst = excluded.sip_dst, caller_rtp_packets = excluded.caller_rtp_packets,
-            caller_rtp_lost = excluded.caller_rtp_lost,
-            caller_rtp_jitter_ms = excluded.caller_rtp_jitter_ms,
-            callee_rtp_packets = excluded.callee_rtp_packets,
-            callee_rtp_lost = excluded.callee_rtp_lost,
-            callee_rtp_jitter_ms = excluded.callee_rtp_jitter_ms",
-    )
-    .bind(&c.call_id)
-    .bind(&c.direction)
-    .bind(&c.from_number)
-    .bind(&c.to_number)
-    .bind(&c.from_raw)
-    .bind(&c.to_raw)
-    .bind(&c.from_display)
-    .bind(&c.agent)
-    .bind(&c.started_at)
-    .bind(&c.answered_at)
-    .bind(&c.ended_at)
-    .bind(c.duration)
-    .bind(&c.outcome)
-    .bind(c.sip_code.map(i64::from))
-    .bind(&c.end_reason)
-    .bind(c.answered_elsewhere)
-    .bind(&c.dtmf)
-    .bind(c.held)
-    .bind(&r.status)
-    .bind(&r.path)
-    .bind(&r.codec)
-    .bind(r.sample_rate.map(i64::from))
-    .bind(r.channels.map(i64::from))
-    .bind(r.samples.map(|v| v as i64))
-    .bind(r.bytes.map(|v| v as i64))
-    .bind(&c.sip_src)
-    .bind(&c.sip_dst)
-    .bind(c.rtp.caller.packets as i64)
-    .bind(c.rtp.caller.lost as i64)
-    .bind(c.rtp.caller.jitter_ms)
-    .bind(c.rtp.callee.packets as i64)
-    .bind(c.rtp.callee.lost as i64)
-    .bind(c.rtp.callee.jitter_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    pub fn backend(&self) -> Backend {
+        self.dialect.backend
+    }
+
+    /// The SQL text of a `?`/`{table}` template for this database.
+    pub fn sql(&self, template: &str) -> String {
+        self.dialect.render(template)
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let q = |source| DbError::Query {
+            what: "ping",
+            source,
+        };
+        with_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(q))
+    }
+
+    pub async fn close(&self) {
+        with_pool!(&self.pool, p => p.close().await)
+    }
 }

@@ -162,13 +162,13 @@ fn finish_recovered(entry: InflightEntry, alive: Option<Timestamp>) -> CallRepor
             ),
         };
         ended = ended.max(alive.unwrap_or(ended));
-        report.answered_at = Some(answered.to_rfc3339());
+        report.answered_at = Some(answered);
         report.duration = ended.micros_since(answered) as f64 / 1e6;
     } else if let Some(answered) = entry.answered_us {
         ended = ended.max(alive.unwrap_or(ended));
         report.duration = ended.micros_since(Timestamp::from_micros(answered)) as f64 / 1e6;
     }
-    report.ended_at = ended.to_rfc3339();
+    report.ended_at = ended;
     report
 }
 
@@ -313,7 +313,7 @@ mod tests {
         assert!((up.duration - 2.5).abs() < 1e-6, "{}", up.duration);
         assert_eq!(
             up.ended_at,
-            Timestamp::from_micros(1_800_000_006_500_000).to_rfc3339()
+            Timestamp::from_micros(1_800_000_006_500_000)
         );
         let path = up.recording.path.as_deref().unwrap();
         assert_eq!(
@@ -347,7 +347,7 @@ mod tests {
         let out = journal.recover(&HashSet::new(), Some(alive)).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].duration, 30.0);
-        assert_eq!(out[0].ended_at, alive.to_rfc3339());
+        assert_eq!(out[0].ended_at, alive);
     }
 
     #[test]

@@ -1,0 +1,189 @@
+//! The same behaviour on SQLite, PostgreSQL and MariaDB: migrations, table
+//! prefix and schema, idempotent upserts, times that sort, long Call-IDs.
+
+mod db_support;
+
+use db_support::{count, strings, TestDb, ALL};
+use pbxbridge::db::{Backend, DbOptions};
+use pbxbridge::report::{CallReport, RecordingReport, RtpReport};
+use pbxbridge::time::Timestamp;
+
+fn report(call_id: &str, started_secs: i64, outcome: &str) -> CallReport {
+    let leg = serde_json::from_value(serde_json::json!({
+        "packets": 10, "lost": 1, "jitter_ms": 2.5
+    }))
+    .expect("leg quality");
+    CallReport {
+        call_id: call_id.into(),
+        direction: "incoming".into(),
+        from_number: Some("+14155551212".into()),
+        to_number: Some("2001".into()),
+        from_raw: Some("4155551212".into()),
+        to_raw: Some("2001".into()),
+        from_display: Some("Alice".into()),
+        agent: Some("2001".into()),
+        started_at: Timestamp::from_micros(started_secs * 1_000_000 + 123_456),
+        answered_at: Some(Timestamp::from_secs(started_secs + 3)),
+        ended_at: Timestamp::from_secs(started_secs + 63),
+        duration: 60.0,
+        outcome: outcome.into(),
+        sip_code: Some(200),
+        end_reason: "caller_bye".into(),
+        answered_elsewhere: false,
+        dtmf: String::new(),
+        held: false,
+        recording: RecordingReport::without_file("none", None),
+        sip_src: Some("10.0.0.1:5060".into()),
+        sip_dst: Some("10.0.0.2:5060".into()),
+        rtp: RtpReport {
+            caller: leg,
+            callee: serde_json::from_value(serde_json::json!({
+                "packets": 0, "lost": 0, "jitter_ms": 0.0
+            }))
+            .expect("leg quality"),
+        },
+    }
+}
+
+#[tokio::test]
+async fn migrations_run_twice_and_upserts_are_idempotent_on_every_backend() {
+    for backend in ALL {
+        let t = TestDb::new(backend).await;
+        let db = t.connect().await;
+        // A second start finds everything applied.
+        let db2 = t.connect().await;
+        assert_eq!(
+            count(&db2, "SELECT count(*) FROM {schema_migrations}").await,
+            pbxbridge::db::MIGRATIONS.len() as i64,
+            "{backend:?}"
+        );
+        let calls = vec![
+            report("b@pbx", 1_800_000_100, "answered"),
+            report("a@pbx", 1_800_000_000, "busy"),
+        ];
+        let w = db.upsert_calls("default", &calls).await.expect("write");
+        assert_eq!(w.calls, 2);
+        db.upsert_calls("default", &calls).await.expect("rewrite");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM {calls}").await,
+            2,
+            "{backend:?}: a second write of the same calls adds no row"
+        );
+        // Another sensor's call with the same Call-ID is its own row.
+        db.upsert_calls("site-b", &calls[..1]).await.expect("write");
+        assert_eq!(count(&db, "SELECT count(*) FROM {calls}").await, 3);
+
+        // Times sort as time, and compare with a bound time.
+        let order = strings(
+            &db,
+            "SELECT call_id FROM {calls} WHERE sensor = 'default' ORDER BY started_at",
+        )
+        .await;
+        assert_eq!(order, ["a@pbx", "b@pbx"], "{backend:?}");
+        let other = strings(
+            &db,
+            "SELECT other_number FROM {calls} WHERE call_id = 'a@pbx' AND sensor = 'default'",
+        )
+        .await;
+        assert_eq!(
+            other,
+            ["+14155551212"],
+            "incoming: the caller is the other party"
+        );
+        db.close().await;
+        db2.close().await;
+    }
+}
+
+#[tokio::test]
+async fn times_round_trip_with_microseconds() {
+    use pbxbridge::db::{DbTime, Pool};
+    use sqlx::Row;
+    for backend in ALL {
+        let t = TestDb::new(backend).await;
+        let db = t.connect().await;
+        let c = report("t@pbx", 1_800_000_000, "answered");
+        db.upsert_calls("default", std::slice::from_ref(&c)).await.unwrap();
+        let sql = db.sql("SELECT started_at, answered_at FROM {calls} WHERE call_id = ?");
+        let (s, a): (DbTime, Option<DbTime>) = match db.pool() {
+            Pool::Sqlite(p) => {
+                let r = sqlx::query(&sql).bind("t@pbx").fetch_one(p).await.unwrap();
+                (r.get(0), r.get(1))
+            }
+            Pool::Postgres(p) => {
+                let r = sqlx::query(&sql).bind("t@pbx").fetch_one(p).await.unwrap();
+                (r.get(0), r.get(1))
+            }
+            Pool::MySql(p) => {
+                let r = sqlx::query(&sql).bind("t@pbx").fetch_one(p).await.unwrap();
+                (r.get(0), r.get(1))
+            }
+        };
+        assert_eq!(s.0, c.started_at, "{backend:?}");
+        assert_eq!(a.map(|a| a.0), c.answered_at, "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn prefix_and_schema_keep_tables_apart() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let t = TestDb::new(backend).await;
+        let schema = format!("pbxs_{}", std::process::id());
+        let opts = DbOptions {
+            table_prefix: "pbx_".into(),
+            schema: schema.clone(),
+            max_connections: 2,
+        };
+        let db = t.connect_with(&opts).await;
+        db.upsert_calls("default", &[report("p@pbx", 1_800_000_000, "answered")])
+            .await
+            .unwrap();
+        let table = match backend {
+            Backend::Postgres => format!("\"{schema}\".\"pbx_calls\""),
+            _ => format!("`{schema}`.`pbx_calls`"),
+        };
+        assert_eq!(
+            count(&db, &format!("SELECT count(*) FROM {table}")).await,
+            1
+        );
+        // The unprefixed default tables were not made.
+        let plain = match backend {
+            Backend::Postgres => "SELECT count(*) FROM information_schema.tables WHERE table_name = 'calls'".to_string(),
+            _ => format!("SELECT count(*) FROM information_schema.tables WHERE table_name = 'calls' AND table_schema IN ('{schema}', DATABASE())"),
+        };
+        assert_eq!(count(&db, &plain).await, 0, "{backend:?}");
+        db.close().await;
+        if backend == Backend::MySql {
+            // The schema is a database of its own on MySQL: clean it up.
+            db_support::exec(&t.connect().await, &format!("DROP DATABASE {schema}")).await;
+        }
+    }
+    let t = TestDb::new(Backend::Sqlite).await;
+    let db = t
+        .connect_with(&DbOptions {
+            table_prefix: "pbx_".into(),
+            ..DbOptions::default()
+        })
+        .await;
+    assert_eq!(count(&db, "SELECT count(*) FROM pbx_calls").await, 0);
+}
+
+#[tokio::test]
+async fn a_long_call_id_and_long_values_are_stored_not_refused() {
+    for backend in ALL {
+        let t = TestDb::new(backend).await;
+        let db = t.connect().await;
+        let long_id = format!("{}@pbx", "x".repeat(400));
+        let mut c = report(&long_id, 1_800_000_000, "answered");
+        c.sip_src = Some("y".repeat(300));
+        db.upsert_calls("default", &[c.clone()])
+            .await
+            .expect("long values");
+        db.upsert_calls("default", &[c]).await.expect("again");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM {calls}").await,
+            1,
+            "{backend:?}"
+        );
+    }
+}
