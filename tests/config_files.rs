@@ -32,6 +32,11 @@ fn shipped_example_is_valid_and_matches_defaults() {
     assert_eq!(cfg.hep.enabled, def.hep.enabled);
     assert_eq!(cfg.admin.listen, def.admin.listen);
     assert_eq!(cfg.daemon.state_dir, def.daemon.state_dir);
+    assert_eq!(cfg.pbx.sensor, def.pbx.sensor);
+    assert_eq!(cfg.database.table_prefix, def.database.table_prefix);
+    assert_eq!(cfg.database.schema, def.database.schema);
+    assert_eq!(cfg.database.max_connections, def.database.max_connections);
+    assert_eq!(cfg.crm, def.crm);
 }
 
 #[test]
@@ -47,6 +52,14 @@ fn full_file_sets_every_section() {
     );
     assert!(!cfg.recording.enabled);
     assert_eq!(cfg.log.format, LogFormat::Json);
+    assert_eq!(cfg.pbx.sensor, "berlin-pbx");
+    assert_eq!(cfg.database.table_prefix, "pbx_");
+    assert_eq!(cfg.database.schema, "telephony");
+    assert_eq!(cfg.crm.records.len(), 2);
+    assert_eq!(cfg.crm.records[0].id, "id", "the id column defaults to id");
+    assert!(!cfg.crm.records[0].is_agent());
+    assert_eq!(cfg.crm.relations[0].column.as_deref(), Some("account_id"));
+    assert_eq!(cfg.crm.rebuild_secs, 21600, "unset keys keep defaults");
 }
 
 #[test]
@@ -65,6 +78,20 @@ fn bad_files_say_what_and_where() {
         ),
         ("bad-hep-listen.toml", &["listen", "line 3"][..]),
         ("bad-queue.toml", &["capture.queue_packets"][..]),
+        (
+            "bad-db-scheme.toml",
+            &["database.url", "oracle://scott:***@db/orcl", "postgres://"][..],
+        ),
+        ("bad-db-schema.toml", &["database.schema", "SQLite"][..]),
+        (
+            "bad-crm-column.toml",
+            &["crm.records[0].phones[0]", "not a column name"][..],
+        ),
+        (
+            "bad-crm-relation.toml",
+            &["crm.relations[0].to", "\"account\"", "[[crm.records]]"][..],
+        ),
+        ("bad-crm-unknown-key.toml", &["phone", "phones", "line 4"][..]),
     ];
     for (file, needles) in cases {
         let err = load(&format!("tests/config/{file}")).expect_err(file);
