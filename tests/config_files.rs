@@ -91,7 +91,10 @@ fn bad_files_say_what_and_where() {
             "bad-crm-relation.toml",
             &["crm.relations[0].to", "\"account\"", "[[crm.records]]"][..],
         ),
-        ("bad-crm-unknown-key.toml", &["phone", "phones", "line 4"][..]),
+        (
+            "bad-crm-unknown-key.toml",
+            &["phone", "phones", "line 4"][..],
+        ),
     ];
     for (file, needles) in cases {
         let err = load(&format!("tests/config/{file}")).expect_err(file);
