@@ -37,6 +37,15 @@ pub enum Command {
         /// Print one JSON object per finished call on stdout.
         #[arg(long)]
         json: bool,
+        /// State folder whose outbox holds calls on their way to the database
+        /// (default: `[daemon] state_dir`, shared with the daemon, so either
+        /// one writes what the other could not). Locked while replay runs.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Seconds to wait at the end for the database to take every call; past
+        /// that, replay exits with 1 and the calls stay in the outbox.
+        #[arg(long, value_name = "SECS", default_value_t = crate::replay::DEFAULT_DB_WAIT.as_secs())]
+        db_wait: u64,
         /// Capture files, replayed in the order given.
         #[arg(required = true)]
         files: Vec<PathBuf>,

@@ -49,6 +49,8 @@ fn main() -> ExitCode {
             db,
             recordings,
             json,
+            state_dir,
+            db_wait,
             files,
         } => {
             let cfg = match effective_config(
@@ -68,7 +70,12 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            match rt.block_on(replay::run(cfg, replay::ReplayOptions { files, json })) {
+            let opts = replay::ReplayOptions {
+                state_dir,
+                db_wait: std::time::Duration::from_secs(db_wait),
+                ..replay::ReplayOptions::new(files, json)
+            };
+            match rt.block_on(replay::run(cfg, opts)) {
                 Ok(summary) => {
                     if !json {
                         replay::print_summary(&summary);

@@ -2,14 +2,19 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::call::{EndReason, Stats};
 use crate::capture::pcapfile::PcapFileReader;
 use crate::config::Config;
+use crate::daemon::{
+    db_task, Holder, Outbox, OutboxError, PersistStats, StateLock, StateLockError,
+};
 use crate::db::DbError;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::report::CallReport;
@@ -21,15 +26,50 @@ pub enum ReplayError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Lock(#[from] StateLockError),
+    #[error("cannot use state folder {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{failed} of {total} capture files could not be read (see the errors above)")]
     Files { failed: usize, total: usize },
+    #[error("{calls} calls could not be written to the database within {waited_secs} s (--db-wait); they are kept in the outbox {outbox} and are written by the next replay or by the daemon using that state folder")]
+    NotWritten {
+        calls: u64,
+        waited_secs: u64,
+        outbox: PathBuf,
+    },
     #[error("replay worker stopped unexpectedly: {0}")]
     Worker(String),
 }
 
+/// How long replay waits, by default, for its calls to reach the database.
+pub const DEFAULT_DB_WAIT: Duration = Duration::from_secs(300);
+
 pub struct ReplayOptions {
     pub files: Vec<PathBuf>,
     pub json: bool,
+    /// Where the outbox lives; `None` means `[daemon] state_dir`, so that what
+    /// replay could not write is picked up by the daemon, and the other way round.
+    pub state_dir: Option<PathBuf>,
+    /// How long to wait at the end for the outbox to drain into the database.
+    pub db_wait: Duration,
+}
+
+impl ReplayOptions {
+    pub fn new(files: Vec<PathBuf>, json: bool) -> Self {
+        ReplayOptions {
+            files,
+            json,
+            state_dir: None,
+            db_wait: DEFAULT_DB_WAIT,
+        }
+    }
 }
 
 /// What a replay did, for the summary and for benchmarks.
@@ -43,25 +83,64 @@ pub struct ReplaySummary {
     pub recordings_dir: Option<PathBuf>,
 }
 
-/// Reads every file in order through one pipeline (so a call may span files) and
-/// writes each finished call to the database before it is printed.
+/// Reads every file in order through one pipeline (so a call may span files).
+/// Each batch of finished calls goes into the outbox (fsynced) before it is
+/// printed; the daemon's database writer drains the outbox meanwhile, retrying
+/// while the database is away, so reading captures never waits for it. At the
+/// end replay waits up to `db_wait` for the outbox to empty.
 pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let target = crate::db::DbTarget::from_config(&cfg);
-    let db = target.connect().await?;
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| cfg.daemon.state_dir.clone());
+    std::fs::create_dir_all(&state_dir).map_err(|source| ReplayError::State {
+        path: state_dir.clone(),
+        source,
+    })?;
+    let _lock = lock_state(&state_dir, opts.db_wait).await?;
+    let outbox_dir = state_dir.join("outbox");
+    let outbox = Arc::new(Outbox::open(&outbox_dir)?);
+    let leftover = calls_in(&outbox)?;
+    if leftover > 0 {
+        tracing::info!(
+            calls = leftover,
+            outbox = %outbox_dir.display(),
+            "calls an earlier run left in the outbox are written too"
+        );
+    }
+    preflight(&target).await?;
+
+    let stats = Arc::new(PersistStats::default());
+    let wake = Arc::new(Notify::new());
+    let finish = Arc::new(AtomicBool::new(false));
+    let mut writer = tokio::spawn(db_task(
+        target,
+        outbox.clone(),
+        stats.clone(),
+        wake.clone(),
+        finish.clone(),
+        Arc::new(Notify::new()),
+        opts.db_wait,
+    ));
+
     let mut pipeline = Pipeline::new(&cfg)?;
     let recordings_dir = pipeline.recordings_dir().map(PathBuf::from);
     let (tx, mut rx) = mpsc::channel::<Vec<CallReport>>(64);
     let files = opts.files.clone();
     let started = Instant::now();
-    let worker = tokio::task::spawn_blocking(move || {
-        let failed = replay_files(&mut pipeline, &files, &tx);
-        (pipeline, failed)
-    });
+    let worker = {
+        let (outbox, wake) = (outbox.clone(), wake.clone());
+        tokio::task::spawn_blocking(move || {
+            let sink = Sink { outbox, wake, tx };
+            let out = replay_files(&mut pipeline, &files, &sink);
+            (pipeline, out)
+        })
+    };
 
     let mut calls = Vec::new();
     let stdout = std::io::stdout();
     while let Some(batch) = rx.recv().await {
-        db.upsert_calls(&target.sensor, &batch).await?;
         if opts.json {
             let mut out = stdout.lock();
             for c in &batch {
@@ -73,9 +152,19 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         }
         calls.extend(batch);
     }
-    let (pipeline, files_failed) = worker
+    let (pipeline, (files_failed, queued)) = worker
         .await
         .map_err(|e| ReplayError::Worker(e.to_string()))?;
+    finish.store(true, Ordering::Release);
+    wake.notify_one();
+    if let Err(e) = queued {
+        // What reached the outbox stays there for the next run.
+        writer.abort();
+        return Err(e.into());
+    }
+    let expected = leftover + calls.len() as u64;
+    wait_for_writer(&mut writer, &outbox, &stats, expected, opts.db_wait).await;
+
     let (defrag, tcp) = pipeline.tracker().reasm_stats();
     let mut reasm = Vec::new();
     for (k, v) in reasm_counters(defrag)
@@ -94,9 +183,23 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         files_failed,
         recordings_dir,
     };
-    if files_failed > 0 {
+    let unwritten = (!outbox.is_empty()).then(|| ReplayError::NotWritten {
+        calls: unwritten_calls(expected, &stats).max(1),
+        waited_secs: opts.db_wait.as_secs(),
+        outbox: outbox_dir.clone(),
+    });
+    if files_failed > 0 || unwritten.is_some() {
         if !opts.json {
             print_summary(&summary);
+        }
+        if files_failed == 0 {
+            if let Some(e) = unwritten {
+                return Err(e);
+            }
+        }
+        // main prints the returned error; this one would be lost otherwise.
+        if let Some(e) = unwritten {
+            eprintln!("error: {e}");
         }
         return Err(ReplayError::Files {
             failed: files_failed,
@@ -104,6 +207,110 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         });
     }
     Ok(summary)
+}
+
+/// Waits for the state folder while another replay has it (it ends by itself),
+/// but not behind the daemon, which never lets go.
+async fn lock_state(dir: &Path, wait: Duration) -> Result<StateLock, ReplayError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match StateLock::try_acquire(dir, "replay") {
+            Ok(lock) => return Ok(lock),
+            Err((Holder::Other(holder), e @ StateLockError::Busy { .. })) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(e.into());
+                }
+                if !told {
+                    tracing::info!(state_dir = %dir.display(), %holder, "the state folder is in use; waiting for that process to finish with it");
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err((_, e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// A database that refuses us (bad URL, password, a newer schema) will not get
+/// better by waiting: say so at once. One that cannot be reached is the
+/// outbox's job.
+async fn preflight(target: &crate::db::DbTarget) -> Result<(), ReplayError> {
+    match target.connect().await {
+        Ok(db) => {
+            db.close().await;
+            Ok(())
+        }
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "database unreachable; finished calls wait in the outbox until it answers");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Calls waiting in the outbox (one JSON line each).
+fn calls_in(outbox: &Outbox) -> Result<u64, OutboxError> {
+    let mut n = 0u64;
+    for path in outbox.pending()? {
+        let text = std::fs::read(&path).map_err(|source| OutboxError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        n += text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.trim_ascii().is_empty())
+            .count() as u64;
+    }
+    Ok(n)
+}
+
+fn unwritten_calls(expected: u64, stats: &PersistStats) -> u64 {
+    expected.saturating_sub(stats.db_rows_written.load(Ordering::Relaxed))
+}
+
+/// Lets the writer finish (it stops by itself once the outbox is empty and
+/// `finish` is set), saying every few seconds what is still waiting, and stops
+/// it at `limit`.
+async fn wait_for_writer(
+    writer: &mut tokio::task::JoinHandle<()>,
+    outbox: &Outbox,
+    stats: &PersistStats,
+    expected: u64,
+    limit: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let tick = (tokio::time::Instant::now() + Duration::from_secs(5)).min(deadline);
+        tokio::select! {
+            _ = &mut *writer => return,
+            _ = tokio::time::sleep_until(tick) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            writer.abort();
+            let _ = (&mut *writer).await;
+            return;
+        }
+        if outbox.is_empty() {
+            continue;
+        }
+        let calls = unwritten_calls(expected, stats);
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs();
+        if stats.db_ready.load(Ordering::Relaxed) {
+            tracing::info!(
+                calls,
+                "writing to the database: {calls} calls still in the outbox"
+            );
+        } else {
+            tracing::warn!(
+                calls,
+                retrying_for_secs = left,
+                "database unreachable; {calls} calls wait in the outbox, retrying for up to {left} s more (--db-wait)"
+            );
+        }
+    }
 }
 
 fn reasm_counters(s: &crate::reasm::ReasmStats) -> Vec<(String, u64)> {
@@ -117,11 +324,32 @@ fn reasm_counters(s: &crate::reasm::ReasmStats) -> Vec<(String, u64)> {
     }
 }
 
+/// Where the worker puts finished calls: first the outbox, then the printer.
+struct Sink {
+    outbox: Arc<Outbox>,
+    wake: Arc<Notify>,
+    tx: mpsc::Sender<Vec<CallReport>>,
+}
+
+impl Sink {
+    /// False when the printer is gone and there is no point going on.
+    fn put(&self, batch: Vec<CallReport>) -> Result<bool, OutboxError> {
+        if batch.is_empty() {
+            return Ok(true);
+        }
+        self.outbox.append(&batch)?;
+        self.wake.notify_one();
+        Ok(self.tx.blocking_send(batch).is_ok())
+    }
+}
+
+/// The number of files that failed, and whether every finished call reached
+/// the outbox.
 fn replay_files(
     pipeline: &mut Pipeline,
     files: &[PathBuf],
-    tx: &mpsc::Sender<Vec<CallReport>>,
-) -> usize {
+    sink: &Sink,
+) -> (usize, Result<(), OutboxError>) {
     let mut failed = 0;
     let mut last_ts = Timestamp::default();
     let mut out = Vec::new();
@@ -150,16 +378,17 @@ fn replay_files(
                     break;
                 }
             }
-            if out.len() >= 256 && tx.blocking_send(std::mem::take(&mut out)).is_err() {
-                return failed;
+            if out.len() >= 256 {
+                match sink.put(std::mem::take(&mut out)) {
+                    Ok(true) => {}
+                    Ok(false) => return (failed, Ok(())),
+                    Err(e) => return (failed, Err(e)),
+                }
             }
         }
     }
     pipeline.close_all(last_ts, EndReason::CaptureEnd, &mut out);
-    if !out.is_empty() {
-        let _ = tx.blocking_send(out);
-    }
-    failed
+    (failed, sink.put(out).map(|_| ()))
 }
 
 /// The human view: a table of calls and what the input looked like.

@@ -8,6 +8,7 @@
 mod outbox;
 mod persist;
 mod sources;
+mod state_lock;
 mod status;
 mod tracker_thread;
 
@@ -24,8 +25,9 @@ use crate::logging::LogHandle;
 use crate::pipeline::{tracker_config, InflightJournal, Pipeline, PipelineError};
 
 pub use outbox::{Outbox, OutboxError};
-pub use persist::PersistStats;
+pub use persist::{db_task, PersistStats};
 pub use sources::SourceError;
+pub use state_lock::{Holder, StateLock, StateLockError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -35,6 +37,8 @@ pub enum DaemonError {
     Outbox(#[from] OutboxError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Lock(#[from] StateLockError),
     #[error("cannot use state folder {path}: {source}")]
     State {
         path: PathBuf,
@@ -78,6 +82,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         move |source| DaemonError::State { path, source }
     };
     std::fs::create_dir_all(&state_dir).map_err(state_err(&state_dir))?;
+    // Replay drains the same outbox; only one of them may at a time.
+    let _lock = StateLock::acquire_daemon(&state_dir)?;
     let outbox = Arc::new(Outbox::open(&state_dir.join("outbox"))?);
     let inflight_dir = state_dir.join("inflight");
     let journal = InflightJournal::open(&inflight_dir).map_err(state_err(&inflight_dir))?;

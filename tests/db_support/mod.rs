@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 pub mod crm;
+pub mod servers;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
