@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, LogFormat};
 
@@ -59,6 +59,93 @@ pub enum Command {
     },
     /// Check a config file and print what is wrong with it, if anything.
     CheckConfig { file: PathBuf },
+    /// Look at written calls and link them to CRM records by hand.
+    Calls {
+        #[command(subcommand)]
+        command: CallsCommand,
+    },
+    /// Link every call already written whose other party has one of this CRM
+    /// record's numbers (source "backfill"). Running it again adds nothing.
+    MatchPastCalls {
+        #[command(flatten)]
+        target: DbArgs,
+        /// A type from [[crm.records]], e.g. contact.
+        #[arg(value_name = "TYPE")]
+        record_type: String,
+        /// The record's id.
+        #[arg(value_name = "ID")]
+        record_id: String,
+    },
+}
+
+/// Where the calls are: the config file and, optionally, another database.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Config file (TOML). Without it the embedded defaults are used.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the config file's.
+    #[arg(long)]
+    pub db: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// Link a call to a CRM record (source "manual"); links a removed link again.
+    Link {
+        #[command(flatten)]
+        target: DbArgs,
+        /// The call's SIP Call-ID.
+        call_id: String,
+        #[arg(value_name = "TYPE")]
+        record_type: String,
+        #[arg(value_name = "ID")]
+        record_id: String,
+    },
+    /// Remove a link; matching never adds it back.
+    Unlink {
+        #[command(flatten)]
+        target: DbArgs,
+        call_id: String,
+        #[arg(value_name = "TYPE")]
+        record_type: String,
+        #[arg(value_name = "ID")]
+        record_id: String,
+    },
+    /// Show a call and its links (removed ones marked).
+    Show {
+        #[command(flatten)]
+        target: DbArgs,
+        call_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a CRM record's calls, newest first.
+    List {
+        #[command(flatten)]
+        target: DbArgs,
+        /// The record: TYPE ID, e.g. `--record contact 42`.
+        #[arg(long, num_args = 2, value_names = ["TYPE", "ID"], required = true)]
+        record: Vec<String>,
+        /// At most this many calls.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl CallsCommand {
+    pub fn target(&self) -> &DbArgs {
+        match self {
+            CallsCommand::Link { target, .. }
+            | CallsCommand::Unlink { target, .. }
+            | CallsCommand::Show { target, .. }
+            | CallsCommand::List { target, .. } => target,
+        }
+    }
 }
 
 /// Applies command-line overrides on top of the config file.
@@ -84,4 +171,239 @@ pub fn effective_config(
         _ => {}
     }
     Ok(cfg)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Link(#[from] crate::db::LinkError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("cannot print JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl CommandError {
+    /// 2 for a wrong command line (as for a bad config), 1 for a failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Link(
+                crate::db::LinkError::UnknownType { .. } | crate::db::LinkError::BadRecordId { .. },
+            ) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs a `calls` subcommand against the configured database, printing on stdout.
+pub async fn run_calls(cfg: &Config, cmd: &CallsCommand) -> Result<(), CommandError> {
+    use crate::db::links;
+    let sensor = cfg.pbx.sensor.as_str();
+    // Check what a person typed before connecting: a typo is not a database problem.
+    match cmd {
+        CallsCommand::Link {
+            record_type,
+            record_id,
+            ..
+        }
+        | CallsCommand::Unlink {
+            record_type,
+            record_id,
+            ..
+        } => links::check_record(&cfg.crm, record_type, record_id)?,
+        CallsCommand::List { record, .. } => {
+            let (t, id) = record_arg(record);
+            links::check_record(&cfg.crm, t, id)?
+        }
+        CallsCommand::Show { .. } => {}
+    }
+    let db = crate::db::DbTarget::from_config(cfg).connect().await?;
+    let out = match cmd {
+        CallsCommand::Link {
+            call_id,
+            record_type,
+            record_id,
+            ..
+        } => {
+            let change = links::link(
+                &db,
+                sensor,
+                call_id,
+                record_type,
+                record_id,
+                crate::db::LinkSource::Manual,
+            )
+            .await?;
+            println!(
+                "{call_id}: {record_type} {record_id}: {}",
+                change_text(change)
+            );
+            Ok(())
+        }
+        CallsCommand::Unlink {
+            call_id,
+            record_type,
+            record_id,
+            ..
+        } => {
+            let change = links::unlink(&db, sensor, call_id, record_type, record_id).await?;
+            println!(
+                "{call_id}: {record_type} {record_id}: {}",
+                change_text(change)
+            );
+            Ok(())
+        }
+        CallsCommand::Show { call_id, json, .. } => {
+            let Some((call, links)) = links::call_with_links(&db, sensor, call_id).await? else {
+                db.close().await;
+                return Err(crate::db::DbError::NoSuchCall {
+                    sensor: sensor.to_owned(),
+                    call_id: call_id.clone(),
+                }
+                .into());
+            };
+            if *json {
+                let v = serde_json::json!({ "call": call, "links": links });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_call(&call, &links);
+            }
+            Ok(())
+        }
+        CallsCommand::List {
+            record,
+            limit,
+            json,
+            ..
+        } => {
+            let (t, id) = record_arg(record);
+            let calls = links::calls_for_record(&db, t, id, *limit).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&calls)?);
+            } else if calls.is_empty() {
+                println!("{t} {id}: no calls");
+            } else {
+                for c in &calls {
+                    let via = match (&c.via_type, &c.via_id) {
+                        (Some(vt), Some(vi)) => format!(" via {vt} {vi}"),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "{}  {}  {}  {}  {}  {:.0} s  {}{}{}",
+                        c.call.started_at,
+                        c.call.call_id,
+                        c.call.direction,
+                        c.call.other_number.as_deref().unwrap_or("-"),
+                        c.call.outcome,
+                        c.call.duration,
+                        c.source,
+                        c.field
+                            .as_deref()
+                            .map(|f| format!(" ({f})"))
+                            .unwrap_or_default(),
+                        via
+                    );
+                }
+            }
+            Ok(())
+        }
+    };
+    db.close().await;
+    out
+}
+
+/// Runs `match-past-calls` and prints what it added.
+pub async fn run_match_past_calls(
+    cfg: &Config,
+    record_type: &str,
+    record_id: &str,
+) -> Result<(), CommandError> {
+    crate::db::links::check_record(&cfg.crm, record_type, record_id)?;
+    let db = crate::db::DbTarget::from_config(cfg).connect().await?;
+    let report = crate::db::links::match_past_calls(&db, &cfg.crm, record_type, record_id).await;
+    db.close().await;
+    let report = report?;
+    let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    println!(
+        "{record_type} {record_id}: numbers [{}]; {} matched; {} added",
+        report.numbers.join(", "),
+        plural(report.calls_matched.max(0) as u64, "past call"),
+        plural(report.links_added, "link")
+    );
+    Ok(())
+}
+
+fn record_arg(record: &[String]) -> (&str, &str) {
+    match record {
+        [t, id, ..] => (t.as_str(), id.as_str()),
+        // clap takes exactly two values.
+        _ => ("", ""),
+    }
+}
+
+fn change_text(c: crate::db::LinkChange) -> &'static str {
+    use crate::db::LinkChange::*;
+    match c {
+        Added => "linked",
+        Restored => "linked again (it had been removed)",
+        AlreadyLinked => "already linked",
+        Removed => "unlinked; matching will not link it again",
+        AlreadyRemoved => "already unlinked",
+        NotLinked => "was not linked; matching will not link it",
+    }
+}
+
+fn print_call(call: &crate::db::CallRow, links: &[crate::db::Link]) {
+    println!("call {} (sensor {})", call.call_id, call.sensor);
+    println!(
+        "  {}  {} -> {}  {}  {:.0} s  {} (ended {})",
+        call.direction,
+        call.from_number.as_deref().unwrap_or("-"),
+        call.to_number.as_deref().unwrap_or("-"),
+        call.outcome,
+        call.duration,
+        call.started_at,
+        call.end_reason
+    );
+    if let Some(agent) = &call.agent {
+        match (&call.agent_type, &call.agent_id) {
+            (Some(t), Some(id)) => println!(
+                "  agent {agent}: {t} {id}{}",
+                call.agent_name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ),
+            _ => println!("  agent {agent}"),
+        }
+    }
+    println!("  recording: {}", call.recording_status);
+    if links.is_empty() {
+        println!("links: none");
+        return;
+    }
+    println!("links:");
+    for l in links {
+        println!(
+            "  {} {}{}  {}{}{}{}",
+            l.record_type,
+            l.record_id,
+            l.display_name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            l.source,
+            l.field
+                .as_deref()
+                .map(|f| format!("  field {f}"))
+                .unwrap_or_default(),
+            match (&l.via_type, &l.via_id) {
+                (Some(t), Some(i)) => format!("  via {t} {i}"),
+                _ => String::new(),
+            },
+            l.removed_at
+                .map(|t| format!("  removed {t}"))
+                .unwrap_or_default()
+        );
+    }
 }

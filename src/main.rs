@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pbxbridge::cli::{effective_config, Cli, Command};
+use pbxbridge::cli::{self, effective_config, Cli, Command};
 use pbxbridge::config::Config;
 use pbxbridge::{daemon, logging, replay};
 
@@ -44,6 +44,26 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Calls { command } => {
+            let t = command.target();
+            let command = &command;
+            with_db_config(
+                t.config.as_ref(),
+                t.db.as_ref(),
+                cli.log_format.as_ref(),
+                |cfg| async move { cli::run_calls(&cfg, command).await },
+            )
+        }
+        Command::MatchPastCalls {
+            target,
+            record_type,
+            record_id,
+        } => with_db_config(
+            target.config.as_ref(),
+            target.db.as_ref(),
+            cli.log_format.as_ref(),
+            |cfg| async move { cli::run_match_past_calls(&cfg, &record_type, &record_id).await },
+        ),
         Command::Replay {
             config,
             db,
@@ -87,6 +107,38 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Loads the config (exit 2 when it is wrong), then runs `f` on a runtime.
+fn with_db_config<F, Fut>(
+    config: Option<&std::path::PathBuf>,
+    db: Option<&String>,
+    log_format: Option<&String>,
+    f: F,
+) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = Result<(), cli::CommandError>>,
+{
+    let cfg = match effective_config(config, db, None, log_format) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(cfg.log.format, &cfg.log.level);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(f(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

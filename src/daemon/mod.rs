@@ -118,6 +118,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let last_record_queued = Arc::new(AtomicBool::new(false));
     let db = tokio::spawn(persist::db_task(
         crate::db::DbTarget::from_config(&cfg),
+        Arc::new(crate::matching::linker::Linker::new(&cfg.crm)),
         outbox.clone(),
         persist_stats.clone(),
         wake_db.clone(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::db::{Db, DbTarget};
+use crate::matching::linker::Linker;
 use crate::pipeline::InflightJournal;
 use crate::report::CallReport;
 
@@ -94,8 +95,10 @@ pub fn persist_thread(
 /// database until `finish` is set (no record will come any more) and the
 /// outbox is empty, or the deadline after `finish` passes; what is left then
 /// waits in the outbox for the next start.
+#[allow(clippy::too_many_arguments)]
 pub async fn db_task(
     target: DbTarget,
+    linker: Arc<Linker>,
     outbox: Arc<Outbox>,
     stats: Arc<PersistStats>,
     wake: Arc<Notify>,
@@ -127,7 +130,7 @@ pub async fn db_task(
         }
         let mut drained = false;
         if let Some(d) = &db {
-            match drain(d, &target, &outbox, &stats).await {
+            match drain(d, &target, &linker, &outbox, &stats).await {
                 Ok(()) => {
                     stats.db_ready.store(true, Ordering::Relaxed);
                     backoff = Duration::from_millis(500);
@@ -176,6 +179,7 @@ enum DrainError {
 async fn drain(
     db: &Db,
     target: &DbTarget,
+    linker: &Linker,
     outbox: &Outbox,
     stats: &PersistStats,
 ) -> Result<(), DrainError> {
@@ -188,13 +192,20 @@ async fn drain(
                 continue;
             }
         };
-        db.upsert_calls(&target.sensor, &batch.reports).await?;
+        // A lookup failure fails the batch (it stays in the outbox); a CRM
+        // relation the database refuses only costs those related links.
+        let written = linker.write(db, &target.sensor, &batch.reports).await?;
         stats
             .db_rows_written
             .fetch_add(batch.reports.len() as u64, Ordering::Relaxed);
         for r in &batch.reports {
             tracing::debug!(call_id = %r.call_id, "call written to the database");
         }
+        tracing::debug!(
+            calls = written.calls,
+            links_added = written.links_added,
+            "batch written"
+        );
         outbox.remove(&path)?;
     }
     Ok(())
@@ -224,6 +235,7 @@ mod tests {
         };
         let task = tokio::spawn(db_task(
             target.clone(),
+            Arc::new(Linker::new(&Default::default())),
             outbox.clone(),
             stats.clone(),
             wake.clone(),

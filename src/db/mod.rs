@@ -23,15 +23,18 @@ macro_rules! with_pool {
         }
     };
 }
+pub(crate) use with_pool;
 
 mod calls;
 mod dbtime;
 pub mod dialect;
+pub mod links;
 mod migrate;
 
-pub use calls::{call_key, CallWrite, LinkSource, NewLink};
+pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;
 pub use dialect::{Backend, Dialect};
+pub use links::{BackfillReport, CallRow, Link, LinkChange, LinkError, RecordCall};
 pub use migrate::MIGRATIONS;
 
 #[derive(Debug, thiserror::Error)]
