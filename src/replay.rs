@@ -116,6 +116,7 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
     let finish = Arc::new(AtomicBool::new(false));
     let mut writer = tokio::spawn(db_task(
         target,
+        Arc::new(crate::matching::linker::Linker::new(&cfg.crm)),
         outbox.clone(),
         stats.clone(),
         wake.clone(),
