@@ -11,7 +11,23 @@ use std::time::Duration;
 
 use pbxbridge::db::Backend;
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian's layout; the newest installed major version wins (15 here).
+fn pg_bin() -> PathBuf {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| {
+                let e = e.ok()?;
+                let major = e.file_name().to_str()?.parse().ok()?;
+                Some((major, e.path().join("bin")))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop()
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+}
 const MARIADBD: &str = "/usr/sbin/mariadbd";
 const PG_USER: &str = "postgres";
 /// Starting, stopping or answering takes longer than this only when broken.
@@ -42,15 +58,15 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
-fn as_postgres(program: &str) -> Command {
+fn as_postgres(program: &Path) -> Command {
     let mut c = Command::new("setpriv");
     c.args([
         &format!("--reuid={PG_USER}"),
         &format!("--regid={PG_USER}"),
         "--init-groups",
         "--",
-        program,
     ]);
+    c.arg(program);
     c
 }
 
@@ -63,7 +79,7 @@ impl PrivateServer {
             "chown the server folder",
         );
         run(
-            as_postgres(&format!("{PG_BIN}/initdb"))
+            as_postgres(&pg_bin().join("initdb"))
                 .arg("-D")
                 .arg(dir.path().join("data"))
                 .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
@@ -167,7 +183,7 @@ impl PrivateServer {
                     Command::new("chown").arg(PG_USER).arg(&sock),
                     "chown the socket folder",
                 );
-                let mut c = as_postgres(&format!("{PG_BIN}/postgres"));
+                let mut c = as_postgres(&pg_bin().join("postgres"));
                 c.arg("-D").arg(dir.join("data")).args([
                     "-p",
                     &self.port.to_string(),
