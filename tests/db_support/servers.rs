@@ -98,10 +98,15 @@ impl PrivateServer {
     /// A fresh MariaDB data folder (root, no password), running.
     pub async fn mariadb() -> PrivateServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Temporary tables of two servers bootstrapping at once collide in /tmp.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("server tmp dir");
         run(
             Command::new("mariadb-install-db")
+                .env("TMPDIR", &tmp)
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", dir.path().join("data").display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .args([
                     "--user=root",
                     "--auth-root-authentication-method=normal",
@@ -203,6 +208,7 @@ impl PrivateServer {
                     .arg(format!("--datadir={}", dir.join("data").display()))
                     .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
                     .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+                    .arg(format!("--tmpdir={}", dir.join("tmp").display()))
                     .arg(format!("--port={}", self.port))
                     .args([
                         "--user=root",
