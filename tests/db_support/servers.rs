@@ -11,7 +11,23 @@ use std::time::Duration;
 
 use pbxbridge::db::Backend;
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian's layout; the newest installed major version wins (15 here).
+fn pg_bin() -> PathBuf {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| {
+                let e = e.ok()?;
+                let major = e.file_name().to_str()?.parse().ok()?;
+                Some((major, e.path().join("bin")))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop()
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+}
 const MARIADBD: &str = "/usr/sbin/mariadbd";
 const PG_USER: &str = "postgres";
 /// Starting, stopping or answering takes longer than this only when broken.
@@ -42,15 +58,15 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
-fn as_postgres(program: &str) -> Command {
+fn as_postgres(program: &Path) -> Command {
     let mut c = Command::new("setpriv");
     c.args([
         &format!("--reuid={PG_USER}"),
         &format!("--regid={PG_USER}"),
         "--init-groups",
         "--",
-        program,
     ]);
+    c.arg(program);
     c
 }
 
@@ -63,7 +79,7 @@ impl PrivateServer {
             "chown the server folder",
         );
         run(
-            as_postgres(&format!("{PG_BIN}/initdb"))
+            as_postgres(&pg_bin().join("initdb"))
                 .arg("-D")
                 .arg(dir.path().join("data"))
                 .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
@@ -82,10 +98,15 @@ impl PrivateServer {
     /// A fresh MariaDB data folder (root, no password), running.
     pub async fn mariadb() -> PrivateServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Temporary tables of two servers bootstrapping at once collide in /tmp.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("server tmp dir");
         run(
             Command::new("mariadb-install-db")
+                .env("TMPDIR", &tmp)
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", dir.path().join("data").display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .args([
                     "--user=root",
                     "--auth-root-authentication-method=normal",
@@ -167,7 +188,7 @@ impl PrivateServer {
                     Command::new("chown").arg(PG_USER).arg(&sock),
                     "chown the socket folder",
                 );
-                let mut c = as_postgres(&format!("{PG_BIN}/postgres"));
+                let mut c = as_postgres(&pg_bin().join("postgres"));
                 c.arg("-D").arg(dir.join("data")).args([
                     "-p",
                     &self.port.to_string(),
@@ -187,6 +208,7 @@ impl PrivateServer {
                     .arg(format!("--datadir={}", dir.join("data").display()))
                     .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
                     .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+                    .arg(format!("--tmpdir={}", dir.join("tmp").display()))
                     .arg(format!("--port={}", self.port))
                     .args([
                         "--user=root",
