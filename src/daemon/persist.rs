@@ -161,7 +161,7 @@ pub async fn db_task(
             Duration::from_secs(5)
         } else {
             let w = backoff;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+            backoff = (backoff * 2).min(Duration::from_secs(10));
             w
         };
         let _ = tokio::time::timeout(wait, wake.notified()).await;

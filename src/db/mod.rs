@@ -86,14 +86,28 @@ impl DbError {
             | DbError::Query { source, .. } => source,
             _ => return false,
         };
-        matches!(
+        if matches!(
             source,
             sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::Tls(_)
-        )
+        ) {
+            return true;
+        }
+        // A server starting up or shutting down answers with an error rather
+        // than not at all: PostgreSQL 57P01-57P03, MySQL 1053 (shutdown in
+        // progress) and 08S01 (communication link failure).
+        source
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| {
+                matches!(
+                    c.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "08S01" | "1053" | "08006" | "08001"
+                )
+            })
     }
 }
 
