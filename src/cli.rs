@@ -50,6 +50,43 @@ pub enum Command {
     },
     /// Check a config file and print what is wrong with it, if anything.
     CheckConfig { file: PathBuf },
+    /// The index of the CRM's phone values that calls are matched against.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Per record type: records, values, valid, invalid, extensions, when
+    /// built; then the values that are not valid numbers.
+    Stats {
+        /// Config file (TOML). Without it the embedded defaults are used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (overrides the config file).
+        #[arg(long)]
+        db: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Invalid values listed at most.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Read every configured CRM table again and rebuild the index.
+    Rebuild {
+        /// Config file (TOML) with the [[crm.records]] to index.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (overrides the config file).
+        #[arg(long)]
+        db: Option<String>,
+        /// Only this record type (`crm.records[].type`).
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
 }
 
 /// Applies command-line overrides on top of the config file.

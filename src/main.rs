@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pbxbridge::cli::{effective_config, Cli, Command};
+use pbxbridge::cli::{effective_config, Cli, Command, IndexCommand};
 use pbxbridge::config::Config;
+use pbxbridge::matching::index;
 use pbxbridge::{daemon, logging, replay};
 
 fn main() -> ExitCode {
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Index { command } => index_command(command, cli.log_format.as_ref()),
         Command::Replay {
             config,
             db,
@@ -82,6 +84,89 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn index_command(command: IndexCommand, log_format: Option<&String>) -> ExitCode {
+    let (config, db) = match &command {
+        IndexCommand::Stats { config, db, .. } | IndexCommand::Rebuild { config, db, .. } => {
+            (config.as_ref(), db.as_ref())
+        }
+    };
+    let cfg = match effective_config(config, db, None, log_format) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let IndexCommand::Rebuild {
+        kind: Some(kind), ..
+    } = &command
+    {
+        if !cfg.crm.records.iter().any(|r| &r.kind == kind) {
+            eprintln!("error: --type {kind:?}: no [[crm.records]] entry has this type");
+            return ExitCode::from(2);
+        }
+    }
+    logging::init(cfg.log.format, &cfg.log.level);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let db = match index::connect(&cfg).await {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let code = match command {
+            IndexCommand::Stats { json, limit, .. } => match index::stats(&db, limit).await {
+                Ok(stats) if json => match serde_json::to_string_pretty(&stats) {
+                    Ok(text) => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Ok(stats) => {
+                    print!("{}", index::render_stats(&stats, &cfg, limit));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            IndexCommand::Rebuild { kind, .. } => {
+                let results = match &kind {
+                    Some(k) => vec![index::build_type(&db, &cfg, k).await],
+                    None if cfg.crm.records.is_empty() => {
+                        println!("no [[crm.records]] configured: nothing to index");
+                        Vec::new()
+                    }
+                    None => index::build_each(&db, &cfg).await,
+                };
+                let mut code = ExitCode::SUCCESS;
+                for r in results {
+                    match r {
+                        Ok(r) => println!("{}", index::render_report(&r)),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            code = ExitCode::FAILURE;
+                        }
+                    }
+                }
+                code
+            }
+        };
+        db.close().await;
+        code
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {

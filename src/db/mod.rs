@@ -28,11 +28,15 @@ mod calls;
 mod dbtime;
 pub mod dialect;
 mod migrate;
+mod phone_index;
 
 pub use calls::{call_key, CallWrite, LinkSource, NewLink};
 pub use dbtime::DbTime;
 pub use dialect::{Backend, Dialect};
 pub use migrate::MIGRATIONS;
+pub use phone_index::{
+    CrmChunk, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue, ReadEnd, WriteMode,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -1,3 +1,6 @@
-//! Phone numbers: normalisation to E.164 (and, later, CRM record lookup).
+//! Phone numbers: normalisation to E.164, and the index of the CRM's phone
+//! values that calls are matched against.
 
+pub mod index;
 pub mod number;
+pub mod phone;
