@@ -5,6 +5,7 @@
 //! to the recorder thread) → the persist thread (outbox, fsync) → the database
 //! task. The admin HTTP server and signal handling run on tokio.
 
+mod index_task;
 mod outbox;
 mod persist;
 mod sources;
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::logging::LogHandle;
 use crate::pipeline::{tracker_config, InflightJournal, Pipeline, PipelineError};
 
+pub use index_task::{IndexHandle, IndexMetrics, IndexReady};
 pub use outbox::{Outbox, OutboxError};
 pub use persist::PersistStats;
 pub use sources::SourceError;
@@ -103,6 +105,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let mut pipeline = Pipeline::new(&cfg)?;
     pipeline.set_inflight(journal.clone());
 
+    // The database writer may wait on `index.ready` before matching calls.
+    let index = index_task::spawn(&cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let persist_stats = Arc::new(PersistStats::default());
     let wake_db = Arc::new(Notify::new());
@@ -147,6 +151,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         sources.stats(),
         persist_stats.clone(),
         outbox.clone(),
+        index.metrics.clone(),
     );
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let tracker = {
@@ -186,6 +191,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     // Stop order matters: no new input, then every open call ends and is
     // recorded, then the records reach the outbox, then the database.
     ops.stopping();
+    index.stop();
     stop.store(true, Ordering::Release);
     let source_stats = tokio::task::spawn_blocking(move || sources.stop_and_join())
         .await

@@ -273,6 +273,7 @@ impl super::Db {
         let full_sql = insert_sql(d, per_stmt);
         let delete_type = d.render("DELETE FROM {phone_index} WHERE record_type = ?");
         let mut counts = IndexCounts::default();
+        let mut pending: Vec<IndexRow> = Vec::with_capacity(per_stmt);
         with_pool!(&self.pool, p => {
             let mut tx = p.begin().await.map_err(q("starting the phone index write"))?;
             if mode == WriteMode::Full {
@@ -303,22 +304,40 @@ impl super::Db {
                         del.execute(&mut *tx).await.map_err(q("replacing changed records in the phone index"))?;
                     }
                 }
-                for chunk in rows.chunks(per_stmt) {
-                    let partial;
-                    let sql = if chunk.len() == per_stmt {
-                        &full_sql
-                    } else {
-                        partial = insert_sql(d, chunk.len());
-                        &partial
-                    };
-                    let mut ins = sqlx::query(sql);
+                // Only full statements are prepared and cached: a cached
+                // statement of every tail size costs megabytes each.
+                pending.extend(rows);
+                let full = pending.len() - pending.len() % per_stmt;
+                for chunk in pending.get(..full).unwrap_or(&[]).chunks(per_stmt) {
+                    let mut ins = sqlx::query(&full_sql);
                     for r in chunk {
                         ins = bind_row!(ins, record_type, r);
                         counts.add(r);
                     }
                     ins.execute(&mut *tx).await.map_err(q("inserting into the phone index"))?;
                 }
+                pending.drain(..full);
+                // A refresh's batch replaces its records now, whole.
+                if mode == WriteMode::Changed && !pending.is_empty() {
+                    let sql = insert_sql(d, pending.len());
+                    let mut ins = sqlx::query(&sql).persistent(false);
+                    for r in &pending {
+                        counts.add(r);
+                        ins = bind_row!(ins, record_type, r);
+                    }
+                    ins.execute(&mut *tx).await.map_err(q("inserting into the phone index"))?;
+                    pending.clear();
+                }
             };
+            if !pending.is_empty() {
+                let sql = insert_sql(d, pending.len());
+                let mut ins = sqlx::query(&sql).persistent(false);
+                for r in &pending {
+                    counts.add(r);
+                    ins = bind_row!(ins, record_type, r);
+                }
+                ins.execute(&mut *tx).await.map_err(q("inserting into the phone index"))?;
+            }
             let now = DbTime::now();
             match mode {
                 WriteMode::Full => {
