@@ -40,7 +40,7 @@ fn value(i: usize) -> String {
     }
 }
 
-/// The process's peak RSS so far (one backend per process shows its own).
+/// The process's peak RSS since the last reset.
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -51,11 +51,25 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Each fill statement is different: caching them would cost far more memory
+/// than the index build being measured.
 async fn exec(db: &Db, sql: &str) {
     let r = match db.pool() {
-        Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Pool::MySql(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        Pool::Sqlite(p) => sqlx::query(sql)
+            .persistent(false)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Pool::Postgres(p) => sqlx::query(sql)
+            .persistent(false)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Pool::MySql(p) => sqlx::query(sql)
+            .persistent(false)
+            .execute(p)
+            .await
+            .map(|_| ()),
     };
     if let Err(e) = r {
         panic!("{:?}: {}: {e}", db.backend(), &sql[..sql.len().min(200)]);
@@ -179,6 +193,8 @@ async fn run_one(backend: Backend, values: usize) {
         t.elapsed().as_secs_f64()
     );
 
+    // Peak RSS from here on is the index build's (Linux: "5" resets VmHWM).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let mut line = format!("RESULT backend={} values={values}", backend.name());
     for phase in ["build", "rebuild"] {
         let t = Instant::now();

@@ -214,6 +214,11 @@ async fn refresh_picks_up_changes_and_rebuild_drops_deleted_rows() {
             .unwrap_or("")
             .starts_with("2026-11-02"));
         assert_eq!(st.counts.values, 205);
+        assert_eq!(
+            st.counts.valid as i64,
+            count(&db, "SELECT COUNT(*) FROM {phone_index} WHERE record_type = 'contact' AND number IS NOT NULL").await
+        );
+        assert_eq!(st.counts.invalid, 2);
         // Types without updated_at wait for the rebuild.
         let case = reports.iter().find(|r| r.record_type == "case").unwrap();
         assert_eq!(case.mode, BuildMode::Skipped);
@@ -394,4 +399,42 @@ async fn cli_rebuild_and_stats_show_invalid_values() {
     std::fs::write(&bad, "[crm\n").unwrap();
     let out = run_cli(&["index", "stats", "--config", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// PostgreSQL's index is written with COPY, whose text format escapes these.
+#[tokio::test]
+async fn odd_characters_survive_the_write() {
+    for backend in ALL {
+        let (_t, db, cfg) = fixture(backend).await;
+        let expr = match backend {
+            Backend::MySql => "CONCAT('back\\\\slash', CHAR(9), 'tab', CHAR(10), 'nl \\\\N ''q''')",
+            _ => "'back\\slash' || char(9) || 'tab' || char(10) || 'nl \\N ''q'''",
+        };
+        let expr = if backend == Backend::Postgres {
+            expr.replace("char(", "chr(")
+        } else {
+            expr.to_string()
+        };
+        exec(
+            &db,
+            &format!("UPDATE contacts SET phone_home = {expr} WHERE id = 3"),
+        )
+        .await;
+        index::build_type(&db, &cfg, "contact").await.unwrap();
+        let raw = strings(
+            &db,
+            "SELECT raw FROM {phone_index} WHERE record_type = 'contact' AND record_id = '3'",
+        )
+        .await;
+        assert_eq!(raw, vec!["back\\slash\ttab\nnl \\N 'q'"], "{backend:?}");
+        // Text, so counted as invalid.
+        assert_eq!(
+            count(
+                &db,
+                "SELECT COUNT(*) FROM {phone_index} WHERE record_id = '3' AND number IS NOT NULL"
+            )
+            .await,
+            0
+        );
+    }
 }
