@@ -198,3 +198,66 @@ fn log(result: &Result<TypeReport, IndexError>, metrics: &IndexMetrics) {
         Err(e) => tracing::error!(error = %e, "phone index: type not indexed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Pool;
+
+    async fn sqlite_with_contacts(dir: &std::path::Path, table: &str) -> Config {
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let text = format!(
+            "[database]\nurl = \"{url}\"\n[[crm.records]]\ntype = \"contact\"\ntable = \"{table}\"\nphones = [\"phone\"]\n"
+        );
+        let cfg = Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let db = index::connect(&cfg).await.unwrap();
+        let Pool::Sqlite(p) = db.pool() else {
+            panic!("not sqlite")
+        };
+        for sql in [
+            "CREATE TABLE contacts (id INTEGER PRIMARY KEY, phone TEXT)",
+            "INSERT INTO contacts VALUES (1, '(415) 555-1212'), (2, 'nobody'), (3, NULL)",
+        ] {
+            sqlx::query(sql).execute(p).await.unwrap();
+        }
+        db.close().await;
+        cfg
+    }
+
+    /// A guard against a hang, not a timing assertion.
+    async fn wait(h: &mut IndexHandle) {
+        tokio::time::timeout(Duration::from_secs(120), h.ready.wait())
+            .await
+            .expect("index task never became ready");
+    }
+
+    #[tokio::test]
+    async fn without_crm_records_it_is_ready_at_once() {
+        let mut h = spawn(&Config::default());
+        wait(&mut h).await;
+        assert!(h.ready.is_ready());
+        assert!(h.metrics.snapshot().is_empty());
+    }
+
+    #[tokio::test]
+    async fn builds_at_start_and_publishes_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = sqlite_with_contacts(dir.path(), "contacts").await;
+        let mut h = spawn(&cfg);
+        wait(&mut h).await;
+        let m = h.metrics.snapshot();
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].e164, m[0].extensions, m[0].invalid), (1, 0, 1));
+        h.stop();
+    }
+
+    #[tokio::test]
+    async fn a_broken_type_still_ends_the_first_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = sqlite_with_contacts(dir.path(), "no_such_table").await;
+        let mut h = spawn(&cfg);
+        wait(&mut h).await;
+        assert!(h.metrics.snapshot().is_empty());
+        h.stop();
+    }
+}
