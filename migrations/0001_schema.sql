@@ -98,8 +98,9 @@ CREATE TABLE IF NOT EXISTS {call_notes} (
 CREATE INDEX {p}call_notes_call ON {call_notes} (call_row);
 
 -- Every phone value of the configured CRM records, normalised once. number is
--- E.164 (or an internal extension); NULL when the value could not be made a
--- valid number, so `pbxbridge index stats` can show it.
+-- E.164, or an internal extension (no '+') for agents' records; NULL when the
+-- value could not be made a valid number, so `pbxbridge index stats` can show
+-- it. extension is a suffix such as "ext. 3" written after a number.
 CREATE TABLE IF NOT EXISTS {phone_index} (
     id            {pk},
     record_type   VARCHAR(64)  NOT NULL,
@@ -114,14 +115,19 @@ CREATE TABLE IF NOT EXISTS {phone_index} (
 CREATE INDEX {p}phone_index_number ON {phone_index} (number);
 CREATE INDEX {p}phone_index_record ON {phone_index} (record_type, record_id);
 
--- How far each record type's index is built.
+-- How far each record type's index is built. watermark: the largest
+-- updated_at seen, as the CRM's database wrote it as text; the next refresh
+-- reads the rows at or after it. The counts are those of the index now;
+-- records is the number of CRM rows the last full build read.
 CREATE TABLE IF NOT EXISTS {phone_index_state} (
-    record_type   VARCHAR(64) NOT NULL PRIMARY KEY,
-    built_at      {ts},
-    refreshed_at  {ts},
-    watermark     VARCHAR(64),
-    records       BIGINT NOT NULL DEFAULT 0,
-    phone_values  BIGINT NOT NULL DEFAULT 0,
-    valid_values  BIGINT NOT NULL DEFAULT 0,
-    invalid_values BIGINT NOT NULL DEFAULT 0
+    record_type      VARCHAR(64) NOT NULL PRIMARY KEY,
+    built_at         {ts},
+    refreshed_at     {ts},
+    build_secs       DOUBLE PRECISION NOT NULL DEFAULT 0,
+    watermark        VARCHAR(64),
+    records          BIGINT NOT NULL DEFAULT 0,
+    phone_values     BIGINT NOT NULL DEFAULT 0,
+    valid_values     BIGINT NOT NULL DEFAULT 0,
+    invalid_values   BIGINT NOT NULL DEFAULT 0,
+    extension_values BIGINT NOT NULL DEFAULT 0
 ){opts};

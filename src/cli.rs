@@ -76,6 +76,11 @@ pub enum Command {
         #[arg(value_name = "ID")]
         record_id: String,
     },
+    /// The index of the CRM's phone values that calls are matched against.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
 }
 
 /// Where the calls are: the config file and, optionally, another database.
@@ -148,6 +153,38 @@ impl CallsCommand {
     }
 }
 
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Per record type: records, values, valid, invalid, extensions, when
+    /// built; then the values that are not valid numbers.
+    Stats {
+        #[command(flatten)]
+        target: DbArgs,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Invalid values listed at most.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Read every configured CRM table again and rebuild the index.
+    Rebuild {
+        #[command(flatten)]
+        target: DbArgs,
+        /// Only this record type (`crm.records[].type`).
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
+}
+
+impl IndexCommand {
+    pub fn target(&self) -> &DbArgs {
+        match self {
+            IndexCommand::Stats { target, .. } | IndexCommand::Rebuild { target, .. } => target,
+        }
+    }
+}
+
 /// Applies command-line overrides on top of the config file.
 pub fn effective_config(
     config: Option<&PathBuf>,
@@ -181,6 +218,12 @@ pub enum CommandError {
     Db(#[from] crate::db::DbError),
     #[error("cannot print JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Index(#[from] crate::matching::index::IndexError),
+    #[error("--type {kind:?}: no [[crm.records]] entry has this type")]
+    UnknownIndexType { kind: String },
+    #[error("{failed} of {total} record types could not be indexed (see the errors above)")]
+    IndexFailed { failed: usize, total: usize },
 }
 
 impl CommandError {
@@ -190,6 +233,7 @@ impl CommandError {
             CommandError::Link(
                 crate::db::LinkError::UnknownType { .. } | crate::db::LinkError::BadRecordId { .. },
             ) => 2,
+            CommandError::UnknownIndexType { .. } => 2,
             _ => 1,
         }
     }
@@ -406,4 +450,61 @@ fn print_call(call: &crate::db::CallRow, links: &[crate::db::Link]) {
                 .unwrap_or_default()
         );
     }
+}
+
+/// Runs an `index` subcommand: stats on stdout, or a rebuild reported per type.
+pub async fn run_index(cfg: &Config, cmd: &IndexCommand) -> Result<(), CommandError> {
+    use crate::matching::index;
+    if let IndexCommand::Rebuild {
+        kind: Some(kind), ..
+    } = cmd
+    {
+        if !cfg.crm.records.iter().any(|r| &r.kind == kind) {
+            return Err(CommandError::UnknownIndexType { kind: kind.clone() });
+        }
+    }
+    let db = index::connect(cfg).await?;
+    let out = match cmd {
+        IndexCommand::Stats { json, limit, .. } => {
+            let stats = index::stats(&db, *limit).await;
+            match stats {
+                Ok(stats) if *json => serde_json::to_string_pretty(&stats)
+                    .map(|text| println!("{text}"))
+                    .map_err(CommandError::from),
+                Ok(stats) => {
+                    print!("{}", index::render_stats(&stats, cfg, *limit));
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        IndexCommand::Rebuild { kind, .. } => {
+            let results = match kind {
+                Some(k) => vec![index::build_type(&db, cfg, k).await],
+                None if cfg.crm.records.is_empty() => {
+                    println!("no [[crm.records]] configured: nothing to index");
+                    Vec::new()
+                }
+                None => index::build_each(&db, cfg).await,
+            };
+            let total = results.len();
+            let mut failed = 0;
+            for r in results {
+                match r {
+                    Ok(r) => println!("{}", index::render_report(&r)),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                Err(CommandError::IndexFailed { failed, total })
+            } else {
+                Ok(())
+            }
+        }
+    };
+    db.close().await;
+    out
 }

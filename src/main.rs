@@ -64,6 +64,16 @@ fn main() -> ExitCode {
             cli.log_format.as_ref(),
             |cfg| async move { cli::run_match_past_calls(&cfg, &record_type, &record_id).await },
         ),
+        Command::Index { command } => {
+            let t = command.target();
+            let command = &command;
+            with_db_config(
+                t.config.as_ref(),
+                t.db.as_ref(),
+                cli.log_format.as_ref(),
+                |cfg| async move { cli::run_index(&cfg, command).await },
+            )
+        }
         Command::Replay {
             config,
             db,

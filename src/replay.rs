@@ -116,9 +116,15 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
     let stats = Arc::new(PersistStats::default());
     let wake = Arc::new(Notify::new());
     let finish = Arc::new(AtomicBool::new(false));
+    // Calls are matched against the phone index: bring it up to date first
+    // (the writer waits for it; reading the captures does not).
+    let index = crate::daemon::index_task_once(&cfg);
     let mut writer = tokio::spawn(db_task(
-        target,
-        Arc::new(crate::matching::linker::Linker::new(&cfg.crm)),
+        crate::daemon::Writer {
+            target,
+            linker: Arc::new(crate::matching::linker::Linker::new(&cfg.crm)),
+            index_ready: Some(index.ready.clone()),
+        },
         outbox.clone(),
         stats.clone(),
         wake.clone(),
@@ -163,10 +169,12 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
     if let Err(e) = queued {
         // What reached the outbox stays there for the next run.
         writer.abort();
+        index.stop();
         return Err(e.into());
     }
     let expected = leftover + calls.len() as u64;
     wait_for_writer(&mut writer, &outbox, &stats, expected, opts.db_wait).await;
+    index.stop();
 
     let (defrag, tcp) = pipeline.tracker().reasm_stats();
     let mut reasm = Vec::new();

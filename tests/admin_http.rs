@@ -11,7 +11,8 @@ use http_body_util::BodyExt;
 use pbxbridge::call::Stats;
 use pbxbridge::ops::admin;
 use pbxbridge::ops::{
-    HepCounters, InterfaceCounters, MetricsSnapshot, OpsState, QueueGauge, DEFAULT_STALE_AFTER,
+    HepCounters, IndexGauge, InterfaceCounters, MetricsSnapshot, OpsState, QueueGauge,
+    DEFAULT_STALE_AFTER,
 };
 use tower::ServiceExt;
 
@@ -70,6 +71,13 @@ fn known_snapshot() -> MetricsSnapshot {
         files_done: 4,
         files_failed: 1,
         uptime_secs: 77,
+        phone_index: vec![IndexGauge {
+            record_type: "contact".to_owned(),
+            e164: 200,
+            extensions: 0,
+            invalid: 3,
+            build_secs: 1.5,
+        }],
     }
 }
 
@@ -151,6 +159,9 @@ async fn metrics_show_the_published_snapshot() {
         "pbxbridge_db_write_errors_total 1",
         "pbxbridge_capture_files_total{result=\"done\"} 4",
         "pbxbridge_capture_files_total{result=\"failed\"} 1",
+        "pbxbridge_phone_index_values{type=\"contact\",status=\"e164\"} 200",
+        "pbxbridge_phone_index_values{type=\"contact\",status=\"invalid\"} 3",
+        "pbxbridge_phone_index_build_seconds{type=\"contact\"} 1.5",
         "pbxbridge_uptime_seconds 77",
         "pbxbridge_component_ready{component=\"capture\"} 1",
         "pbxbridge_component_ready{component=\"database\"} 0",

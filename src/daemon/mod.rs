@@ -5,6 +5,7 @@
 //! to the recorder thread) → the persist thread (outbox, fsync) → the database
 //! task. The admin HTTP server and signal handling run on tokio.
 
+mod index_task;
 mod outbox;
 mod persist;
 mod sources;
@@ -24,8 +25,9 @@ use crate::config::Config;
 use crate::logging::LogHandle;
 use crate::pipeline::{tracker_config, InflightJournal, Pipeline, PipelineError};
 
+pub use index_task::{spawn_once as index_task_once, IndexHandle, IndexMetrics, IndexReady};
 pub use outbox::{Outbox, OutboxError};
-pub use persist::{db_task, PersistStats};
+pub use persist::{db_task, PersistStats, Writer};
 pub use sources::SourceError;
 pub use state_lock::{Holder, StateLock, StateLockError};
 
@@ -109,6 +111,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let mut pipeline = Pipeline::new(&cfg)?;
     pipeline.set_inflight(journal.clone());
 
+    // The database writer may wait on `index.ready` before matching calls.
+    let index = index_task::spawn(&cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let persist_stats = Arc::new(PersistStats::default());
     let wake_db = Arc::new(Notify::new());
@@ -117,8 +121,11 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     // only then may the database writer drain for the last time and finish.
     let last_record_queued = Arc::new(AtomicBool::new(false));
     let db = tokio::spawn(persist::db_task(
-        crate::db::DbTarget::from_config(&cfg),
-        Arc::new(crate::matching::linker::Linker::new(&cfg.crm)),
+        persist::Writer {
+            target: crate::db::DbTarget::from_config(&cfg),
+            linker: Arc::new(crate::matching::linker::Linker::new(&cfg.crm)),
+            index_ready: Some(index.ready.clone()),
+        },
         outbox.clone(),
         persist_stats.clone(),
         wake_db.clone(),
@@ -154,6 +161,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         sources.stats(),
         persist_stats.clone(),
         outbox.clone(),
+        index.metrics.clone(),
     );
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let tracker = {
@@ -193,6 +201,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     // Stop order matters: no new input, then every open call ends and is
     // recorded, then the records reach the outbox, then the database.
     ops.stopping();
+    index.stop();
     stop.store(true, Ordering::Release);
     let source_stats = tokio::task::spawn_blocking(move || sources.stop_and_join())
         .await

@@ -13,6 +13,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::db::{Db, DbTarget};
+
+use super::index_task::IndexReady;
 use crate::matching::linker::Linker;
 use crate::pipeline::InflightJournal;
 use crate::report::CallReport;
@@ -91,14 +93,20 @@ pub fn persist_thread(
     }
 }
 
+/// What the database writer needs besides the outbox.
+pub struct Writer {
+    pub target: DbTarget,
+    pub linker: Arc<Linker>,
+    /// When set, nothing is written before the phone index's first build.
+    pub index_ready: Option<IndexReady>,
+}
+
 /// Connects (again and again if need be) and drains the outbox into the
 /// database until `finish` is set (no record will come any more) and the
 /// outbox is empty, or the deadline after `finish` passes; what is left then
 /// waits in the outbox for the next start.
-#[allow(clippy::too_many_arguments)]
 pub async fn db_task(
-    target: DbTarget,
-    linker: Arc<Linker>,
+    writer: Writer,
     outbox: Arc<Outbox>,
     stats: Arc<PersistStats>,
     wake: Arc<Notify>,
@@ -106,9 +114,15 @@ pub async fn db_task(
     done_writing: Arc<Notify>,
     stop_deadline: Duration,
 ) {
+    let Writer {
+        target,
+        linker,
+        index_ready,
+    } = writer;
     let mut db: Option<Db> = None;
     let mut backoff = Duration::from_millis(500);
     let mut stop_since: Option<tokio::time::Instant> = None;
+    let mut told_waiting = false;
     loop {
         let stopping = finish.load(Ordering::Acquire);
         if stopping && stop_since.is_none() {
@@ -129,7 +143,13 @@ pub async fn db_task(
             }
         }
         let mut drained = false;
-        if let Some(d) = &db {
+        // Calls are matched against the phone index: not before its first build.
+        let index_ok = index_ready.as_ref().is_none_or(IndexReady::is_ready);
+        if !index_ok && !told_waiting {
+            tracing::info!("finished calls wait in the outbox until the phone index is built");
+            told_waiting = true;
+        }
+        if let (Some(d), true) = (&db, index_ok) {
             match drain(d, &target, &linker, &outbox, &stats).await {
                 Ok(()) => {
                     stats.db_ready.store(true, Ordering::Relaxed);
@@ -157,7 +177,9 @@ pub async fn db_task(
                 return;
             }
         }
-        let wait = if drained {
+        let wait = if !index_ok {
+            Duration::from_millis(200)
+        } else if drained {
             Duration::from_secs(5)
         } else {
             let w = backoff;
@@ -234,8 +256,11 @@ mod tests {
             sensor: "default".into(),
         };
         let task = tokio::spawn(db_task(
-            target.clone(),
-            Arc::new(Linker::new(&Default::default())),
+            Writer {
+                target: target.clone(),
+                linker: Arc::new(Linker::new(&Default::default())),
+                index_ready: None,
+            },
             outbox.clone(),
             stats.clone(),
             wake.clone(),

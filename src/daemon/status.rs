@@ -13,6 +13,7 @@ use crate::ops::notify::Notifier;
 use crate::ops::OpsState;
 use crate::pipeline::Pipeline;
 
+use super::index_task::IndexMetrics;
 use super::outbox::Outbox;
 use super::persist::PersistStats;
 use super::sources::SourceStats;
@@ -26,6 +27,7 @@ pub struct Ops {
     sources: SourceStats,
     persist: Arc<PersistStats>,
     outbox: Arc<Outbox>,
+    index: Arc<IndexMetrics>,
     watchdog: Option<Duration>,
     spool: Arc<SpoolGauge>,
     spool_dir: Option<PathBuf>,
@@ -47,6 +49,7 @@ impl Ops {
         sources: SourceStats,
         persist: Arc<PersistStats>,
         outbox: Arc<Outbox>,
+        index: Arc<IndexMetrics>,
     ) -> Ops {
         let notifier = Notifier::from_env();
         let watchdog = notifier.watchdog_interval();
@@ -59,6 +62,7 @@ impl Ops {
             sources,
             persist,
             outbox,
+            index,
             watchdog,
             spool: Arc::default(),
             spool_dir: cfg
@@ -98,6 +102,7 @@ impl Ops {
             sources: self.sources.clone(),
             persist: self.persist.clone(),
             outbox: self.outbox.clone(),
+            index: self.index.clone(),
             spool: self.spool.clone(),
             started: Instant::now(),
             last_publish: None,
@@ -163,6 +168,7 @@ struct Publisher {
     sources: SourceStats,
     persist: Arc<PersistStats>,
     outbox: Arc<Outbox>,
+    index: Arc<IndexMetrics>,
     spool: Arc<SpoolGauge>,
     started: Instant,
     last_publish: Option<Instant>,
@@ -245,6 +251,7 @@ impl Observer for Publisher {
             files_done: folder.map_or(0, |f| f.files_done),
             files_failed: folder.map_or(0, |f| f.files_failed),
             uptime_secs: self.started.elapsed().as_secs(),
+            phone_index: self.index.snapshot(),
             tracker: stats,
         };
         let packets = snapshot.tracker.packets;

@@ -30,12 +30,16 @@ mod dbtime;
 pub mod dialect;
 pub mod links;
 mod migrate;
+mod phone_index;
 
 pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;
 pub use dialect::{Backend, Dialect};
 pub use links::{BackfillReport, CallRow, Link, LinkChange, LinkError, RecordCall};
 pub use migrate::MIGRATIONS;
+pub use phone_index::{
+    CrmChunk, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue, ReadEnd, WriteMode,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

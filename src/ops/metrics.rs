@@ -80,6 +80,22 @@ pub struct MetricsSnapshot {
     pub files_done: u64,
     pub files_failed: u64,
     pub uptime_secs: u64,
+    /// The phone index, by CRM record type.
+    pub phone_index: Vec<IndexGauge>,
+}
+
+/// One CRM record type's share of the phone index.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexGauge {
+    pub record_type: String,
+    /// Values indexed as E.164 numbers.
+    pub e164: u64,
+    /// Agents' values indexed as internal extensions.
+    pub extensions: u64,
+    /// Values that are not numbers (kept for `pbxbridge index stats`).
+    pub invalid: u64,
+    /// How long the last full build of the type took.
+    pub build_secs: f64,
 }
 
 /// Reads the current snapshot of an [`OpsState`] at every scrape.
@@ -373,6 +389,8 @@ fn encode_snapshot(
         &[("done", snap.files_done), ("failed", snap.files_failed)],
     )?;
 
+    encode_phone_index(enc, &snap.phone_index)?;
+
     gauge(
         enc,
         "uptime",
@@ -380,6 +398,40 @@ fn encode_snapshot(
         Some(&Unit::Seconds),
         snap.uptime_secs,
     )
+}
+
+fn encode_phone_index(
+    enc: &mut DescriptorEncoder<'_>,
+    types: &[IndexGauge],
+) -> Result<(), fmt::Error> {
+    {
+        let mut f = Family::new_gauge(
+            enc,
+            "phone_index_values",
+            "CRM phone values in the phone index, by record type and status (e164, extension, invalid).",
+            None,
+        )?;
+        for t in types {
+            for (status, n) in [
+                ("e164", t.e164),
+                ("extension", t.extensions),
+                ("invalid", t.invalid),
+            ] {
+                f.gauge(&[("type", &t.record_type), ("status", status)], n)?;
+            }
+        }
+    }
+    let mut e = enc.encode_descriptor(
+        "phone_index_build",
+        "How long the last full build of each record type's phone index took.",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    for t in types {
+        ConstGauge::new(t.build_secs)
+            .encode(e.encode_family(&[("type", t.record_type.as_str())])?)?;
+    }
+    Ok(())
 }
 
 fn encode_interfaces(

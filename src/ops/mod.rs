@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-pub use metrics::{HepCounters, InterfaceCounters, MetricsSnapshot, QueueGauge};
+pub use metrics::{HepCounters, IndexGauge, InterfaceCounters, MetricsSnapshot, QueueGauge};
 pub use notify::Notifier;
 
 /// How long the tracker may go without publishing before `/healthz` fails.

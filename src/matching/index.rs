@@ -1,0 +1,688 @@
+//! The phone index: every phone value of the configured CRM records,
+//! normalised once, so matching a call is one indexed lookup.
+//!
+//! A build streams a type's CRM rows (reader), normalises them on every core
+//! (normaliser thread), and writes them in one transaction (writer); the three
+//! run at once, linked by small bounded channels, so memory stays at a few
+//! chunks whatever the table's size.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::phone::{parse_crm_phone, PhoneRules, PhoneValue};
+use crate::config::{Config, CrmRecord};
+use crate::db::{
+    Backend, CrmChunk, Db, DbError, DbTime, Dialect, IndexCounts, IndexMsg, IndexRow, IndexState,
+    InvalidValue, ReadEnd, WriteMode,
+};
+
+/// CRM rows per chunk handed between reader, normaliser and writer.
+const CHUNK_ROWS: usize = 8192;
+/// Chunks waiting in each channel: with the ones being worked on, the peak is
+/// about 3 raw chunks and 3 normalised ones.
+const CHANNEL_CHUNKS: usize = 2;
+/// Normaliser threads at most, however many cores there are.
+const MAX_THREADS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("crm.records[{index}] (type {kind:?}): cannot read table {table:?}: {source}")]
+    Table {
+        index: usize,
+        kind: String,
+        table: String,
+        #[source]
+        source: Box<sqlx::Error>,
+    },
+    #[error("crm.records[{index}] (type {kind:?}, table {table:?}): {key} = {column:?} cannot be read: {source}")]
+    Column {
+        index: usize,
+        kind: String,
+        table: String,
+        /// The config key, e.g. `phones[1]`.
+        key: String,
+        column: String,
+        #[source]
+        source: Box<sqlx::Error>,
+    },
+    #[error(
+        "crm.records[{index}] (type {kind:?}, table {table:?}): reading its rows failed: {source}"
+    )]
+    Read {
+        index: usize,
+        kind: String,
+        table: String,
+        #[source]
+        source: Box<sqlx::Error>,
+    },
+    #[error("phone index of type {kind:?}: {source}")]
+    Write {
+        kind: String,
+        #[source]
+        source: DbError,
+    },
+    #[error("no [[crm.records]] entry has type {kind:?}")]
+    UnknownType { kind: String },
+    #[error("pbx.default_country or pbx.extension_pattern is not usable")]
+    Rules,
+    #[error("the phone normaliser thread stopped unexpectedly")]
+    Normaliser,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl IndexError {
+    /// The database was away rather than the config wrong: try again later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            IndexError::Db(e) | IndexError::Write { source: e, .. } => e.is_unavailable(),
+            IndexError::Read { source, .. } => unavailable(source),
+            _ => false,
+        }
+    }
+}
+
+fn unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildMode {
+    /// Every row of the type was read again.
+    Full,
+    /// Only rows changed since the last look were read.
+    Refresh,
+    /// Nothing to do (no `updated_at` column; waits for the next rebuild).
+    Skipped,
+}
+
+/// What one build or refresh of one type did.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TypeReport {
+    pub record_type: String,
+    pub mode: BuildMode,
+    /// For a refresh, `records` counts the changed records read and the rest
+    /// the whole type's index afterwards.
+    pub counts: IndexCounts,
+    pub secs: f64,
+}
+
+/// What `pbxbridge index stats` shows.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct IndexStats {
+    pub types: Vec<IndexState>,
+    /// Up to the limit asked for.
+    pub invalid: Vec<InvalidValue>,
+}
+
+/// One configured type, ready to read.
+struct Plan<'a> {
+    index: usize,
+    rec: &'a CrmRecord,
+    rules: &'a PhoneRules,
+}
+
+fn rules(cfg: &Config) -> Result<PhoneRules, IndexError> {
+    PhoneRules::from_config(&cfg.pbx).ok_or(IndexError::Rules)
+}
+
+fn find<'a>(cfg: &'a Config, kind: &str) -> Result<(usize, &'a CrmRecord), IndexError> {
+    cfg.crm
+        .records
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.kind == kind)
+        .ok_or_else(|| IndexError::UnknownType { kind: kind.into() })
+}
+
+/// Opens the database for index work: a build reads the CRM on one
+/// connection while it writes the index on another, so at least two.
+pub async fn connect(cfg: &Config) -> Result<Db, DbError> {
+    let mut target = crate::db::DbTarget::from_config(cfg);
+    target.opts.max_connections = target.opts.max_connections.max(2);
+    target.connect().await
+}
+
+/// One line for a build or refresh, as `pbxbridge index rebuild` prints it.
+pub fn render_report(r: &TypeReport) -> String {
+    let c = &r.counts;
+    format!(
+        "{}: {} records, {} values ({} valid, of which {} extensions; {} invalid), {} in {:.2} s",
+        r.record_type,
+        c.records,
+        c.values,
+        c.valid,
+        c.extensions,
+        c.invalid,
+        match r.mode {
+            BuildMode::Full => "built",
+            BuildMode::Refresh => "refreshed",
+            BuildMode::Skipped => "unchanged",
+        },
+        r.secs
+    )
+}
+
+/// `pbxbridge index stats` as text: a table of types (configured ones not
+/// built yet included), then the invalid values.
+pub fn render_stats(stats: &IndexStats, cfg: &Config, limit: u32) -> String {
+    use std::fmt::Write as _;
+    let when =
+        |t: Option<crate::time::Timestamp>| t.map_or("never".to_string(), |t| t.to_rfc3339());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>10}  {:<27}  {:<27}",
+        "type", "records", "values", "valid", "invalid", "extensions", "built", "refreshed"
+    );
+    for s in &stats.types {
+        let c = &s.counts;
+        let _ = writeln!(
+            out,
+            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>10}  {:<27}  {:<27}",
+            s.record_type,
+            c.records,
+            c.values,
+            c.valid,
+            c.invalid,
+            c.extensions,
+            when(s.built_at),
+            when(s.refreshed_at)
+        );
+    }
+    for r in &cfg.crm.records {
+        if !stats.types.iter().any(|s| s.record_type == r.kind) {
+            let _ = writeln!(out, "{:<16} not built yet", r.kind);
+        }
+    }
+    let total: u64 = stats.types.iter().map(|s| s.counts.invalid).sum();
+    if total == 0 {
+        let _ = writeln!(out, "\nno invalid values");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n{total} invalid values (not numbers; fix them in the CRM):"
+    );
+    let _ = writeln!(out, "{:<16} {:<20} {:<20} raw", "type", "id", "field");
+    for v in &stats.invalid {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<20} {:<20} {:?}",
+            v.record_type, v.record_id, v.field, v.raw
+        );
+    }
+    if total > stats.invalid.len() as u64 {
+        let _ = writeln!(
+            out,
+            "… and {} more (--limit {} shows more)",
+            total - stats.invalid.len() as u64,
+            u64::from(limit).max(total)
+        );
+    }
+    out
+}
+
+/// Builds every configured type in full and drops types no longer configured.
+/// Every type is attempted; the first error is returned after the others ran.
+pub async fn build_all(db: &Db, cfg: &Config) -> Result<Vec<TypeReport>, IndexError> {
+    first_error(build_each(db, cfg).await)
+}
+
+/// Like [`build_all`], with each type's own result (the daemon keeps going
+/// with the types that work).
+pub async fn build_each(db: &Db, cfg: &Config) -> Vec<Result<TypeReport, IndexError>> {
+    let keep: Vec<&str> = cfg.crm.records.iter().map(|r| r.kind.as_str()).collect();
+    if let Err(e) = db.phone_index_retain(&keep).await {
+        return vec![Err(e.into())];
+    }
+    let rules = match rules(cfg) {
+        Ok(r) => r,
+        Err(e) => return vec![Err(e)],
+    };
+    let mut out = Vec::with_capacity(cfg.crm.records.len());
+    for (index, rec) in cfg.crm.records.iter().enumerate() {
+        let plan = Plan {
+            index,
+            rec,
+            rules: &rules,
+        };
+        out.push(build(db, &plan).await);
+    }
+    out
+}
+
+/// Builds one type (`crm.records[].type`) in full.
+pub async fn build_type(db: &Db, cfg: &Config, kind: &str) -> Result<TypeReport, IndexError> {
+    let (index, rec) = find(cfg, kind)?;
+    let rules = rules(cfg)?;
+    build(
+        db,
+        &Plan {
+            index,
+            rec,
+            rules: &rules,
+        },
+    )
+    .await
+}
+
+/// Reads what changed since the last look, for every type with `updated_at`
+/// (a type never built is built in full).
+pub async fn refresh(db: &Db, cfg: &Config) -> Result<Vec<TypeReport>, IndexError> {
+    first_error(refresh_each(db, cfg).await)
+}
+
+pub async fn refresh_each(db: &Db, cfg: &Config) -> Vec<Result<TypeReport, IndexError>> {
+    fresh_each(db, cfg, None).await
+}
+
+/// Whatever makes the index current: a full build of a type never built or
+/// built longer than `crm.rebuild_secs` ago, else an incremental refresh.
+pub async fn ensure_fresh(db: &Db, cfg: &Config) -> Result<Vec<TypeReport>, IndexError> {
+    first_error(ensure_fresh_each(db, cfg).await)
+}
+
+pub async fn ensure_fresh_each(db: &Db, cfg: &Config) -> Vec<Result<TypeReport, IndexError>> {
+    fresh_each(db, cfg, Some(Duration::from_secs(cfg.crm.rebuild_secs))).await
+}
+
+/// The state of every type and up to `limit` invalid values.
+pub async fn stats(db: &Db, limit: u32) -> Result<IndexStats, IndexError> {
+    Ok(IndexStats {
+        types: db.phone_index_state().await?,
+        invalid: db.phone_index_invalid(limit).await?,
+    })
+}
+
+fn first_error(
+    results: Vec<Result<TypeReport, IndexError>>,
+) -> Result<Vec<TypeReport>, IndexError> {
+    let mut reports = Vec::with_capacity(results.len());
+    let mut first = None;
+    for r in results {
+        match r {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(reports),
+    }
+}
+
+async fn fresh_each(
+    db: &Db,
+    cfg: &Config,
+    rebuild_after: Option<Duration>,
+) -> Vec<Result<TypeReport, IndexError>> {
+    let rules = match rules(cfg) {
+        Ok(r) => r,
+        Err(e) => return vec![Err(e)],
+    };
+    let states: HashMap<String, IndexState> = match db.phone_index_state().await {
+        Ok(s) => s.into_iter().map(|s| (s.record_type.clone(), s)).collect(),
+        Err(e) => return vec![Err(e.into())],
+    };
+    let now = DbTime::now().0;
+    let mut out = Vec::with_capacity(cfg.crm.records.len());
+    for (index, rec) in cfg.crm.records.iter().enumerate() {
+        let plan = Plan {
+            index,
+            rec,
+            rules: &rules,
+        };
+        let state = states.get(&rec.kind);
+        let built_at = state.and_then(|s| s.built_at);
+        let stale = match (built_at, rebuild_after) {
+            (None, _) => true,
+            (Some(t), Some(after)) => {
+                now.micros_since(t) >= i64::try_from(after.as_micros()).unwrap_or(i64::MAX)
+            }
+            (Some(_), None) => false,
+        };
+        let result = if stale {
+            build(db, &plan).await
+        } else {
+            match (&rec.updated_at, state) {
+                (Some(col), Some(s)) => refresh_type(db, &plan, col, s.watermark.as_deref()).await,
+                _ => Ok(TypeReport {
+                    record_type: rec.kind.clone(),
+                    mode: BuildMode::Skipped,
+                    counts: state.map(|s| s.counts).unwrap_or_default(),
+                    secs: 0.0,
+                }),
+            }
+        };
+        out.push(result);
+    }
+    out
+}
+
+/// The columns every read selects: id, each phone, the name, all as text.
+fn select_list(db: &Db, rec: &CrmRecord) -> (String, usize) {
+    let d = db.dialect();
+    let mut cols = vec![d.cast_text(&quote(d, &rec.id))];
+    cols.extend(rec.phones.iter().map(|p| d.cast_text(&quote(d, p))));
+    cols.push(match &rec.name {
+        Some(expr) => d.cast_text(&format!("({expr})")),
+        None => "NULL".into(),
+    });
+    let n = cols.len();
+    (cols.join(", "), n)
+}
+
+/// A CRM identifier, quoted. SQLite reads a double-quoted name that is no
+/// column as a string literal, so a misspelt phone column would index its own
+/// name; a name in backticks is always an identifier there.
+fn quote(d: &Dialect, ident: &str) -> String {
+    match d.backend {
+        Backend::Sqlite => format!("`{}`", ident.replace('`', "``")),
+        _ => d.quote(ident),
+    }
+}
+
+fn quote_path(d: &Dialect, path: &str) -> String {
+    path.split('.')
+        .map(|p| quote(d, p))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A watermark is put into SQL as a string literal; one that could end the
+/// literal is not used (the caller builds in full instead).
+fn safe_literal(w: &str) -> bool {
+    !w.contains('\'') && !w.contains('\\') && w.len() <= 64
+}
+
+async fn build(db: &Db, plan: &Plan<'_>) -> Result<TypeReport, IndexError> {
+    let started = Instant::now();
+    let rec = plan.rec;
+    let d = db.dialect();
+    let table = quote_path(d, &rec.table);
+    let watermark = match &rec.updated_at {
+        Some(col) => {
+            let sql = format!(
+                "SELECT {} FROM {table}",
+                d.cast_text(&format!("MAX({})", quote(d, col)))
+            );
+            match db.crm_text(&sql).await {
+                Ok(w) => w.filter(|w| safe_literal(w)),
+                Err(e) => return Err(diagnose(db, plan, e).await),
+            }
+        }
+        None => None,
+    };
+    let (list, columns) = select_list(db, rec);
+    let sql = format!("SELECT {list} FROM {table}");
+    let counts = run(
+        db,
+        plan,
+        &sql,
+        columns,
+        WriteMode::Full,
+        watermark.as_deref(),
+        started,
+    )
+    .await?;
+    Ok(TypeReport {
+        record_type: rec.kind.clone(),
+        mode: BuildMode::Full,
+        counts,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn refresh_type(
+    db: &Db,
+    plan: &Plan<'_>,
+    column: &str,
+    watermark: Option<&str>,
+) -> Result<TypeReport, IndexError> {
+    if watermark.is_some_and(|w| !safe_literal(w)) {
+        return build(db, plan).await;
+    }
+    let started = Instant::now();
+    let rec = plan.rec;
+    let d = db.dialect();
+    let table = quote_path(d, &rec.table);
+    let col = quote(d, column);
+    let next = match db
+        .crm_text(&format!(
+            "SELECT {} FROM {table}",
+            d.cast_text(&format!("MAX({col})"))
+        ))
+        .await
+    {
+        Ok(w) => w.filter(|w| safe_literal(w)),
+        Err(e) => return Err(diagnose(db, plan, e).await),
+    };
+    // The literal lets the database read the text as the column's own type
+    // (a bound text parameter would not compare with a PostgreSQL timestamp).
+    let cond = match watermark {
+        Some(w) => format!("{col} >= '{w}'"),
+        None => format!("{col} IS NOT NULL"),
+    };
+    let (list, columns) = select_list(db, rec);
+    let sql = format!("SELECT {list} FROM {table} WHERE {cond}");
+    let keep = next.as_deref().or(watermark);
+    let counts = run(db, plan, &sql, columns, WriteMode::Changed, keep, started).await?;
+    Ok(TypeReport {
+        record_type: rec.kind.clone(),
+        mode: BuildMode::Refresh,
+        counts,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Reader, normaliser and writer of one type, all at once.
+async fn run(
+    db: &Db,
+    plan: &Plan<'_>,
+    sql: &str,
+    columns: usize,
+    mode: WriteMode,
+    watermark: Option<&str>,
+    started: Instant,
+) -> Result<IndexCounts, IndexError> {
+    let (raw_tx, raw_rx) = mpsc::channel::<CrmChunk>(CHANNEL_CHUNKS);
+    let (out_tx, out_rx) = mpsc::channel::<IndexMsg>(CHANNEL_CHUNKS);
+    let (end_tx, end_rx) = oneshot::channel::<u64>();
+    let job = Normalise {
+        fields: plan.rec.phones.clone(),
+        rules: plan.rules.clone(),
+        agent: plan.rec.is_agent(),
+    };
+    let normaliser = tokio::task::spawn_blocking(move || job.run(raw_rx, end_rx, out_tx));
+    let reader = async {
+        let end = db.read_crm(sql, columns, CHUNK_ROWS, raw_tx).await;
+        if let Ok(ReadEnd::Done { rows }) = &end {
+            let _ = end_tx.send(*rows);
+        }
+        end
+    };
+    let writer = db.write_phone_index(&plan.rec.kind, mode, watermark, started, out_rx);
+    let (read, written) = tokio::join!(reader, writer);
+    let normalised = normaliser.await;
+    if let Err(e) = read {
+        return Err(diagnose(db, plan, e).await);
+    }
+    let written = written.map_err(|source| IndexError::Write {
+        kind: plan.rec.kind.clone(),
+        source,
+    })?;
+    match (written, normalised) {
+        (Some(counts), Ok(())) => Ok(counts),
+        _ => Err(IndexError::Normaliser),
+    }
+}
+
+/// Names the table or column the database refused, by probing each in turn.
+async fn diagnose(db: &Db, plan: &Plan<'_>, source: sqlx::Error) -> IndexError {
+    let (index, rec) = (plan.index, plan.rec);
+    let kind = rec.kind.clone();
+    let table = rec.table.clone();
+    if unavailable(&source) {
+        return IndexError::Db(DbError::Query {
+            what: "reading the CRM",
+            source,
+        });
+    }
+    let d = db.dialect();
+    let from = quote_path(d, &rec.table);
+    if let Err(e) = db
+        .crm_probe(&format!("SELECT 1 FROM {from} WHERE 1 = 0"))
+        .await
+    {
+        return IndexError::Table {
+            index,
+            kind,
+            table,
+            source: Box::new(e),
+        };
+    }
+    let mut columns: Vec<(String, String, String)> =
+        vec![("id".into(), rec.id.clone(), quote(d, &rec.id))];
+    for (j, p) in rec.phones.iter().enumerate() {
+        columns.push((format!("phones[{j}]"), p.clone(), quote(d, p)));
+    }
+    if let Some(u) = &rec.updated_at {
+        columns.push(("updated_at".into(), u.clone(), quote(d, u)));
+    }
+    if let Some(n) = &rec.name {
+        columns.push(("name".into(), n.clone(), d.cast_text(&format!("({n})"))));
+    }
+    for (key, column, expr) in columns {
+        if let Err(e) = db
+            .crm_probe(&format!("SELECT {expr} FROM {from} WHERE 1 = 0"))
+            .await
+        {
+            return IndexError::Column {
+                index,
+                kind,
+                table,
+                key,
+                column,
+                source: Box::new(e),
+            };
+        }
+    }
+    IndexError::Read {
+        index,
+        kind,
+        table,
+        source: Box::new(source),
+    }
+}
+
+/// The normaliser: owns no connection, only CPU.
+struct Normalise {
+    fields: Vec<String>,
+    rules: PhoneRules,
+    agent: bool,
+}
+
+impl Normalise {
+    /// Runs on a blocking thread until the reader's channel closes; passes
+    /// `End` on only when the reader said it read everything.
+    fn run(
+        self,
+        mut raw: mpsc::Receiver<CrmChunk>,
+        end: oneshot::Receiver<u64>,
+        out: mpsc::Sender<IndexMsg>,
+    ) {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_THREADS);
+        while let Some(chunk) = raw.blocking_recv() {
+            // A normaliser thread that panicked (a parser bug) ends the
+            // build without `End`, so nothing half-done is committed.
+            let Some(msg) = self.chunk(&chunk, threads) else {
+                return;
+            };
+            if out.blocking_send(msg).is_err() {
+                return;
+            }
+        }
+        if let Ok(records) = end.blocking_recv() {
+            let _ = out.blocking_send(IndexMsg::End { records });
+        }
+    }
+
+    fn chunk(&self, chunk: &CrmChunk, threads: usize) -> Option<IndexMsg> {
+        let rows: Vec<&[Option<String>]> = chunk.rows().collect();
+        let per = rows.len().div_ceil(threads).max(1);
+        let parts: Vec<Vec<IndexRow>> = if threads == 1 || rows.len() < 256 {
+            vec![self.rows(&rows)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = rows
+                    .chunks(per)
+                    .map(|part| s.spawn(move || self.rows(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().ok())
+                    .collect::<Option<Vec<_>>>()
+            })?
+        };
+        let record_ids = rows
+            .iter()
+            .filter_map(|r| r.first().cloned().flatten())
+            .collect();
+        Some(IndexMsg::Batch {
+            record_ids,
+            rows: parts.into_iter().flatten().collect(),
+        })
+    }
+
+    /// The index rows of some CRM rows: `[id, phones…, name]` each.
+    fn rows(&self, rows: &[&[Option<String>]]) -> Vec<IndexRow> {
+        // The same value on many records (a company's main number) is parsed once.
+        let mut seen: HashMap<&str, PhoneValue> = HashMap::new();
+        let mut out = Vec::with_capacity(rows.len() * self.fields.len());
+        for row in rows {
+            let Some(Some(id)) = row.first() else {
+                continue;
+            };
+            let name = row.get(self.fields.len() + 1).cloned().flatten();
+            for (j, field) in self.fields.iter().enumerate() {
+                let Some(Some(raw)) = row.get(j + 1) else {
+                    continue;
+                };
+                let value = seen
+                    .entry(raw.as_str())
+                    .or_insert_with(|| parse_crm_phone(raw, &self.rules, self.agent));
+                let (number, extension) = match value {
+                    PhoneValue::Empty => continue,
+                    PhoneValue::Valid { number, extension } => {
+                        (Some(number.clone()), extension.clone())
+                    }
+                    PhoneValue::Invalid => (None, None),
+                };
+                out.push(IndexRow {
+                    record_id: id.clone(),
+                    field: field.clone(),
+                    raw: raw.clone(),
+                    number,
+                    extension,
+                    display_name: name.clone(),
+                });
+            }
+        }
+        out
+    }
+}
