@@ -364,6 +364,11 @@ pub async fn run_match_past_calls(
 ) -> Result<(), CommandError> {
     crate::db::links::check_record(&cfg.crm, record_type, record_id)?;
     let db = crate::db::DbTarget::from_config(cfg).connect().await?;
+    // The record's numbers as the CRM holds them now, not as last indexed.
+    if let Err(e) = crate::matching::index::reindex_record(&db, cfg, record_type, record_id).await {
+        db.close().await;
+        return Err(e.into());
+    }
     let report = crate::db::links::match_past_calls(&db, &cfg.crm, record_type, record_id).await;
     db.close().await;
     let report = report?;

@@ -132,3 +132,61 @@ async fn a_replayed_call_is_linked_to_its_contact_lead_account_and_open_deal() {
         db.close().await;
     }
 }
+
+/// A customer entered in the CRM after their calls: `match-past-calls` reads
+/// the new record straight from the CRM (no index refresh needed), links its
+/// earlier calls as backfill, and a second run adds nothing.
+#[tokio::test]
+async fn match_past_calls_links_a_new_record_to_earlier_calls() {
+    let t = TestDb::new(pbxbridge::db::Backend::Postgres).await;
+    let db = t.connect().await;
+    db_support::crm::install(&db).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), &t.url);
+    replay(
+        &config,
+        &dir.path().join("rec"),
+        &[fixture("answered_caller_bye")],
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM {call_links} WHERE record_type = 'contact'"
+        )
+        .await,
+        0,
+        "nobody had the number when the call ended"
+    );
+    add_the_callers(&db).await;
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
+            .args(["match-past-calls", "--config"])
+            .arg(&config)
+            .args(["contact", "4"])
+            .output()
+            .expect("run pbxbridge")
+    };
+    let first = run();
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        text.contains("+14155550101") && text.contains("1 link added"),
+        "{text}"
+    );
+    let links = strings(
+        &db,
+        "SELECT CONCAT(record_type, ':', record_id, ':', source) FROM {call_links}",
+    )
+    .await;
+    assert!(
+        links.contains(&"contact:4:backfill".to_string()),
+        "{links:?}"
+    );
+    let second = run();
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(text.contains("0 links added"), "{text}");
+}

@@ -79,10 +79,13 @@ impl Dialect {
         self.schema.as_deref()
     }
 
+    /// SQLite gets backticks too: it reads a double-quoted name that is no
+    /// column as a string literal, so a misspelt CRM column would silently
+    /// become text; a name in backticks is always an identifier there.
     pub fn quote(&self, ident: &str) -> String {
         match self.backend {
-            Backend::MySql => format!("`{}`", ident.replace('`', "``")),
-            _ => format!("\"{}\"", ident.replace('"', "\"\"")),
+            Backend::MySql | Backend::Sqlite => format!("`{}`", ident.replace('`', "``")),
+            Backend::Postgres => format!("\"{}\"", ident.replace('"', "\"\"")),
         }
     }
 

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::phone::{parse_crm_phone, PhoneRules, PhoneValue};
 use crate::config::{Config, CrmRecord};
 use crate::db::{
-    Backend, CrmChunk, Db, DbError, DbTime, Dialect, IndexCounts, IndexMsg, IndexRow, IndexState,
-    InvalidValue, ReadEnd, WriteMode,
+    CrmChunk, Db, DbError, DbTime, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue,
+    ReadEnd, WriteMode,
 };
 
 /// CRM rows per chunk handed between reader, normaliser and writer.
@@ -65,6 +65,8 @@ pub enum IndexError {
     },
     #[error("no [[crm.records]] entry has type {kind:?}")]
     UnknownType { kind: String },
+    #[error("record id {id:?} cannot be looked up (quotes and backslashes are not allowed)")]
+    UnsafeId { id: String },
     #[error("pbx.default_country or pbx.extension_pattern is not usable")]
     Rules,
     #[error("the phone normaliser thread stopped unexpectedly")]
@@ -277,6 +279,63 @@ pub async fn build_type(db: &Db, cfg: &Config, kind: &str) -> Result<TypeReport,
     .await
 }
 
+/// Reads one record's phone values fresh from the CRM and replaces its index
+/// rows, so `match-past-calls` on a record just created or edited does not
+/// wait for the next refresh. The type's watermark and build time stay.
+pub async fn reindex_record(
+    db: &Db,
+    cfg: &Config,
+    kind: &str,
+    id: &str,
+) -> Result<TypeReport, IndexError> {
+    let started = Instant::now();
+    let (index, rec) = find(cfg, kind)?;
+    let rules = rules(cfg)?;
+    let plan = Plan {
+        index,
+        rec,
+        rules: &rules,
+    };
+    // Index rows are written only for types built before: a first build
+    // reads the whole table anyway.
+    let state = db
+        .phone_index_state()
+        .await?
+        .into_iter()
+        .find(|s| s.record_type == kind);
+    let Some(state) = state.filter(|s| s.built_at.is_some()) else {
+        return build(db, &plan).await;
+    };
+    if !safe_literal(id) {
+        return Err(IndexError::UnsafeId { id: id.into() });
+    }
+    let d = db.dialect();
+    // A literal, not a bound text parameter: it takes the id column's own type.
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = '{id}'",
+        select_list(db, rec).0,
+        d.quote_path(&rec.table),
+        d.quote(&rec.id)
+    );
+    let columns = select_list(db, rec).1;
+    let counts = run(
+        db,
+        &plan,
+        &sql,
+        columns,
+        WriteMode::Changed,
+        state.watermark.as_deref(),
+        started,
+    )
+    .await?;
+    Ok(TypeReport {
+        record_type: rec.kind.clone(),
+        mode: BuildMode::Refresh,
+        counts,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
 /// Reads what changed since the last look, for every type with `updated_at`
 /// (a type never built is built in full).
 pub async fn refresh(db: &Db, cfg: &Config) -> Result<Vec<TypeReport>, IndexError> {
@@ -375,31 +434,14 @@ async fn fresh_each(
 /// The columns every read selects: id, each phone, the name, all as text.
 fn select_list(db: &Db, rec: &CrmRecord) -> (String, usize) {
     let d = db.dialect();
-    let mut cols = vec![d.cast_text(&quote(d, &rec.id))];
-    cols.extend(rec.phones.iter().map(|p| d.cast_text(&quote(d, p))));
+    let mut cols = vec![d.cast_text(&d.quote(&rec.id))];
+    cols.extend(rec.phones.iter().map(|p| d.cast_text(&d.quote(p))));
     cols.push(match &rec.name {
         Some(expr) => d.cast_text(&format!("({expr})")),
         None => "NULL".into(),
     });
     let n = cols.len();
     (cols.join(", "), n)
-}
-
-/// A CRM identifier, quoted. SQLite reads a double-quoted name that is no
-/// column as a string literal, so a misspelt phone column would index its own
-/// name; a name in backticks is always an identifier there.
-fn quote(d: &Dialect, ident: &str) -> String {
-    match d.backend {
-        Backend::Sqlite => format!("`{}`", ident.replace('`', "``")),
-        _ => d.quote(ident),
-    }
-}
-
-fn quote_path(d: &Dialect, path: &str) -> String {
-    path.split('.')
-        .map(|p| quote(d, p))
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// A watermark is put into SQL as a string literal; one that could end the
@@ -412,12 +454,12 @@ async fn build(db: &Db, plan: &Plan<'_>) -> Result<TypeReport, IndexError> {
     let started = Instant::now();
     let rec = plan.rec;
     let d = db.dialect();
-    let table = quote_path(d, &rec.table);
+    let table = d.quote_path(&rec.table);
     let watermark = match &rec.updated_at {
         Some(col) => {
             let sql = format!(
                 "SELECT {} FROM {table}",
-                d.cast_text(&format!("MAX({})", quote(d, col)))
+                d.cast_text(&format!("MAX({})", d.quote(col)))
             );
             match db.crm_text(&sql).await {
                 Ok(w) => w.filter(|w| safe_literal(w)),
@@ -458,8 +500,8 @@ async fn refresh_type(
     let started = Instant::now();
     let rec = plan.rec;
     let d = db.dialect();
-    let table = quote_path(d, &rec.table);
-    let col = quote(d, column);
+    let table = d.quote_path(&rec.table);
+    let col = d.quote(column);
     let next = match db
         .crm_text(&format!(
             "SELECT {} FROM {table}",
@@ -542,7 +584,7 @@ async fn diagnose(db: &Db, plan: &Plan<'_>, source: sqlx::Error) -> IndexError {
         });
     }
     let d = db.dialect();
-    let from = quote_path(d, &rec.table);
+    let from = d.quote_path(&rec.table);
     if let Err(e) = db
         .crm_probe(&format!("SELECT 1 FROM {from} WHERE 1 = 0"))
         .await
@@ -555,12 +597,12 @@ async fn diagnose(db: &Db, plan: &Plan<'_>, source: sqlx::Error) -> IndexError {
         };
     }
     let mut columns: Vec<(String, String, String)> =
-        vec![("id".into(), rec.id.clone(), quote(d, &rec.id))];
+        vec![("id".into(), rec.id.clone(), d.quote(&rec.id))];
     for (j, p) in rec.phones.iter().enumerate() {
-        columns.push((format!("phones[{j}]"), p.clone(), quote(d, p)));
+        columns.push((format!("phones[{j}]"), p.clone(), d.quote(p)));
     }
     if let Some(u) = &rec.updated_at {
-        columns.push(("updated_at".into(), u.clone(), quote(d, u)));
+        columns.push(("updated_at".into(), u.clone(), d.quote(u)));
     }
     if let Some(n) = &rec.name {
         columns.push(("name".into(), n.clone(), d.cast_text(&format!("({n})"))));
