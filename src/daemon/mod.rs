@@ -280,6 +280,7 @@ fn reload(
         ("recording", new.recording != current.recording),
         ("database", new.database != current.database),
         ("daemon", new.daemon != current.daemon),
+        ("crm", new.crm != current.crm),
         ("log.format", new.log.format != current.log.format),
     ]
     .into_iter()

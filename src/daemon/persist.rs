@@ -28,6 +28,9 @@ pub struct PersistStats {
     pub recorded_bytes: AtomicU64,
     pub db_rows_written: AtomicU64,
     pub db_write_errors: AtomicU64,
+    /// CRM relation lookups the database refused (the calls were written
+    /// without those related links).
+    pub crm_relation_errors: AtomicU64,
     pub db_ready: AtomicBool,
 }
 
@@ -216,7 +219,11 @@ async fn drain(
         };
         // A lookup failure fails the batch (it stays in the outbox); a CRM
         // relation the database refuses only costs those related links.
-        let written = linker.write(db, &target.sensor, &batch.reports).await?;
+        let written = linker.write(db, &target.sensor, &batch.reports).await;
+        stats
+            .crm_relation_errors
+            .store(linker.relation_errors(), Ordering::Relaxed);
+        let written = written?;
         stats
             .db_rows_written
             .fetch_add(batch.reports.len() as u64, Ordering::Relaxed);

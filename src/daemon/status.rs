@@ -248,6 +248,7 @@ impl Observer for Publisher {
             spool_files: self.spool.files.load(Ordering::Relaxed),
             outbox_pending: self.outbox.len() as u64,
             db_write_errors: p.db_write_errors.load(Ordering::Relaxed),
+            crm_relation_errors: p.crm_relation_errors.load(Ordering::Relaxed),
             files_done: folder.map_or(0, |f| f.files_done),
             files_failed: folder.map_or(0, |f| f.files_failed),
             uptime_secs: self.started.elapsed().as_secs(),

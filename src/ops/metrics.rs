@@ -76,6 +76,7 @@ pub struct MetricsSnapshot {
     /// Outbox rows (webhooks, CRM writes) not yet delivered.
     pub outbox_pending: u64,
     pub db_write_errors: u64,
+    pub crm_relation_errors: u64,
     /// Capture-folder files fully processed / given up on.
     pub files_done: u64,
     pub files_failed: u64,
@@ -379,6 +380,13 @@ fn encode_snapshot(
         "Failed database writes (retried).",
         None,
         snap.db_write_errors,
+    )?;
+    counter(
+        enc,
+        "crm_relation_errors",
+        "CRM relation lookups the database refused (calls written without those links).",
+        None,
+        snap.crm_relation_errors,
     )?;
 
     counters_by(
