@@ -210,6 +210,16 @@ async fn run_backend(backend: Backend, plan: &Plan, cfg: &Config) {
         linker.write(&db, "bench", &c).await.expect("write");
     }
 
+    // The lookup alone, call after call, as when calls end one by one.
+    let mut lookup_only = Vec::with_capacity(plan.single_calls);
+    for _ in 0..plan.single_calls {
+        let c = [calls.next()];
+        let t0 = Instant::now();
+        linker.match_calls(&db, &c).await.expect("match");
+        lookup_only.push(t0.elapsed());
+    }
+    lookup_only.sort();
+
     let mut matched = Vec::with_capacity(plan.single_calls);
     let mut whole = Vec::with_capacity(plan.single_calls);
     let mut links = 0usize;
@@ -240,9 +250,11 @@ async fn run_backend(backend: Backend, plan: &Plan, cfg: &Config) {
     let rows = db_support::count(&db, "SELECT count(*) FROM {calls}").await;
     assert!(rows as usize >= total, "{rows} rows for {total} calls");
     println!(
-        "{:<8} index {:>9} values | match 1 call: p50 {:.2} ms p99 {:.2} ms | match+write 1 call: p50 {:.2} ms p99 {:.2} ms | batches of {}: {:.0} records/s | {:.2} links/call",
+        "{:<8} index {:>9} values | match only: p50 {:.2} ms p99 {:.2} ms | match between writes: p50 {:.2} ms p99 {:.2} ms | match+write 1 call: p50 {:.2} ms p99 {:.2} ms | batches of {}: {:.0} records/s | {:.2} links/call",
         backend.name(),
         indexed,
+        ms(percentile(&lookup_only, 0.5)),
+        ms(percentile(&lookup_only, 0.99)),
         ms(percentile(&matched, 0.5)),
         ms(percentile(&matched, 0.99)),
         ms(percentile(&whole, 0.5)),
@@ -257,6 +269,8 @@ async fn run_backend(backend: Backend, plan: &Plan, cfg: &Config) {
 fn main() {
     let plan = plan();
     let cfg = Config::parse(CRM, std::path::Path::new("bench.toml")).expect("bench config");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("load average at start: {}", load.trim());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -25,6 +25,9 @@ pub const MAX_DEPTH: usize = 3;
 /// Links one call may get; a relation that names more records than this (an
 /// account with every deal ever made) is cut off with a warning.
 pub const MAX_LINKS_PER_CALL: usize = 5_000;
+/// Edges the relation lookups of one batch may collect; past this the
+/// deeper levels are not followed.
+pub const MAX_EDGES_PER_BATCH: usize = 200_000;
 /// Ids per IN list in a CRM query.
 const IDS_PER_QUERY: usize = 500;
 /// Numbers per IN list in a `{phone_index}` lookup.
@@ -167,8 +170,17 @@ impl Linker {
         let mut expanded: HashSet<Node> = HashSet::new();
         let mut failed: HashSet<usize> = HashSet::new();
         let mut frontier = start;
+        let mut edge_count = 0usize;
         for _level in 0..MAX_DEPTH {
             if frontier.is_empty() {
+                break;
+            }
+            if edge_count >= MAX_EDGES_PER_BATCH {
+                tracing::warn!(
+                    edges = edge_count,
+                    calls = reports.len(),
+                    "related records of this batch exceed the limit; deeper relations are not followed"
+                );
                 break;
             }
             let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -185,6 +197,7 @@ impl Linker {
                 }
                 match self.related(db, rel, ids).await {
                     Ok(found) => {
+                        edge_count += found.len();
                         for (from_id, edge) in found {
                             if !expanded.contains(&edge.to) && !frontier.contains(&edge.to) {
                                 next.insert(edge.to.clone());
