@@ -103,7 +103,9 @@ async fn times_round_trip_with_microseconds() {
         let t = TestDb::new(backend).await;
         let db = t.connect().await;
         let c = report("t@pbx", 1_800_000_000, "answered");
-        db.upsert_calls("default", std::slice::from_ref(&c)).await.unwrap();
+        db.upsert_calls("default", std::slice::from_ref(&c))
+            .await
+            .unwrap();
         let sql = db.sql("SELECT started_at, answered_at FROM {calls} WHERE call_id = ?");
         let (s, a): (DbTime, Option<DbTime>) = match db.pool() {
             Pool::Sqlite(p) => {

@@ -311,10 +311,7 @@ mod tests {
         assert_eq!(up.from_number.as_deref(), Some("+12125550100"));
         assert_eq!(up.recording.status, "stored");
         assert!((up.duration - 2.5).abs() < 1e-6, "{}", up.duration);
-        assert_eq!(
-            up.ended_at,
-            Timestamp::from_micros(1_800_000_006_500_000)
-        );
+        assert_eq!(up.ended_at, Timestamp::from_micros(1_800_000_006_500_000));
         let path = up.recording.path.as_deref().unwrap();
         assert_eq!(
             Path::new(path),
