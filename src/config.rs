@@ -38,6 +38,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub daemon: DaemonConfig,
     pub crm: CrmConfig,
+    pub storage: StorageConfig,
 }
 
 /// Live capture and the folder of rotating capture files (`pbxbridge run`).
@@ -250,6 +251,129 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// Where finished recordings are kept. `local` leaves them in `recording.dir`
+/// (the default); `share` copies them to a mounted network share and `s3` to
+/// an S3-compatible bucket, both from the local spool, which keeps each file
+/// until storage has it.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// Key prefix: objects are `{prefix}/{yyyy}/{mm}/{dd}/{call id}.wav`.
+    pub prefix: String,
+    /// `share`: the mounted NFS/SMB folder.
+    pub path: Option<PathBuf>,
+    pub s3: S3Config,
+    /// Delete recordings older than this many days (the call record stays,
+    /// marked `expired`). 0: keep forever.
+    pub retention_days: u32,
+    /// How often the daemon looks for expired recordings.
+    pub expire_interval_secs: u64,
+    /// Alarm (metric and log) when the local spool holds more than this.
+    pub spool_alarm_mib: u64,
+    /// Files larger than this are uploaded in parts.
+    pub multipart_threshold_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Local,
+            prefix: "recordings".into(),
+            path: None,
+            s3: S3Config::default(),
+            retention_days: 0,
+            expire_interval_secs: 3600,
+            spool_alarm_mib: 10_240,
+            multipart_threshold_mib: 16,
+        }
+    }
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("backend", &self.backend)
+            .field("prefix", &self.prefix)
+            .field("path", &self.path)
+            .field("s3", &self.s3)
+            .field("retention_days", &self.retention_days)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Recordings stay in `recording.dir`.
+    #[default]
+    Local,
+    /// A mounted network share (`storage.path`).
+    Share,
+    /// An S3-compatible object store (`[storage.s3]`).
+    S3,
+}
+
+/// The secret can come from this file, `secret_access_key_file`, or the
+/// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`); `Debug` never
+/// shows it.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// `https://s3.example.com` or `http://10.0.0.5:3900`; empty: AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// `http://bucket.host/key` instead of `http://host/bucket/key`.
+    pub virtual_hosted_style: bool,
+    /// Allow plain HTTP (on-prem servers without TLS).
+    pub allow_http: bool,
+    /// Server-side encryption: "" (none), "AES256", or "aws:kms" with `kms_key_id`.
+    pub sse: String,
+    pub kms_key_id: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            virtual_hosted_style: false,
+            allow_http: false,
+            sse: String::new(),
+            kms_key_id: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            secret_access_key_file: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.secret_access_key.is_empty() {
+            ""
+        } else {
+            "***"
+        };
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .field("allow_http", &self.allow_http)
+            .field("sse", &self.sse)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &secret)
+            .field("secret_access_key_file", &self.secret_access_key_file)
+            .finish()
+    }
+}
+
 /// The CRM's own tables whose records can own a phone number, and how records
 /// relate, so a call can be linked to a contact's account as well.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -404,6 +528,14 @@ impl Config {
             })?;
             self.database.url = text.lines().next().unwrap_or("").trim().to_owned();
         }
+        if let Some(file) = &self.storage.s3.secret_access_key_file {
+            let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "storage.s3.secret_access_key_file".into(),
+                reason: format!("cannot read {}: {e}", file.display()),
+            })?;
+            self.storage.s3.secret_access_key = text.lines().next().unwrap_or("").trim().to_owned();
+        }
         if let Ok(url) = std::env::var(DATABASE_URL_ENV) {
             if !url.is_empty() {
                 self.database.url = url;
@@ -511,6 +643,93 @@ impl Config {
         }
         self.validate_database(&invalid)?;
         self.validate_crm(&invalid)?;
+        self.validate_storage(&invalid)?;
+        Ok(())
+    }
+
+    fn validate_storage(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let st = &self.storage;
+        let prefix_ok = st
+            .prefix
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains('\\'));
+        if !st.prefix.is_empty() && !prefix_ok {
+            return Err(invalid(
+                "storage.prefix",
+                format!(
+                    "{:?} must be path segments separated by / (no empty, . or .. segments)",
+                    st.prefix
+                ),
+            ));
+        }
+        match st.backend {
+            StorageBackend::Local => {}
+            StorageBackend::Share => match &st.path {
+                None => {
+                    return Err(invalid(
+                        "storage.path",
+                        "the share backend needs the mounted folder's path".into(),
+                    ))
+                }
+                Some(p) if !p.is_absolute() => {
+                    return Err(invalid(
+                        "storage.path",
+                        format!("{} must be an absolute path", p.display()),
+                    ))
+                }
+                Some(_) => {}
+            },
+            StorageBackend::S3 => {
+                let s3 = &st.s3;
+                if s3.bucket.is_empty() {
+                    return Err(invalid(
+                        "storage.s3.bucket",
+                        "is required for the s3 backend".into(),
+                    ));
+                }
+                if !s3.endpoint.is_empty()
+                    && !(s3.endpoint.starts_with("https://") || s3.endpoint.starts_with("http://"))
+                {
+                    return Err(invalid(
+                        "storage.s3.endpoint",
+                        format!("{:?} must start with https:// or http://", s3.endpoint),
+                    ));
+                }
+                if s3.endpoint.starts_with("http://") && !s3.allow_http {
+                    return Err(invalid(
+                        "storage.s3.endpoint",
+                        "is plain http: set storage.s3.allow_http = true to allow it".into(),
+                    ));
+                }
+                if !matches!(s3.sse.as_str(), "" | "AES256" | "aws:kms") {
+                    return Err(invalid(
+                        "storage.s3.sse",
+                        format!("{:?} must be \"\", \"AES256\" or \"aws:kms\"", s3.sse),
+                    ));
+                }
+                if s3.sse == "aws:kms" && s3.kms_key_id.is_empty() {
+                    return Err(invalid(
+                        "storage.s3.kms_key_id",
+                        "is required with sse = \"aws:kms\"".into(),
+                    ));
+                }
+            }
+        }
+        if st.expire_interval_secs < 60 {
+            return Err(invalid(
+                "storage.expire_interval_secs",
+                format!("{} must be at least 60", st.expire_interval_secs),
+            ));
+        }
+        if !(1..=65_536).contains(&st.multipart_threshold_mib) {
+            return Err(invalid(
+                "storage.multipart_threshold_mib",
+                format!("{} must be between 1 and 65536", st.multipart_threshold_mib),
+            ));
+        }
         Ok(())
     }
 

@@ -20,5 +20,6 @@ pub mod replay;
 pub mod report;
 pub mod rtp;
 pub mod sip;
+pub mod store;
 pub mod time;
 pub mod wire;
