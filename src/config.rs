@@ -690,9 +690,10 @@ impl Config {
                         "is required for the s3 backend".into(),
                     ));
                 }
-                if !s3.endpoint.is_empty()
-                    && !(s3.endpoint.starts_with("https://") || s3.endpoint.starts_with("http://"))
-                {
+                let scheme_ok = s3.endpoint.is_empty()
+                    || s3.endpoint.starts_with("https://")
+                    || s3.endpoint.starts_with("http://");
+                if !scheme_ok {
                     return Err(invalid(
                         "storage.s3.endpoint",
                         format!("{:?} must start with https:// or http://", s3.endpoint),

@@ -22,7 +22,7 @@ pub enum StoreError {
     Open {
         backend: &'static str,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("{op} {key:?} on the {backend} storage failed: {source}")]
     Op {
@@ -30,7 +30,7 @@ pub enum StoreError {
         backend: &'static str,
         key: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("reading {path}: {source}")]
     Local {
@@ -50,7 +50,7 @@ impl StoreError {
             StoreError::Op { source, .. } | StoreError::Open { source, .. } => {
                 let text = source.to_string();
                 !(matches!(
-                    source,
+                    **source,
                     object_store::Error::PermissionDenied { .. }
                         | object_store::Error::Unauthenticated { .. }
                 ) || text.contains("SignatureDoesNotMatch")
@@ -129,7 +129,7 @@ impl Storage {
                 }
                 let client = Arc::new(b.build().map_err(|source| StoreError::Open {
                     backend: "s3",
-                    source,
+                    source: Box::new(source),
                 })?);
                 Ok(Some(Storage {
                     kind: StorageBackend::S3,
@@ -190,7 +190,7 @@ impl Storage {
                 op: "presigning",
                 backend: "s3",
                 key: key.to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(url.to_string())
     }
