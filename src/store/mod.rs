@@ -90,7 +90,7 @@ impl Storage {
                 let fs =
                     LocalFileSystem::new_with_prefix(path).map_err(|source| StoreError::Open {
                         backend: "share",
-                        source,
+                        source: Box::new(source),
                     })?;
                 Ok(Some(Storage {
                     kind: StorageBackend::Share,
