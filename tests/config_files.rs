@@ -37,6 +37,7 @@ fn shipped_example_is_valid_and_matches_defaults() {
     assert_eq!(cfg.database.schema, def.database.schema);
     assert_eq!(cfg.database.max_connections, def.database.max_connections);
     assert_eq!(cfg.crm, def.crm);
+    assert_eq!(cfg.storage, def.storage);
 }
 
 #[test]
@@ -60,6 +61,14 @@ fn full_file_sets_every_section() {
     assert!(!cfg.crm.records[0].is_agent());
     assert_eq!(cfg.crm.relations[0].column.as_deref(), Some("account_id"));
     assert_eq!(cfg.crm.rebuild_secs, 21600, "unset keys keep defaults");
+    assert_eq!(cfg.storage.backend, pbxbridge::config::StorageBackend::S3);
+    assert_eq!(cfg.storage.s3.bucket, "calls");
+    assert_eq!(cfg.storage.retention_days, 90);
+    let shown = format!("{:?}", cfg.storage);
+    assert!(
+        !shown.contains("not-in-logs"),
+        "the secret never shows: {shown}"
+    );
 }
 
 #[test]
