@@ -14,6 +14,9 @@ use object_store::ObjectStore;
 
 use crate::config::{StorageBackend, StorageConfig};
 
+pub mod link;
+pub mod retention;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage config: {key}: {reason}")]
