@@ -1,6 +1,7 @@
 //! Recording storage against a real S3 server (Garage, tests/store_support):
 //! uploads, downloads, ranges, presigned links, refusals and config checks.
 
+mod db_support;
 mod store_support;
 
 use object_store::{ObjectStore, PutPayload};
@@ -297,4 +298,261 @@ async fn virtual_hosted_style_builds_bucket_host_urls() {
         path.starts_with(&format!("{}/recordings/rec/a.wav?", g.endpoint())),
         "{path}"
     );
+}
+
+// ---- links and retention over a call database and Garage ----
+
+use db_support::TestDb;
+use pbxbridge::db::{Db, DbTime, Pool};
+use pbxbridge::store::link::{open_recording, recording_link, LinkError};
+use pbxbridge::store::retention::expire;
+use pbxbridge::time::Timestamp;
+
+const DAY_US: i64 = 86_400_000_000;
+
+struct Rec<'a> {
+    call_id: &'a str,
+    age_days: i64,
+    status: &'a str,
+    backend: Option<&'a str>,
+    key: Option<&'a str>,
+    path: Option<String>,
+}
+
+async fn insert_call(db: &Db, now: Timestamp, r: &Rec<'_>) {
+    let started = DbTime(Timestamp::from_micros(now.micros() - r.age_days * DAY_US));
+    let sql = db.sql(
+        "INSERT INTO {calls} (sensor, call_id, direction, started_at, ended_at, duration, \
+         outcome, end_reason, dtmf, recording_status, recording_backend, recording_key, \
+         recording_path, written_at) \
+         VALUES ('default', ?, 'inbound', ?, ?, 1.0, 'answered', 'bye', '', ?, ?, ?, ?, ?)",
+    );
+    macro_rules! run {
+        ($p:expr) => {
+            sqlx::query(&sql)
+                .bind(r.call_id)
+                .bind(started)
+                .bind(started)
+                .bind(r.status)
+                .bind(r.backend)
+                .bind(r.key)
+                .bind(r.path.as_deref())
+                .bind(started)
+                .execute($p)
+                .await
+                .map(|_| ())
+        };
+    }
+    let out = match db.pool() {
+        Pool::Sqlite(p) => run!(p),
+        Pool::Postgres(p) => run!(p),
+        Pool::MySql(p) => run!(p),
+    };
+    out.unwrap_or_else(|e| panic!("{:?}: insert {}: {e}", db.backend(), r.call_id));
+}
+
+async fn statuses(db: &Db) -> Vec<String> {
+    db_support::strings(
+        db,
+        "SELECT call_id || '=' || recording_status FROM {calls} ORDER BY call_id",
+    )
+    .await
+}
+
+async fn exists(st: &Storage, key: &str) -> bool {
+    match st
+        .object_store()
+        .head(&object_store::path::Path::from(key))
+        .await
+    {
+        Ok(_) => true,
+        Err(object_store::Error::NotFound { .. }) => false,
+        Err(e) => panic!("head {key}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn links_and_retention_on_every_database() {
+    let g = Garage::start().await;
+    for backend in db_support::ALL {
+        let tdb = TestDb::new(backend).await;
+        let db = tdb.connect().await;
+        let rec_dir = tempfile::tempdir().expect("recording dir");
+        let prefix = format!("rec-{}", backend.name());
+        let mut cfg = pbxbridge::config::Config {
+            storage: g.storage_config(&prefix),
+            ..Default::default()
+        };
+        cfg.storage.retention_days = 30;
+        cfg.recording.dir = rec_dir.path().to_owned();
+        let st = open(&g, &prefix);
+        let now = DbTime::now().0;
+
+        let old_key = format!("{prefix}/old.wav");
+        let new_key = format!("{prefix}/new.wav");
+        let gone_key = format!("{prefix}/gone.wav");
+        for (key, len) in [(&old_key, 1000), (&new_key, 500)] {
+            st.object_store()
+                .put(
+                    &object_store::path::Path::from(key.as_str()),
+                    PutPayload::from(pattern(len)),
+                )
+                .await
+                .expect("put");
+        }
+        let local = rec_dir.path().join("2024/01/02/local-old.wav");
+        std::fs::create_dir_all(local.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&local, pattern(300)).expect("write local recording");
+
+        let rows = [
+            Rec {
+                call_id: "old@pbx",
+                age_days: 40,
+                status: "stored",
+                backend: Some("s3"),
+                key: Some(&old_key),
+                path: None,
+            },
+            Rec {
+                call_id: "new@pbx",
+                age_days: 1,
+                status: "stored",
+                backend: Some("s3"),
+                key: Some(&new_key),
+                path: None,
+            },
+            Rec {
+                call_id: "gone@pbx",
+                age_days: 40,
+                status: "stored",
+                backend: Some("s3"),
+                key: Some(&gone_key),
+                path: None,
+            },
+            Rec {
+                call_id: "pending@pbx",
+                age_days: 40,
+                status: "pending",
+                backend: Some("s3"),
+                key: None,
+                path: None,
+            },
+            Rec {
+                call_id: "local-old@pbx",
+                age_days: 40,
+                status: "stored",
+                backend: None,
+                key: None,
+                path: Some(local.display().to_string()),
+            },
+        ];
+        for r in &rows {
+            insert_call(&db, now, r).await;
+        }
+
+        // A link to a stored recording fetches it, with Range.
+        let url = recording_link(&db, &st, "default", "new@pbx", Duration::from_secs(600))
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: link: {e}"));
+        let got = http_get(&url, Some("bytes=10-19")).await;
+        assert_eq!(got.status().as_u16(), 206, "{backend:?}");
+        assert_eq!(
+            got.bytes().await.expect("body").as_ref(),
+            &pattern(500)[10..20]
+        );
+
+        let err = |r: Result<String, LinkError>| r.expect_err("must not give a link");
+        let e = err(recording_link(&db, &st, "default", "nope@pbx", Duration::from_secs(60)).await);
+        assert!(matches!(e, LinkError::NoCall { .. }), "{backend:?}: {e}");
+        let e =
+            err(recording_link(&db, &st, "default", "pending@pbx", Duration::from_secs(60)).await);
+        assert!(
+            matches!(e, LinkError::NotStored { ref status, .. } if status == "pending"),
+            "{backend:?}: {e}"
+        );
+        let e = err(recording_link(
+            &db,
+            &st,
+            "default",
+            "local-old@pbx",
+            Duration::from_secs(60),
+        )
+        .await);
+        assert!(
+            matches!(e, LinkError::NotLinkable { .. }),
+            "{backend:?}: {e}"
+        );
+        let e = err(recording_link(
+            &db,
+            &st,
+            "default",
+            "new@pbx",
+            Duration::from_secs(8 * 86_400),
+        )
+        .await);
+        assert!(matches!(e, LinkError::Lifetime { .. }), "{backend:?}: {e}");
+
+        // What the HTTP API will serve: a range and the whole size.
+        let opened = open_recording(&st, &new_key, Some(100..150))
+            .await
+            .expect("open");
+        assert_eq!(opened.size, 500);
+        assert_eq!(opened.range, 100..150);
+        let body = opened.body.bytes().await.expect("range body");
+        assert_eq!(body.as_ref(), &pattern(500)[100..150]);
+
+        // A dry run deletes nothing.
+        let dry = expire(&db, Some(&st), &cfg, now, true)
+            .await
+            .expect("dry run");
+        assert_eq!((dry.deleted, dry.bytes), (2, 1300), "{backend:?}: {dry:?}");
+        assert!(exists(&st, &old_key).await && local.exists());
+        assert!(statuses(&db).await.contains(&"old@pbx=stored".to_string()));
+
+        let r = expire(&db, Some(&st), &cfg, now, false)
+            .await
+            .expect("expire");
+        let mut ids = r.call_ids.clone();
+        ids.sort();
+        assert_eq!(ids, ["local-old@pbx", "old@pbx"], "{backend:?}: {r:?}");
+        assert_eq!(
+            (r.deleted, r.bytes, r.already_gone),
+            (2, 1300, 1),
+            "{backend:?}: {r:?}"
+        );
+        assert!(r.failed.is_empty(), "{backend:?}: {r:?}");
+        assert!(
+            !exists(&st, &old_key).await,
+            "{backend:?}: old object still there"
+        );
+        assert!(
+            exists(&st, &new_key).await,
+            "{backend:?}: a recent recording was deleted"
+        );
+        assert!(!local.exists(), "{backend:?}: local file still there");
+        assert_eq!(
+            statuses(&db).await,
+            [
+                "gone@pbx=expired",
+                "local-old@pbx=expired",
+                "new@pbx=stored",
+                "old@pbx=expired",
+                "pending@pbx=pending"
+            ],
+            "{backend:?}: the call rows stay"
+        );
+        let e = err(recording_link(&db, &st, "default", "old@pbx", Duration::from_secs(60)).await);
+        assert!(matches!(e, LinkError::Expired { .. }), "{backend:?}: {e}");
+
+        let again = expire(&db, Some(&st), &cfg, now, false)
+            .await
+            .expect("expire again");
+        assert_eq!(
+            (again.deleted, again.already_gone),
+            (0, 0),
+            "{backend:?}: {again:?}"
+        );
+        assert!(again.call_ids.is_empty());
+        db.close().await;
+    }
 }
