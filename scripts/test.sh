@@ -169,6 +169,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# The storage tests (tests/s3_storage.rs, tests/store_support) run a real
+# S3 server: Garage. Reuse an installed binary; building one takes long.
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/garage" ]; then
+    echo "Garage: not installed; building it with cargo install (about 14 min on 2 cores)"
+    cargo install garage --locked --version 2.5.0
+fi
+echo "Garage: $("$(command -v garage || echo "${CARGO_HOME:-$HOME/.cargo}/bin/garage")" --version)"
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 log=$(mktemp)

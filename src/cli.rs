@@ -81,6 +81,47 @@ pub enum Command {
         #[command(subcommand)]
         command: IndexCommand,
     },
+    /// Recordings in storage: links for the CRM, retention.
+    Recordings {
+        #[command(subcommand)]
+        command: RecordingsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordingsCommand {
+    /// Print a time-limited link to a call's recording (S3 backend).
+    Link {
+        #[command(flatten)]
+        target: DbArgs,
+        /// The call's SIP Call-ID.
+        call_id: String,
+        /// How long the link works: seconds, or with s/m/h/d (at most 7d).
+        #[arg(long, default_value = "15m")]
+        expires: String,
+    },
+    /// Delete recordings older than storage.retention_days; the calls stay,
+    /// marked expired.
+    Expire {
+        #[command(flatten)]
+        target: DbArgs,
+        /// Only report what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl RecordingsCommand {
+    pub fn target(&self) -> &DbArgs {
+        match self {
+            RecordingsCommand::Link { target, .. } | RecordingsCommand::Expire { target, .. } => {
+                target
+            }
+        }
+    }
 }
 
 /// Where the calls are: the config file and, optionally, another database.
@@ -224,6 +265,18 @@ pub enum CommandError {
     UnknownIndexType { kind: String },
     #[error("{failed} of {total} record types could not be indexed (see the errors above)")]
     IndexFailed { failed: usize, total: usize },
+    #[error(transparent)]
+    RecordingLink(#[from] crate::store::link::LinkError),
+    #[error(transparent)]
+    Storage(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Retention(#[from] crate::store::retention::RetentionError),
+    #[error("--expires {text:?}: give seconds or a number with s, m, h or d, from 1s to 7d")]
+    BadLifetime { text: String },
+    #[error("links: storage.backend is local; its recordings are served through the HTTP API")]
+    NoLinkStorage,
+    #[error("{failed} recordings could not be expired (see above)")]
+    ExpireFailed { failed: usize },
 }
 
 impl CommandError {
@@ -233,7 +286,7 @@ impl CommandError {
             CommandError::Link(
                 crate::db::LinkError::UnknownType { .. } | crate::db::LinkError::BadRecordId { .. },
             ) => 2,
-            CommandError::UnknownIndexType { .. } => 2,
+            CommandError::UnknownIndexType { .. } | CommandError::BadLifetime { .. } => 2,
             _ => 1,
         }
     }
@@ -512,4 +565,81 @@ pub async fn run_index(cfg: &Config, cmd: &IndexCommand) -> Result<(), CommandEr
     };
     db.close().await;
     out
+}
+
+/// Runs a `recordings` subcommand, printing on stdout.
+pub async fn run_recordings(cfg: &Config, cmd: &RecordingsCommand) -> Result<(), CommandError> {
+    use crate::store::{link, retention, Storage};
+    if let RecordingsCommand::Link { expires, .. } = cmd {
+        link::parse_lifetime(expires)
+            .filter(|d| d.as_secs() >= 1 && *d <= link::MAX_LINK_LIFETIME)
+            .ok_or_else(|| CommandError::BadLifetime {
+                text: expires.clone(),
+            })?;
+    }
+    let storage = Storage::from_config(&cfg.storage)?;
+    let db = crate::db::DbTarget::from_config(cfg).connect().await?;
+    let out = match cmd {
+        RecordingsCommand::Link {
+            call_id, expires, ..
+        } => {
+            let lifetime = link::parse_lifetime(expires).unwrap_or(link::MAX_LINK_LIFETIME);
+            match &storage {
+                None => Err(CommandError::NoLinkStorage),
+                Some(st) => link::recording_link(&db, st, &cfg.pbx.sensor, call_id, lifetime)
+                    .await
+                    .map(|url| println!("{url}"))
+                    .map_err(CommandError::from),
+            }
+        }
+        RecordingsCommand::Expire { dry_run, json, .. } => {
+            let now = crate::db::DbTime::now().0;
+            match retention::expire(&db, storage.as_ref(), cfg, now, *dry_run).await {
+                Ok(r) => print_expire(&r, *json, cfg.storage.retention_days).and_then(|()| {
+                    if r.failed.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(CommandError::ExpireFailed {
+                            failed: r.failed.len(),
+                        })
+                    }
+                }),
+                Err(e) => Err(e.into()),
+            }
+        }
+    };
+    db.close().await;
+    out
+}
+
+fn print_expire(
+    r: &crate::store::retention::ExpireReport,
+    json: bool,
+    days: u32,
+) -> Result<(), CommandError> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    if days == 0 {
+        println!("storage.retention_days is 0: recordings are kept forever");
+        return Ok(());
+    }
+    let verb = if r.dry_run { "would delete" } else { "deleted" };
+    println!(
+        "{verb} {} recordings ({} bytes) of calls started before {}",
+        r.deleted,
+        r.bytes,
+        r.cutoff.as_deref().unwrap_or("-")
+    );
+    for id in &r.call_ids {
+        println!("  {id}");
+    }
+    if r.already_gone > 0 {
+        println!("{} already gone (marked expired)", r.already_gone);
+    }
+    for f in &r.failed {
+        println!("not expired: {}: {}", f.call_id, f.reason);
+    }
+    Ok(())
 }

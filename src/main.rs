@@ -74,6 +74,16 @@ fn main() -> ExitCode {
                 |cfg| async move { cli::run_index(&cfg, command).await },
             )
         }
+        Command::Recordings { command } => {
+            let t = command.target();
+            let command = &command;
+            with_db_config(
+                t.config.as_ref(),
+                t.db.as_ref(),
+                cli.log_format.as_ref(),
+                |cfg| async move { cli::run_recordings(&cfg, command).await },
+            )
+        }
         Command::Replay {
             config,
             db,

@@ -31,6 +31,7 @@ pub mod dialect;
 pub mod links;
 mod migrate;
 mod phone_index;
+pub mod recording_lookup;
 
 pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;

@@ -14,6 +14,9 @@ use object_store::ObjectStore;
 
 use crate::config::{StorageBackend, StorageConfig};
 
+pub mod link;
+pub mod retention;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage config: {key}: {reason}")]
@@ -109,7 +112,7 @@ impl Storage {
                     .with_allow_http(s3.allow_http)
                     .with_virtual_hosted_style_request(s3.virtual_hosted_style);
                 if !s3.endpoint.is_empty() {
-                    b = b.with_endpoint(&s3.endpoint);
+                    b = b.with_endpoint(bucket_endpoint(s3));
                 }
                 if !s3.access_key_id.is_empty() {
                     b = b.with_access_key_id(&s3.access_key_id);
@@ -193,6 +196,21 @@ impl Storage {
                 source: Box::new(source),
             })?;
         Ok(url.to_string())
+    }
+}
+
+/// object_store takes a virtual-hosted endpoint as the bucket's own URL
+/// (`http://bucket.host`); the config names the server (`http://host`), as
+/// for path-style, so the bucket goes in front of the host here.
+fn bucket_endpoint(s3: &crate::config::S3Config) -> String {
+    if !s3.virtual_hosted_style {
+        return s3.endpoint.clone();
+    }
+    match s3.endpoint.split_once("://") {
+        Some((scheme, host)) if !host.starts_with(&format!("{}.", s3.bucket)) => {
+            format!("{scheme}://{}.{host}", s3.bucket)
+        }
+        _ => s3.endpoint.clone(),
     }
 }
 

@@ -1,0 +1,117 @@
+//! Reading where a call's recording is kept, for links and retention.
+//! (Writing it is the uploader's business, in `recordings`.)
+
+use sqlx::Row;
+
+use super::{call_key, Db, DbError, DbTime};
+use crate::time::Timestamp;
+
+/// A call's recording as the call record describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingRef {
+    /// The call row's id.
+    pub id: i64,
+    pub call_id: String,
+    pub started_at: Timestamp,
+    /// pending, stored, failed, expired, none, …
+    pub status: String,
+    /// `local`, `share` or `s3`; `None` for rows written before storage
+    /// backends existed (local).
+    pub backend: Option<String>,
+    /// The object's key in storage.
+    pub key: Option<String>,
+    /// The file under `recording.dir` (local backend).
+    pub path: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, call_id, started_at, recording_status, recording_backend, recording_key, recording_path";
+
+/// A row of `COLUMNS` → `RecordingRef` (a macro: each backend's row type).
+macro_rules! recording_ref {
+    ($r:expr) => {{
+        let r = $r;
+        let started: DbTime = r.try_get(2)?;
+        RecordingRef {
+            id: r.try_get(0)?,
+            call_id: r.try_get(1)?,
+            started_at: started.0,
+            status: r.try_get(3)?,
+            backend: r.try_get(4)?,
+            key: r.try_get(5)?,
+            path: r.try_get(6)?,
+        }
+    }};
+}
+
+fn query_err(what: &'static str) -> impl Fn(sqlx::Error) -> DbError {
+    move |source| DbError::Query { what, source }
+}
+
+/// The recording of call `call_id` seen by `sensor`; `None` when there is no
+/// such call.
+pub async fn recording_of(
+    db: &Db,
+    sensor: &str,
+    call_id: &str,
+) -> Result<Option<RecordingRef>, DbError> {
+    let q = query_err("reading a call's recording");
+    let key = call_key(call_id).into_owned();
+    let sql = db.sql(&format!(
+        "SELECT {COLUMNS} FROM {{calls}} WHERE sensor = ? AND call_id = ?"
+    ));
+    super::with_pool!(db.pool(), p => {
+        let row = sqlx::query(&sql)
+            .bind(sensor)
+            .bind(key.as_str())
+            .fetch_optional(p)
+            .await
+            .map_err(&q)?;
+        row.as_ref()
+            .map(|r| -> Result<RecordingRef, sqlx::Error> { Ok(recording_ref!(r)) })
+            .transpose()
+            .map_err(&q)
+    })
+}
+
+/// Up to `limit` stored recordings of calls that started before `cutoff`,
+/// with row ids above `after_id`, in id order (so a caller pages through
+/// them even when some cannot be deleted).
+pub async fn stored_before(
+    db: &Db,
+    cutoff: Timestamp,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<RecordingRef>, DbError> {
+    let q = query_err("listing recordings past retention");
+    let sql = db.sql(&format!(
+        "SELECT {COLUMNS} FROM {{calls}} \
+         WHERE recording_status = 'stored' AND started_at < ? AND id > ? \
+         ORDER BY id LIMIT {limit}"
+    ));
+    super::with_pool!(db.pool(), p => {
+        let rows = sqlx::query(&sql)
+            .bind(DbTime(cutoff))
+            .bind(after_id)
+            .fetch_all(p)
+            .await
+            .map_err(&q)?;
+        rows.iter()
+            .map(|r| -> Result<RecordingRef, sqlx::Error> { Ok(recording_ref!(r)) })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&q)
+    })
+}
+
+/// Marks a stored recording expired; false when the row was no longer
+/// `stored` (another run got there first).
+pub async fn mark_expired(db: &Db, id: i64) -> Result<bool, DbError> {
+    let q = query_err("marking a recording expired");
+    let sql = db.sql(
+        "UPDATE {calls} SET recording_status = 'expired' WHERE id = ? AND recording_status = 'stored'",
+    );
+    super::with_pool!(db.pool(), p => {
+        let done = sqlx::query(&sql).bind(id).execute(p).await.map_err(&q)?;
+        Ok(done.rows_affected() == 1)
+    })
+}
