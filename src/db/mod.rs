@@ -31,6 +31,7 @@ pub mod dialect;
 pub mod links;
 mod migrate;
 mod phone_index;
+mod recordings;
 
 pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;
@@ -40,6 +41,7 @@ pub use migrate::MIGRATIONS;
 pub use phone_index::{
     CrmChunk, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue, ReadEnd, WriteMode,
 };
+pub use recordings::RecordingState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
