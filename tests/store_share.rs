@@ -220,3 +220,36 @@ async fn with_the_share_away_calls_wait_in_the_spool_and_go_up_once_when_it_is_b
     );
     assert!(s.local_wavs().is_empty());
 }
+
+#[tokio::test]
+async fn large_recordings_go_up_in_parts() {
+    let s = Setup::new();
+    let mut cfg = s.config();
+    // Every file counts as large: the multipart path.
+    cfg.storage.multipart_threshold_mib = 0;
+    let opts = ReplayOptions {
+        db_wait: Duration::from_secs(120),
+        ..ReplayOptions::new(
+            vec![PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/pcap-fixtures/answered_caller_bye.pcap"
+            ))],
+            false,
+        )
+    };
+    let summary = pbxbridge::replay::run(cfg, opts).await.unwrap();
+    let rec = &summary
+        .calls
+        .iter()
+        .find(|c| c.answered_at.is_some())
+        .unwrap()
+        .recording;
+    let key = rec.key.clone().unwrap();
+    let (size, sha) = hash_file(&s.share.join(&key)).unwrap();
+    assert_eq!(Some(size), rec.bytes);
+    assert_eq!(
+        s.row().await,
+        vec![format!("stored|share|{key}|{size}|{sha}|yes")]
+    );
+    assert!(s.local_wavs().is_empty());
+}
