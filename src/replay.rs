@@ -18,6 +18,7 @@ use crate::daemon::{
 use crate::db::DbError;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::report::CallReport;
+use crate::store::uploader::{UploadControl, UploadStats, Uploader};
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,13 @@ pub enum ReplayError {
         calls: u64,
         waited_secs: u64,
         outbox: PathBuf,
+    },
+    #[error("{files} recordings ({mib} MiB) could not be uploaded to storage within {waited_secs} s (--db-wait); they stay in {dir} and are uploaded by the next replay or by the daemon")]
+    NotUploaded {
+        files: u64,
+        mib: u64,
+        waited_secs: u64,
+        dir: PathBuf,
     },
     #[error("replay worker stopped unexpectedly: {0}")]
     Worker(String),
@@ -81,6 +89,8 @@ pub struct ReplaySummary {
     pub elapsed_secs: f64,
     pub files_failed: usize,
     pub recordings_dir: Option<PathBuf>,
+    /// With remote storage: what the uploader did.
+    pub uploads: Option<Arc<UploadStats>>,
 }
 
 /// Reads every file in order through one pipeline (so a call may span files).
@@ -112,6 +122,12 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
     let mut pipeline = Pipeline::new(&cfg)?;
     let recordings_dir = pipeline.recordings_dir().map(PathBuf::from);
     preflight(&target).await?;
+    // Uploads run alongside: what an earlier run left goes first.
+    let uploader = recordings_dir
+        .as_deref()
+        .and_then(|d| Uploader::new(&cfg.storage, d, target.clone()));
+    let uploads = uploader.as_ref().map(|u| (u.stats(), u.control()));
+    let mut upload_task = uploader.map(|u| tokio::spawn(u.run()));
 
     let stats = Arc::new(PersistStats::default());
     let wake = Arc::new(Notify::new());
@@ -170,11 +186,30 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         // What reached the outbox stays there for the next run.
         writer.abort();
         index.stop();
+        if let Some(t) = &upload_task {
+            t.abort();
+        }
         return Err(e.into());
     }
     let expected = leftover + calls.len() as u64;
+    let deadline = tokio::time::Instant::now() + opts.db_wait;
     wait_for_writer(&mut writer, &outbox, &stats, expected, opts.db_wait).await;
     index.stop();
+    let mut unuploaded = None;
+    if let (Some(task), Some((st, ctl))) = (&mut upload_task, &uploads) {
+        ctl.finish();
+        if !wait_for_uploads(task, st, ctl, deadline).await {
+            unuploaded = Some(ReplayError::NotUploaded {
+                files: st.pending_files.load(Ordering::Relaxed),
+                mib: st
+                    .pending_bytes
+                    .load(Ordering::Relaxed)
+                    .div_ceil(1024 * 1024),
+                waited_secs: opts.db_wait.as_secs(),
+                dir: recordings_dir.clone().unwrap_or_default(),
+            });
+        }
+    }
 
     let (defrag, tcp) = pipeline.tracker().reasm_stats();
     let mut reasm = Vec::new();
@@ -193,12 +228,17 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         elapsed_secs,
         files_failed,
         recordings_dir,
+        uploads: uploads.map(|(st, _)| st),
     };
     let unwritten = (!outbox.is_empty()).then(|| ReplayError::NotWritten {
         calls: unwritten_calls(expected, &stats),
         waited_secs: opts.db_wait.as_secs(),
         outbox: outbox_dir.clone(),
     });
+    if let (Some(_), Some(e)) = (&unwritten, &unuploaded) {
+        eprintln!("error: {e}");
+    }
+    let unwritten = unwritten.or(unuploaded);
     if files_failed > 0 || unwritten.is_some() {
         if !opts.json {
             print_summary(&summary);
@@ -321,6 +361,39 @@ async fn wait_for_writer(
                 "database unreachable; {calls} calls wait in the outbox, retrying for up to {left} s more (--db-wait)"
             );
         }
+    }
+}
+
+/// Lets the uploader empty the spool until `deadline`, saying every few
+/// seconds what still waits; false (and the uploader stopped) if it could not.
+async fn wait_for_uploads(
+    task: &mut tokio::task::JoinHandle<()>,
+    stats: &UploadStats,
+    control: &UploadControl,
+    deadline: tokio::time::Instant,
+) -> bool {
+    loop {
+        let tick = (tokio::time::Instant::now() + Duration::from_secs(5)).min(deadline);
+        tokio::select! {
+            _ = &mut *task => return true,
+            _ = tokio::time::sleep_until(tick) => {}
+        }
+        let files = stats.pending_files.load(Ordering::Relaxed);
+        let mib = stats.pending_bytes.load(Ordering::Relaxed) / (1024 * 1024);
+        if tokio::time::Instant::now() >= deadline {
+            control.stop();
+            task.abort();
+            let _ = (&mut *task).await;
+            tracing::warn!(
+                files,
+                "storage did not take every recording in time; {files} recordings ({mib} MiB) stay in the spool"
+            );
+            return false;
+        }
+        tracing::info!(
+            files,
+            "uploading recordings: {files} ({mib} MiB) still in the spool"
+        );
     }
 }
 
@@ -470,8 +543,20 @@ pub fn print_summary(s: &ReplaySummary) {
         .iter()
         .filter(|c| c.recording.status == "stored")
         .count();
-    if let Some(dir) = &s.recordings_dir {
-        let _ = writeln!(out, "recordings: {stored} stored under {}", dir.display());
+    match (&s.recordings_dir, &s.uploads) {
+        (Some(dir), None) => {
+            let _ = writeln!(out, "recordings: {stored} stored under {}", dir.display());
+        }
+        (Some(dir), Some(up)) => {
+            let _ = writeln!(
+                out,
+                "recordings: {} uploaded to storage, {} waiting in {}",
+                up.uploaded.load(Ordering::Relaxed),
+                up.pending_files.load(Ordering::Relaxed),
+                dir.display()
+            );
+        }
+        _ => {}
     }
     if st.dropped.is_empty() {
         let _ = writeln!(out, "malformed/dropped: none");

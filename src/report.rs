@@ -8,10 +8,21 @@ use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingReport {
-    /// `stored`, `none` (not answered), `no_audio` (answered, no RTP seen),
+    /// `stored`, `pending` (finished, waiting in the local spool for remote
+    /// storage), `none` (not answered), `no_audio` (answered, no RTP seen),
     /// `unsupported_codec`, `encrypted` (SRTP), or `failed`.
     pub status: String,
+    /// The local file (`recording.dir`); with remote storage, where it waits.
     pub path: Option<String>,
+    /// `share` or `s3` when the recording goes to remote storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// The object key in remote storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// SHA-256 of the file, once the uploader has read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     pub codec: Option<String>,
     pub sample_rate: Option<u32>,
     pub channels: Option<u16>,
@@ -26,6 +37,9 @@ impl RecordingReport {
         RecordingReport {
             status: status.into(),
             path: None,
+            backend: None,
+            key: None,
+            sha256: None,
             codec: None,
             sample_rate: None,
             channels: None,

@@ -72,6 +72,7 @@ fn known_snapshot() -> MetricsSnapshot {
         files_done: 4,
         files_failed: 1,
         uptime_secs: 77,
+        uploads: Default::default(),
         phone_index: vec![IndexGauge {
             record_type: "contact".to_owned(),
             e164: 200,

@@ -73,6 +73,8 @@ pub struct RunOptions {
 
 /// How long a stop waits for the database before leaving calls in the outbox.
 const STOP_DB_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a stop lets an upload in progress finish.
+const UPLOAD_STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     if cfg.capture.interfaces.is_empty() && cfg.capture.folder.is_none() && !cfg.hep.enabled {
@@ -98,6 +100,17 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         .recover(&done, alive)
         .map_err(state_err(&inflight_dir))?;
     if !recovered.is_empty() {
+        let mut recovered = recovered;
+        // Their files were filed under recording.dir: with remote storage
+        // they wait there for the uploader like any other.
+        if let (Some(remote), Ok(dir)) = (
+            crate::store::uploader::RemoteTarget::from_config(&cfg.storage),
+            std::fs::canonicalize(&cfg.recording.dir),
+        ) {
+            for r in &mut recovered {
+                remote.mark_pending(&mut r.recording, &dir);
+            }
+        }
         outbox.append(&recovered)?;
         for r in &recovered {
             journal.remove(&r.call_id);
@@ -110,6 +123,17 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
 
     let mut pipeline = Pipeline::new(&cfg)?;
     pipeline.set_inflight(journal.clone());
+    // The spool is resumed from the start: what earlier runs left goes first.
+    let uploader = pipeline.recordings_dir().and_then(|d| {
+        crate::store::uploader::Uploader::new(
+            &cfg.storage,
+            d,
+            crate::db::DbTarget::from_config(&cfg),
+        )
+    });
+    let upload_stats = uploader.as_ref().map(|u| u.stats());
+    let upload_control = uploader.as_ref().map(|u| u.control());
+    let upload_task = uploader.map(|u| tokio::spawn(u.run()));
 
     // The database writer may wait on `index.ready` before matching calls.
     let index = index_task::spawn(&cfg);
@@ -155,7 +179,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let sources = sources::start(&cfg, &input_tx, &state_dir, stop.clone())?;
     drop(input_tx);
 
-    let ops = status::Ops::new(
+    let mut ops = status::Ops::new(
         &cfg,
         &state_dir,
         sources.stats(),
@@ -163,6 +187,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         outbox.clone(),
         index.metrics.clone(),
     );
+    if let Some(stats) = &upload_stats {
+        ops.set_uploads(stats.clone());
+    }
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let tracker = {
         let observer = ops.observer();
@@ -217,6 +244,17 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     wake_db.notify_one();
     db_done.notified().await;
     let _ = db.await;
+    // The last recordings stay in the spool for the next start; an upload in
+    // hand may finish.
+    if let (Some(ctl), Some(mut task)) = (upload_control, upload_task) {
+        ctl.stop();
+        if tokio::time::timeout(UPLOAD_STOP_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
     if let Some(admin) = admin {
         admin.abort();
     }
@@ -281,6 +319,7 @@ fn reload(
         ("database", new.database != current.database),
         ("daemon", new.daemon != current.daemon),
         ("crm", new.crm != current.crm),
+        ("storage", new.storage != current.storage),
         ("log.format", new.log.format != current.log.format),
     ]
     .into_iter()

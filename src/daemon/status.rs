@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::capture::InputReceiver;
 use crate::config::Config;
-use crate::ops::metrics::{HepCounters, InterfaceCounters, MetricsSnapshot, QueueGauge};
+use crate::ops::metrics::{
+    HepCounters, InterfaceCounters, MetricsSnapshot, QueueGauge, UploadGauges,
+};
 use crate::ops::notify::Notifier;
 use crate::ops::OpsState;
 use crate::pipeline::Pipeline;
+use crate::store::uploader::UploadStats;
 
 use super::index_task::IndexMetrics;
 use super::outbox::Outbox;
@@ -32,6 +35,7 @@ pub struct Ops {
     spool: Arc<SpoolGauge>,
     spool_dir: Option<PathBuf>,
     heartbeat: PathBuf,
+    uploads: Option<Arc<UploadStats>>,
 }
 
 /// Filled by [`Ops::housekeeping`] off the tracker thread: listing the spool
@@ -70,7 +74,13 @@ impl Ops {
                 .enabled
                 .then(|| cfg.recording.dir.join(".spool")),
             heartbeat: state_dir.join(HEARTBEAT),
+            uploads: None,
         }
+    }
+
+    /// With remote storage: the uploader's figures go to `/metrics`.
+    pub fn set_uploads(&mut self, stats: Arc<UploadStats>) {
+        self.uploads = Some(stats);
     }
 
     /// Once a second, on a blocking thread: the spool gauge, and the heartbeat
@@ -104,6 +114,7 @@ impl Ops {
             outbox: self.outbox.clone(),
             index: self.index.clone(),
             spool: self.spool.clone(),
+            uploads: self.uploads.clone(),
             started: Instant::now(),
             last_publish: None,
             last_packets: 0,
@@ -170,6 +181,7 @@ struct Publisher {
     outbox: Arc<Outbox>,
     index: Arc<IndexMetrics>,
     spool: Arc<SpoolGauge>,
+    uploads: Option<Arc<UploadStats>>,
     started: Instant,
     last_publish: Option<Instant>,
     last_packets: u64,
@@ -253,6 +265,11 @@ impl Observer for Publisher {
             files_failed: folder.map_or(0, |f| f.files_failed),
             uptime_secs: self.started.elapsed().as_secs(),
             phone_index: self.index.snapshot(),
+            uploads: self
+                .uploads
+                .as_deref()
+                .map(upload_gauges)
+                .unwrap_or_default(),
             tracker: stats,
         };
         let packets = snapshot.tracker.packets;
@@ -273,6 +290,18 @@ impl Observer for Publisher {
                 "{active} active calls ({answered} answered), {rate:.0} packets/s"
             ));
         }
+    }
+}
+
+fn upload_gauges(u: &UploadStats) -> UploadGauges {
+    let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    UploadGauges {
+        pending_files: l(&u.pending_files),
+        pending_bytes: l(&u.pending_bytes),
+        over_alarm: u.over_alarm.load(Ordering::Relaxed),
+        uploaded: l(&u.uploaded),
+        uploaded_bytes: l(&u.uploaded_bytes),
+        errors: l(&u.errors),
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{DbError, DbTime, Dialect};
+use super::{Backend, DbError, DbTime, Dialect};
 use crate::report::CallReport;
 
 /// How a link between a call and a CRM record came about.
@@ -84,7 +84,7 @@ pub fn call_key(call_id: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(format!("{}~sha256:{hex}", &call_id[..cut]))
 }
 
-const CALL_COLUMNS: [&str; 39] = [
+const CALL_COLUMNS: [&str; 42] = [
     "sensor",
     "call_id",
     "direction",
@@ -115,6 +115,9 @@ const CALL_COLUMNS: [&str; 39] = [
     "recording_channels",
     "recording_samples",
     "recording_bytes",
+    "recording_backend",
+    "recording_key",
+    "recording_sha256",
     "sip_src",
     "sip_dst",
     "caller_rtp_packets",
@@ -139,12 +142,54 @@ const LINK_COLUMNS: [&str; 9] = [
 ];
 
 fn upsert_sql(d: &Dialect, rows: usize) -> String {
+    let alias = match d.backend {
+        Backend::MySql => "",
+        _ => " AS cur",
+    };
     format!(
-        "INSERT INTO {{calls}} ({}) VALUES {}{}",
+        "INSERT INTO {{calls}}{alias} ({}) VALUES {}{}",
         CALL_COLUMNS.join(", "),
         Dialect::value_rows(CALL_COLUMNS.len(), rows),
-        d.upsert(&["sensor", "call_id"], &CALL_COLUMNS[2..])
+        upsert_clause(d)
     )
+}
+
+/// Replaces the row's columns, except that a recording the uploader has
+/// stored (or retention expired) keeps its `recording_*` columns: a retry,
+/// restart or replay re-upserts the call with the recorder's `pending`.
+fn upsert_clause(d: &Dialect) -> String {
+    const KEEP: &str = "recording_status IN ('stored', 'expired')";
+    let cols = CALL_COLUMNS.get(2..).unwrap_or_default();
+    let (frozen, plain): (Vec<&str>, Vec<&str>) =
+        cols.iter().partition(|c| c.starts_with("recording_"));
+    let mut sets = Vec::with_capacity(cols.len());
+    match d.backend {
+        Backend::MySql => {
+            // MySQL assigns left to right and later expressions see the new
+            // values: the status, which the others test, goes last.
+            let (status, rest): (Vec<&str>, Vec<&str>) =
+                frozen.iter().partition(|c| **c == "recording_status");
+            sets.extend(plain.iter().map(|c| format!("{c} = VALUES({c})")));
+            sets.extend(
+                rest.iter()
+                    .chain(&status)
+                    .map(|c| format!("{c} = IF({KEEP}, {c}, VALUES({c}))")),
+            );
+            format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+        }
+        _ => {
+            sets.extend(plain.iter().map(|c| format!("{c} = excluded.{c}")));
+            sets.extend(
+                frozen.iter().map(|c| {
+                    format!("{c} = CASE WHEN cur.{KEEP} THEN cur.{c} ELSE excluded.{c} END")
+                }),
+            );
+            format!(
+                " ON CONFLICT (sensor, call_id) DO UPDATE SET {}",
+                sets.join(", ")
+            )
+        }
+    }
 }
 
 fn links_sql(d: &Dialect, rows: usize) -> String {
@@ -212,6 +257,9 @@ macro_rules! bind_call {
             .bind(r.channels.map(i64::from))
             .bind(r.samples.map(|v| v as i64))
             .bind(r.bytes.map(|v| v as i64))
+            .bind(fit(&r.backend, 16))
+            .bind(fit(&r.key, 512))
+            .bind(fit(&r.sha256, 64))
             .bind(fit(&c.sip_src, 64))
             .bind(fit(&c.sip_dst, 64))
             .bind(c.rtp.caller.packets as i64)

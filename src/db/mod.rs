@@ -32,6 +32,7 @@ pub mod links;
 mod migrate;
 mod phone_index;
 pub mod recording_lookup;
+mod recordings;
 
 pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;
@@ -41,6 +42,7 @@ pub use migrate::MIGRATIONS;
 pub use phone_index::{
     CrmChunk, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue, ReadEnd, WriteMode,
 };
+pub use recordings::RecordingState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -83,6 +83,21 @@ pub struct MetricsSnapshot {
     pub uptime_secs: u64,
     /// The phone index, by CRM record type.
     pub phone_index: Vec<IndexGauge>,
+    /// Uploads to remote storage (all zero with the local backend).
+    pub uploads: UploadGauges,
+}
+
+/// The uploader's view: what waits for storage and what went up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadGauges {
+    pub pending_files: u64,
+    /// Finished recordings waiting plus the open calls' spool.
+    pub pending_bytes: u64,
+    /// The pending bytes are above `storage.spool_alarm_mib`.
+    pub over_alarm: bool,
+    pub uploaded: u64,
+    pub uploaded_bytes: u64,
+    pub errors: u64,
 }
 
 /// One CRM record type's share of the phone index.
@@ -204,6 +219,51 @@ impl<'a> Family<'a> {
 }
 
 /// A counter family with one label, from a fixed list of (label value, count).
+fn encode_uploads(enc: &mut DescriptorEncoder<'_>, u: &UploadGauges) -> Result<(), fmt::Error> {
+    gauge(
+        enc,
+        "upload_pending_files",
+        "Finished recordings waiting in the local spool for remote storage.",
+        None,
+        u.pending_files,
+    )?;
+    gauge(
+        enc,
+        "upload_pending",
+        "Bytes waiting in the local spool for remote storage (with open calls' audio).",
+        Some(&Unit::Bytes),
+        u.pending_bytes,
+    )?;
+    gauge(
+        enc,
+        "spool_over_alarm",
+        "1 while the spool holds more than storage.spool_alarm_mib.",
+        None,
+        u64::from(u.over_alarm),
+    )?;
+    counter(
+        enc,
+        "uploads",
+        "Recordings uploaded to remote storage.",
+        None,
+        u.uploaded,
+    )?;
+    counter(
+        enc,
+        "uploaded",
+        "Recording bytes uploaded to remote storage.",
+        Some(&Unit::Bytes),
+        u.uploaded_bytes,
+    )?;
+    counter(
+        enc,
+        "upload_errors",
+        "Failed upload attempts (retried).",
+        None,
+        u.errors,
+    )
+}
+
 fn counters_by(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
@@ -388,6 +448,8 @@ fn encode_snapshot(
         None,
         snap.crm_relation_errors,
     )?;
+
+    encode_uploads(enc, &snap.uploads)?;
 
     counters_by(
         enc,

@@ -207,6 +207,9 @@ fn recovered_recording(
     RecordingReport {
         status: "stored".into(),
         path: Some(dest.display().to_string()),
+        backend: None,
+        key: None,
+        sha256: None,
         codec: None,
         sample_rate: Some(info.sample_rate),
         channels: Some(info.channels),

@@ -78,7 +78,10 @@ impl Pipeline {
                 path: cfg.recording.dir.clone(),
                 source,
             };
-            let recordings = Recordings::open(&cfg.recording.dir).map_err(err)?;
+            let mut recordings = Recordings::open(&cfg.recording.dir).map_err(err)?;
+            recordings.set_remote(crate::store::uploader::RemoteTarget::from_config(
+                &cfg.storage,
+            ));
             let dir = recordings.dir().to_path_buf();
             (
                 Some(Writer::spawn(recordings, numbers.clone()).map_err(err)?),

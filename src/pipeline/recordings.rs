@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::call::{CallHandle, CallRecord, Side};
 use crate::record::{recover, Channel, RecorderConfig, StereoRecorder};
 use crate::report::RecordingReport;
+use crate::store::uploader::RemoteTarget;
 use crate::time::Timestamp;
 
 const SPOOL: &str = ".spool";
@@ -37,6 +38,8 @@ struct Active {
 pub struct Recordings {
     dir: PathBuf,
     active: HashMap<CallHandle, Active>,
+    /// Where finished files go next; `None`: they stay here for good.
+    remote: Option<RemoteTarget>,
 }
 
 impl Recordings {
@@ -49,7 +52,14 @@ impl Recordings {
         Ok(Recordings {
             dir,
             active: HashMap::new(),
+            remote: None,
         })
+    }
+
+    /// Finished files wait in `dir` for the uploader; their reports say
+    /// `pending` with the key they will have.
+    pub fn set_remote(&mut self, remote: Option<RemoteTarget>) {
+        self.remote = remote;
     }
 
     pub fn dir(&self) -> &Path {
@@ -158,9 +168,12 @@ impl Recordings {
             tracing::error!(call_id = %rec.call_id, error = %e, path = %dest.display(), "cannot move recording out of the spool");
             return RecordingReport::without_file("failed", Some(e.to_string()));
         }
-        RecordingReport {
+        let mut report = RecordingReport {
             status: "stored".into(),
             path: Some(dest.display().to_string()),
+            backend: None,
+            key: None,
+            sha256: None,
             codec: rec.codec.map(str::to_string),
             sample_rate: Some(info.sample_rate),
             channels: Some(info.channels),
@@ -170,7 +183,11 @@ impl Recordings {
                 .unsupported_codec
                 .as_ref()
                 .map(|c| format!("part of the audio used unsupported codec {c}")),
+        };
+        if let Some(remote) = &self.remote {
+            remote.mark_pending(&mut report, &self.dir);
         }
+        report
     }
 }
 

@@ -16,6 +16,7 @@ use crate::config::{StorageBackend, StorageConfig};
 
 pub mod link;
 pub mod retention;
+pub mod uploader;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -170,13 +171,7 @@ impl Storage {
     /// `{prefix}/{relative}`: `relative` is the recording's path under
     /// `recording.dir`, `{yyyy}/{mm}/{dd}/{call id}.wav`.
     pub fn key_for(&self, relative: &Path) -> Key {
-        let rel: Vec<String> = relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        let mut parts: Vec<&str> = self.prefix.split('/').filter(|p| !p.is_empty()).collect();
-        parts.extend(rel.iter().map(String::as_str));
-        Key::from_iter(parts)
+        object_key(&self.prefix, relative)
     }
 
     /// A time-limited GET URL for `key` (S3 only). It carries no Range: the
@@ -212,6 +207,18 @@ fn bucket_endpoint(s3: &crate::config::S3Config) -> String {
         }
         _ => s3.endpoint.clone(),
     }
+}
+
+/// `{prefix}/{relative}` without an opened store: the recorder names the key
+/// of a pending recording before storage has been reached.
+pub fn object_key(prefix: &str, relative: &Path) -> Key {
+    let rel: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let mut parts: Vec<&str> = prefix.split('/').filter(|p| !p.is_empty()).collect();
+    parts.extend(rel.iter().map(String::as_str));
+    Key::from_iter(parts)
 }
 
 fn http_get() -> axum::http::Method {

@@ -1,0 +1,729 @@
+//! Moves finished recordings from the local spool (`recording.dir`) to remote
+//! storage. The local file is the truth until the call row says `stored`:
+//! upload, check the size storage reports, mark the row, and only then delete.
+//! Storage or database away: retry with backoff, never give up.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use object_store::path::Path as Key;
+use object_store::{
+    Attribute, Attributes, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio::sync::Notify;
+
+use super::{object_key, Storage, StoreError};
+use crate::config::{StorageBackend, StorageConfig};
+use crate::db::{Db, DbError, DbTarget, DbTime};
+use crate::report::RecordingReport;
+
+/// Where finished recordings go, known without reaching storage: the
+/// recorder names a pending recording's key from it.
+#[derive(Clone, Debug)]
+pub struct RemoteTarget {
+    backend: &'static str,
+    prefix: String,
+}
+
+impl RemoteTarget {
+    /// `None` for the local backend.
+    pub fn from_config(cfg: &StorageConfig) -> Option<RemoteTarget> {
+        let backend = match cfg.backend {
+            StorageBackend::Local => return None,
+            StorageBackend::Share => "share",
+            StorageBackend::S3 => "s3",
+        };
+        Some(RemoteTarget {
+            backend,
+            prefix: cfg.prefix.clone(),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    pub fn key_for(&self, relative: &Path) -> Key {
+        object_key(&self.prefix, relative)
+    }
+
+    /// A report of a file filed under `dir` becomes `pending`, with its key.
+    pub fn mark_pending(&self, report: &mut RecordingReport, dir: &Path) {
+        if report.status != "stored" {
+            return;
+        }
+        let Some(rel) = report
+            .path
+            .as_deref()
+            .and_then(|p| Path::new(p).strip_prefix(dir).ok())
+        else {
+            return;
+        };
+        report.key = Some(self.key_for(rel).to_string());
+        report.backend = Some(self.backend.to_owned());
+        report.status = "pending".into();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{key}: storage reports {found} bytes after the upload; the file has {expected}")]
+    SizeMismatch {
+        key: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("reading recording {path}: {source}")]
+    Local {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Gauges and counters for `/metrics` and replay's summary.
+#[derive(Debug, Default)]
+pub struct UploadStats {
+    /// Finished recordings waiting for storage, and their bytes plus the
+    /// open calls' spool.
+    pub pending_files: AtomicU64,
+    pub pending_bytes: AtomicU64,
+    pub over_alarm: AtomicBool,
+    pub uploaded: AtomicU64,
+    pub uploaded_bytes: AtomicU64,
+    pub errors: AtomicU64,
+    /// Set once a scan found nothing left to do.
+    pub idle: AtomicBool,
+}
+
+/// Asks a running uploader to stop or to finish.
+#[derive(Clone, Debug, Default)]
+pub struct UploadControl {
+    stop: Arc<AtomicBool>,
+    finish: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl UploadControl {
+    /// Return after the file in hand (the daemon stopping).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Return once nothing is left in the spool (replay at its end).
+    pub fn finish(&self) {
+        self.finish.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Look at the spool now rather than at the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Sleeps `d`, cut short by `stop`, `finish` or `wake`.
+    async fn pause(&self, d: Duration) {
+        if self.stopped() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.wake.notified() => {}
+        }
+    }
+}
+
+/// Files looked at per pass: the oldest first, so a long outage drains in order.
+const SCAN_BATCH: usize = 1024;
+/// Uploaded keys whose call row had not arrived yet, remembered so that they
+/// are not uploaded again; beyond this they are (harmlessly) uploaded again.
+const MAX_REMEMBERED: usize = 16_384;
+const IDLE_POLL: Duration = Duration::from_secs(2);
+const ROW_POLL: Duration = Duration::from_millis(500);
+const MULTIPART_CHUNK: usize = 8 * 1024 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
+
+pub struct Uploader {
+    cfg: StorageConfig,
+    dir: PathBuf,
+    db: DbTarget,
+    stats: Arc<UploadStats>,
+    control: UploadControl,
+}
+
+enum Done {
+    /// The row says stored; the local file is gone.
+    Stored,
+    /// Uploaded, but no call row names the key yet (still in the outbox).
+    RowMissing,
+    /// Uploaded; the database could not be asked.
+    NoDb,
+    /// The file vanished or retention had expired it.
+    Gone,
+}
+
+impl Uploader {
+    /// `None` for the local backend. `dir` is `recording.dir`.
+    pub fn new(cfg: &StorageConfig, dir: &Path, db: DbTarget) -> Option<Uploader> {
+        RemoteTarget::from_config(cfg)?;
+        Some(Uploader {
+            cfg: cfg.clone(),
+            dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            db,
+            stats: Arc::default(),
+            control: UploadControl::default(),
+        })
+    }
+
+    pub fn stats(&self) -> Arc<UploadStats> {
+        self.stats.clone()
+    }
+
+    pub fn control(&self) -> UploadControl {
+        self.control.clone()
+    }
+
+    /// Runs until stopped, or with `finish` until the spool is empty.
+    pub async fn run(self) {
+        let mut backoff = Backoff::default();
+        let mut storage: Option<Storage> = None;
+        let mut db: Option<Db> = None;
+        let mut remembered: HashMap<String, (u64, String)> = HashMap::new();
+        let alarm = self.cfg.spool_alarm_mib.saturating_mul(MIB);
+        loop {
+            if self.control.stopped() {
+                return;
+            }
+            let dir = self.dir.clone();
+            let scan = tokio::task::spawn_blocking(move || scan(&dir, SCAN_BATCH))
+                .await
+                .unwrap_or_default();
+            self.publish(&scan, alarm);
+            if scan.files.is_empty() {
+                self.stats.idle.store(true, Ordering::Release);
+                if self.control.finish.load(Ordering::Acquire) {
+                    return;
+                }
+                self.control.pause(IDLE_POLL).await;
+                continue;
+            }
+            self.stats.idle.store(false, Ordering::Release);
+            let store = match &storage {
+                Some(s) => s.clone(),
+                None => match Storage::from_config(&self.cfg) {
+                    Ok(Some(s)) => {
+                        storage = Some(s.clone());
+                        s
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let wait = backoff.next();
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, files = scan.total_files, retry_in_ms = wait.as_millis() as u64, "storage cannot be opened; recordings wait in the spool");
+                        self.control.pause(wait).await;
+                        continue;
+                    }
+                },
+            };
+            if db.is_none() {
+                match self.db.connect().await {
+                    Ok(d) => db = Some(d),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "database unreachable; recordings are uploaded and marked stored once it answers")
+                    }
+                }
+            }
+            let mut row_missing = false;
+            let mut failed = None;
+            for file in &scan.files {
+                if self.control.stopped() {
+                    return;
+                }
+                match self
+                    .process(&store, db.as_ref(), file, &mut remembered)
+                    .await
+                {
+                    Ok(Done::Stored | Done::Gone) => backoff.reset(),
+                    Ok(Done::RowMissing) => row_missing = true,
+                    Ok(Done::NoDb) => failed = Some(file.relative.clone()),
+                    Err(e) => {
+                        let wait = backoff.next();
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            call_id = %call_id_of(&file.relative),
+                            key = %store.key_for(&file.relative),
+                            error = %e,
+                            retry_in_ms = wait.as_millis() as u64,
+                            "recording upload failed; it stays in the spool and is retried"
+                        );
+                        if matches!(&e, UploadError::Db(_)) {
+                            db = None;
+                        }
+                        failed = Some(file.relative.clone());
+                        self.control.pause(wait).await;
+                        break;
+                    }
+                }
+            }
+            if failed.is_some() && db.is_none() {
+                self.control.pause(backoff.next()).await;
+            } else if row_missing {
+                self.control.pause(ROW_POLL).await;
+            }
+        }
+    }
+
+    fn publish(&self, scan: &Scan, alarm: u64) {
+        let s = &self.stats;
+        s.pending_files.store(scan.total_files, Ordering::Relaxed);
+        s.pending_bytes.store(scan.total_bytes, Ordering::Relaxed);
+        let over = alarm > 0 && scan.total_bytes > alarm;
+        let was = s.over_alarm.swap(over, Ordering::Relaxed);
+        if over && !was {
+            tracing::warn!(
+                files = scan.total_files,
+                "storage is behind: {} MiB of recordings wait in the spool (alarm at {} MiB); recording continues",
+                scan.total_bytes / MIB,
+                alarm / MIB
+            );
+        } else if was && !over {
+            tracing::info!(
+                files = scan.total_files,
+                "storage caught up: {} MiB of recordings wait in the spool (alarm at {} MiB)",
+                scan.total_bytes / MIB,
+                alarm / MIB
+            );
+        }
+    }
+
+    async fn process(
+        &self,
+        storage: &Storage,
+        db: Option<&Db>,
+        file: &Waiting,
+        remembered: &mut HashMap<String, (u64, String)>,
+    ) -> Result<Done, UploadError> {
+        let key = storage.key_for(&file.relative);
+        let key_text = key.to_string();
+        let call_id = call_id_of(&file.relative);
+        let path = file.path.clone();
+        let hashed = tokio::task::spawn_blocking(move || hash_file(&path))
+            .await
+            .map_err(|e| UploadError::Local {
+                path: file.path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let (size, sha256) = match hashed {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Done::Gone),
+            Err(source) => {
+                return Err(UploadError::Local {
+                    path: file.path.clone(),
+                    source,
+                })
+            }
+        };
+        let already = remembered.get(&key_text) == Some(&(size, sha256.clone()));
+        if !already {
+            if let Some(db) = db {
+                if let Some(state) = db.recording_state(&key_text).await? {
+                    let same = state.sha256.as_deref() == Some(sha256.as_str());
+                    if state.status == "expired" || (state.status == "stored" && same) {
+                        // Stored before a crash kept us from deleting it, or a
+                        // replay recorded it again; retention's word is final.
+                        tracing::info!(call_id = %call_id, key = %key_text, status = %state.status, "recording is already in storage; local copy removed");
+                        remove_local(&file.path);
+                        return Ok(Done::Gone);
+                    }
+                }
+            }
+            upload(storage, &key, &file.path, size, self.threshold()).await?;
+            let found = storage
+                .object_store()
+                .head(&key)
+                .await
+                .map_err(|e| op_err(storage, "checking", &key, e))?
+                .size;
+            if found != size {
+                return Err(UploadError::SizeMismatch {
+                    key: key_text,
+                    expected: size,
+                    found,
+                });
+            }
+            if storage.kind() == StorageBackend::Share {
+                self.sync_share(&key).await?;
+            }
+            self.stats.uploaded.fetch_add(1, Ordering::Relaxed);
+            self.stats.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
+            tracing::debug!(call_id = %call_id, key = %key_text, bytes = size, "recording uploaded");
+            if remembered.len() < MAX_REMEMBERED {
+                remembered.insert(key_text.clone(), (size, sha256.clone()));
+            }
+        }
+        let Some(db) = db else {
+            return Ok(Done::NoDb);
+        };
+        let rows = db
+            .mark_stored(
+                &key_text,
+                storage.backend_name(),
+                size,
+                &sha256,
+                DbTime::now(),
+            )
+            .await?;
+        if rows == 0 {
+            return Ok(Done::RowMissing);
+        }
+        remembered.remove(&key_text);
+        remove_local(&file.path);
+        tracing::info!(call_id = %call_id, key = %key_text, bytes = size, "recording stored");
+        Ok(Done::Stored)
+    }
+
+    fn threshold(&self) -> u64 {
+        self.cfg.multipart_threshold_mib.saturating_mul(MIB)
+    }
+
+    /// `LocalFileSystem` renames its temp file into place but never fsyncs:
+    /// the object could be acknowledged yet lost if the share's host (or
+    /// this client's cache of an NFS/SMB mount) crashed before writing it
+    /// back. The row is marked stored and the local copy deleted only after
+    /// the file and its directory entry are on the share's disk.
+    async fn sync_share(&self, key: &Key) -> Result<(), UploadError> {
+        let Some(root) = self.cfg.path.clone() else {
+            return Ok(());
+        };
+        let path = root.join(key.as_ref());
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&path)?.sync_all()?;
+            if let Some(parent) = path.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r)
+        .map_err(|source| {
+            UploadError::Store(StoreError::Local {
+                path: key.to_string(),
+                source,
+            })
+        })
+    }
+}
+
+fn op_err(storage: &Storage, op: &'static str, key: &Key, e: object_store::Error) -> UploadError {
+    UploadError::Store(StoreError::Op {
+        op,
+        backend: storage.backend_name(),
+        key: key.to_string(),
+        source: Box::new(e),
+    })
+}
+
+fn remove_local(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "cannot delete the uploaded recording from the spool");
+        }
+    }
+}
+
+/// The file name is the (cleaned) Call-ID.
+fn call_id_of(relative: &Path) -> String {
+    relative
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// S3 gets a content type so browsers play presigned links; the share
+/// backend refuses attributes.
+fn attributes(storage: &Storage) -> Attributes {
+    let mut a = Attributes::new();
+    if storage.kind() == StorageBackend::S3 {
+        a.insert(Attribute::ContentType, "audio/wav".into());
+    }
+    a
+}
+
+async fn upload(
+    storage: &Storage,
+    key: &Key,
+    path: &Path,
+    size: u64,
+    threshold: u64,
+) -> Result<(), UploadError> {
+    let local = |source| UploadError::Local {
+        path: path.to_path_buf(),
+        source,
+    };
+    let store = storage.object_store();
+    if size <= threshold {
+        let data = tokio::fs::read(path).await.map_err(local)?;
+        let opts = PutOptions {
+            attributes: attributes(storage),
+            ..PutOptions::default()
+        };
+        store
+            .put_opts(key, PutPayload::from(data), opts)
+            .await
+            .map_err(|e| op_err(storage, "uploading", key, e))?;
+        return Ok(());
+    }
+    let opts = PutMultipartOptions {
+        attributes: attributes(storage),
+        ..PutMultipartOptions::default()
+    };
+    let up = store
+        .put_multipart_opts(key, opts)
+        .await
+        .map_err(|e| op_err(storage, "starting the upload of", key, e))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(up, MULTIPART_CHUNK);
+    let result = async {
+        let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = file.read(&mut buf).await.map_err(local)?;
+            if n == 0 {
+                break;
+            }
+            writer
+                .wait_for_capacity(4)
+                .await
+                .map_err(|e| op_err(storage, "uploading", key, e))?;
+            writer.write(buf.get(..n).unwrap_or_default());
+        }
+        Ok::<_, UploadError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => writer
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| op_err(storage, "completing the upload of", key, e)),
+        Err(e) => {
+            // Parts already sent would otherwise linger (and cost) on S3.
+            let _ = writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// Size and hex SHA-256, read in chunks (called off the async threads).
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+        size += n as u64;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((size, hex))
+}
+
+/// A finished recording waiting for storage.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Waiting {
+    pub modified: SystemTime,
+    pub path: PathBuf,
+    /// `{yyyy}/{mm}/{dd}/{call id}.wav`
+    pub relative: PathBuf,
+    pub size: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Oldest first, at most the batch size.
+    pub files: Vec<Waiting>,
+    /// All finished recordings waiting.
+    pub total_files: u64,
+    /// Their bytes, plus what open calls have in `.spool`.
+    pub total_bytes: u64,
+}
+
+/// Lists finished recordings under `dir` (`{yyyy}/{mm}/{dd}/*.wav`), leaving
+/// out the open calls' `.spool`, `recovered` and anything half-written.
+pub fn scan(dir: &Path, batch: usize) -> Scan {
+    let mut out = Scan::default();
+    let mut oldest: BinaryHeap<Waiting> = BinaryHeap::new();
+    walk(dir, dir, 0, &mut out, &mut oldest, batch);
+    if let Ok(rd) = std::fs::read_dir(dir.join(".spool")) {
+        out.total_bytes += rd
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum::<u64>();
+    }
+    out.files = oldest.into_sorted_vec();
+    out
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    depth: u32,
+    out: &mut Scan,
+    oldest: &mut BinaryHeap<Waiting>,
+    batch: usize,
+) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || (depth == 0 && name == "recovered") {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        let path = entry.path();
+        if meta.is_dir() {
+            if depth < 3 {
+                walk(root, &path, depth + 1, out, oldest, batch);
+            }
+            continue;
+        }
+        if depth != 3 || !meta.is_file() || !name.ends_with(".wav") {
+            continue;
+        }
+        let Ok(relative) = path.strip_prefix(root).map(Path::to_path_buf) else {
+            continue;
+        };
+        out.total_files += 1;
+        out.total_bytes += meta.len();
+        oldest.push(Waiting {
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            path,
+            relative,
+            size: meta.len(),
+        });
+        if oldest.len() > batch {
+            oldest.pop();
+        }
+    }
+}
+
+/// Exponential from 0.5 s to 60 s, each wait drawn from its upper half so
+/// that many sensors do not retry in step.
+#[derive(Debug, Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let ms = 500u64.saturating_mul(1 << self.attempt.min(7)).min(60_000);
+        self.attempt = self.attempt.saturating_add(1);
+        let r = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Duration::from_millis(ms / 2 + r % (ms / 2 + 1))
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_cap() {
+        let mut b = Backoff::default();
+        let waits: Vec<Duration> = (0..12).map(|_| b.next()).collect();
+        assert!(waits[0] <= Duration::from_millis(500));
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(60)));
+        assert!(waits[11] >= Duration::from_secs(30));
+        b.reset();
+        assert!(b.next() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn scan_lists_finished_files_oldest_first_and_skips_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = dir.path().join("2024/01/02");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::create_dir_all(dir.path().join(".spool")).unwrap();
+        std::fs::create_dir_all(dir.path().join("recovered/2024/01/02")).unwrap();
+        std::fs::write(day.join("b.wav"), b"bb").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let f = std::fs::File::create(day.join("a.wav")).unwrap();
+        std::io::Write::write_all(&mut &f, b"aaa").unwrap();
+        f.set_modified(old).unwrap();
+        std::fs::write(day.join(".c.wav.tmp"), b"x").unwrap();
+        std::fs::write(day.join("d.txt"), b"x").unwrap();
+        std::fs::write(dir.path().join(".spool/1-x.wav"), b"12345").unwrap();
+        std::fs::write(dir.path().join("recovered/2024/01/02/r.wav"), b"r").unwrap();
+        let s = scan(dir.path(), 10);
+        let names: Vec<_> = s.files.iter().map(|w| w.relative.clone()).collect();
+        assert_eq!(
+            names,
+            vec![
+                PathBuf::from("2024/01/02/a.wav"),
+                PathBuf::from("2024/01/02/b.wav")
+            ]
+        );
+        assert_eq!(s.total_files, 2);
+        assert_eq!(s.total_bytes, 3 + 2 + 5);
+        let s = scan(dir.path(), 1);
+        assert_eq!(s.files.len(), 1);
+        assert_eq!(s.files[0].relative, PathBuf::from("2024/01/02/a.wav"));
+        assert_eq!(s.total_files, 2);
+    }
+
+    #[test]
+    fn pending_reports_carry_the_key() {
+        let cfg = StorageConfig {
+            backend: StorageBackend::S3,
+            prefix: "rec/x".into(),
+            ..StorageConfig::default()
+        };
+        let t = RemoteTarget::from_config(&cfg).unwrap();
+        let mut r = RecordingReport::without_file("stored", None);
+        r.path = Some("/data/rec/2024/01/02/abc.wav".into());
+        t.mark_pending(&mut r, Path::new("/data/rec"));
+        assert_eq!(r.status, "pending");
+        assert_eq!(r.key.as_deref(), Some("rec/x/2024/01/02/abc.wav"));
+        assert_eq!(r.backend.as_deref(), Some("s3"));
+        let mut none = RecordingReport::without_file("no_audio", None);
+        t.mark_pending(&mut none, Path::new("/data/rec"));
+        assert_eq!(none.status, "no_audio");
+        assert!(RemoteTarget::from_config(&StorageConfig::default()).is_none());
+    }
+}
