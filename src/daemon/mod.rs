@@ -134,6 +134,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let upload_stats = uploader.as_ref().map(|u| u.stats());
     let upload_control = uploader.as_ref().map(|u| u.control());
     let upload_task = uploader.map(|u| tokio::spawn(u.run()));
+    let (retention_stop, retention_rx) = tokio::sync::watch::channel(false);
+    let retention = tokio::spawn(retention_task(cfg.clone(), retention_rx));
 
     // The database writer may wait on `index.ready` before matching calls.
     let index = index_task::spawn(&cfg);
@@ -244,6 +246,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     wake_db.notify_one();
     db_done.notified().await;
     let _ = db.await;
+    let _ = retention_stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), retention).await;
     // The last recordings stay in the spool for the next start; an upload in
     // hand may finish.
     if let (Some(ctl), Some(mut task)) = (upload_control, upload_task) {
@@ -332,4 +336,35 @@ fn reload(
     // Keep what was not applied as it was, so the next reload reports it again.
     current.log.level = new.log.level;
     current.tracker = new.tracker;
+}
+
+/// Deletes recordings past `storage.retention_days` on a schedule; waits for
+/// the database first (retrying), and does nothing when retention is off.
+async fn retention_task(cfg: Config, stop: tokio::sync::watch::Receiver<bool>) {
+    if cfg.storage.retention_days == 0 {
+        return;
+    }
+    let storage = match crate::store::Storage::from_config(&cfg.storage) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "retention is off: the storage cannot be opened");
+            return;
+        }
+    };
+    let target = crate::db::DbTarget::from_config(&cfg);
+    let mut backoff = Duration::from_secs(1);
+    let db = loop {
+        if *stop.borrow() {
+            return;
+        }
+        match target.connect().await {
+            Ok(db) => break db,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "retention waits for the database");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    };
+    crate::store::retention::run_periodically(db, storage, cfg, stop).await;
 }
