@@ -21,18 +21,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use object_store::path::Path as Key;
-use object_store::{
-    Attribute, Attributes, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
-};
 use pbxbridge::store::uploader::hash_file;
 use pbxbridge::store::Storage;
-use tokio::io::AsyncReadExt;
 
 use store_support::Garage;
 
-/// As in `src/store/uploader.rs`.
-const MULTIPART_CHUNK: usize = 8 * 1024 * 1024;
-const READ_CHUNK: usize = 1024 * 1024;
 const MIB: u64 = 1024 * 1024;
 /// Stereo, 16-bit, 8 kHz.
 const BYTES_PER_SEC: usize = 2 * 2 * 8000;
@@ -127,44 +120,11 @@ fn write_spool(dir: &Path, n: usize, base: &[u8]) -> Vec<(PathBuf, PathBuf)> {
     files
 }
 
-fn attributes() -> Attributes {
-    let mut a = Attributes::new();
-    a.insert(Attribute::ContentType, "audio/wav".into());
-    a
-}
-
-/// The uploader's `upload` step for an S3 backend.
+/// The uploader's own upload step.
 async fn upload(storage: &Storage, key: &Key, path: &Path, size: u64, threshold: u64) {
-    let store = storage.object_store();
-    if size <= threshold {
-        let data = tokio::fs::read(path).await.unwrap();
-        let opts = PutOptions {
-            attributes: attributes(),
-            ..PutOptions::default()
-        };
-        store
-            .put_opts(key, PutPayload::from(data), opts)
-            .await
-            .unwrap();
-        return;
-    }
-    let opts = PutMultipartOptions {
-        attributes: attributes(),
-        ..PutMultipartOptions::default()
-    };
-    let up = store.put_multipart_opts(key, opts).await.unwrap();
-    let mut writer = WriteMultipart::new_with_chunk_size(up, MULTIPART_CHUNK);
-    let mut file = tokio::fs::File::open(path).await.unwrap();
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = file.read(&mut buf).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        writer.wait_for_capacity(4).await.unwrap();
-        writer.write(&buf[..n]);
-    }
-    writer.finish().await.unwrap();
+    pbxbridge::store::uploader::upload(storage, key, path, size, threshold)
+        .await
+        .expect("upload");
 }
 
 #[derive(Default)]

@@ -189,3 +189,31 @@ async fn a_long_call_id_and_long_values_are_stored_not_refused() {
         );
     }
 }
+
+/// Two processes opening a new database at once (the daemon and a CLI
+/// command) both migrate it; neither fails.
+#[tokio::test]
+async fn two_first_starts_at_once_both_migrate() {
+    for backend in ALL {
+        let t = TestDb::new(backend).await;
+        let opts = DbOptions::default();
+        let (a, b, c) = tokio::join!(
+            pbxbridge::db::Db::connect(&t.url, &opts),
+            pbxbridge::db::Db::connect(&t.url, &opts),
+            pbxbridge::db::Db::connect(&t.url, &opts)
+        );
+        let (a, b, c) = (
+            a.unwrap_or_else(|e| panic!("{backend:?}: {e}")),
+            b.unwrap_or_else(|e| panic!("{backend:?}: {e}")),
+            c.unwrap_or_else(|e| panic!("{backend:?}: {e}")),
+        );
+        assert_eq!(
+            count(&a, "SELECT count(*) FROM {schema_migrations}").await,
+            pbxbridge::db::MIGRATIONS.len() as i64,
+            "{backend:?}"
+        );
+        for db in [a, b, c] {
+            db.close().await;
+        }
+    }
+}

@@ -90,6 +90,10 @@ async fn recordings_wait_out_an_s3_outage_and_go_up_exactly_once() {
             );
             break;
         }
+        if replay.is_finished() {
+            let out = replay.await.expect("replay task");
+            panic!("replay stopped before storage came back: {out:?}");
+        }
         assert!(
             Instant::now() < deadline,
             "the calls never reached the database: {rows:?}"

@@ -174,8 +174,23 @@ pub async fn migrate(pool: &Pool, d: &Dialect, url: &str) -> Result<(), DbError>
     );
     match pool {
         Pool::Sqlite(p) => {
-            let mut conn = p.acquire().await.map_err(err0)?;
-            run_migrations!(&mut *conn, d, url)
+            // Two processes opening a new SQLite file at once (the daemon and
+            // a CLI command) both see nothing applied; the loser's write fails
+            // (busy snapshot, or an index the winner made). Trying again, it
+            // finds the steps applied.
+            let mut attempt = 0;
+            loop {
+                let mut conn = p.acquire().await.map_err(err0)?;
+                let out = async { run_migrations!(&mut *conn, d, url) }.await;
+                match out {
+                    Err(DbError::Migrate { .. }) if attempt < 5 => {
+                        attempt += 1;
+                        drop(conn);
+                        tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                    }
+                    other => return other,
+                }
+            }
         }
         Pool::Postgres(p) => {
             let mut conn = p.acquire().await.map_err(err0)?;

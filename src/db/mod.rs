@@ -118,6 +118,14 @@ impl DbError {
     }
 }
 
+/// SQLITE_BUSY (5) / SQLITE_LOCKED (6), with or without extended bits.
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
 /// Where pbxbridge's tables live and how many connections it may hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DbOptions {
@@ -225,14 +233,25 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10));
-                Pool::Sqlite(
-                    SqlitePoolOptions::new()
+                // Switching a new file to WAL needs it to itself and does not
+                // wait for another process doing the same: try again shortly.
+                let mut attempt = 0;
+                let pool = loop {
+                    match SqlitePoolOptions::new()
                         .max_connections(max)
                         .acquire_timeout(acquire)
-                        .connect_with(o)
+                        .connect_with(o.clone())
                         .await
-                        .map_err(connect_err)?,
-                )
+                    {
+                        Ok(p) => break p,
+                        Err(e) if attempt < 10 && is_sqlite_busy(&e) => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                        }
+                        Err(e) => return Err(connect_err(e)),
+                    }
+                };
+                Pool::Sqlite(pool)
             }
             Backend::Postgres => {
                 let o = PgConnectOptions::from_str(url)

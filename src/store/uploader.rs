@@ -466,8 +466,9 @@ fn attributes(storage: &Storage) -> Attributes {
     }
     a
 }
-
-async fn upload(
+/// Puts one spooled file under `key`: one PUT up to `threshold` bytes, parts
+/// above it; `audio/wav` on S3. The caller checks the size afterwards.
+pub async fn upload(
     storage: &Storage,
     key: &Key,
     path: &Path,
