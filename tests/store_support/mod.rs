@@ -106,7 +106,9 @@ impl Garage {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| panic!("garage node id: no id in {id:?}"))
             .to_owned();
-        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
+        // `node id` reads the key from disk and can answer before the RPC
+        // listens; `layout assign` needs the RPC, so it waits for it too.
+        g.wait_for_cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
         g.cli(&["layout", "apply", "--version", "1"]);
         g.cli(&["bucket", "create", BUCKET]);
         let out = g.cli(&["key", "create", KEY_NAME]);
