@@ -45,11 +45,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Calls { command } => {
-            let t = command.target();
             let command = &command;
             with_db_config(
-                t.config.as_ref(),
-                t.db.as_ref(),
+                command.target(),
                 cli.log_format.as_ref(),
                 |cfg| async move { cli::run_calls(&cfg, command).await },
             )
@@ -58,28 +56,21 @@ fn main() -> ExitCode {
             target,
             record_type,
             record_id,
-        } => with_db_config(
-            target.config.as_ref(),
-            target.db.as_ref(),
-            cli.log_format.as_ref(),
-            |cfg| async move { cli::run_match_past_calls(&cfg, &record_type, &record_id).await },
-        ),
+        } => with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+            cli::run_match_past_calls(&cfg, &record_type, &record_id).await
+        }),
         Command::Index { command } => {
-            let t = command.target();
             let command = &command;
             with_db_config(
-                t.config.as_ref(),
-                t.db.as_ref(),
+                command.target(),
                 cli.log_format.as_ref(),
                 |cfg| async move { cli::run_index(&cfg, command).await },
             )
         }
         Command::Recordings { command } => {
-            let t = command.target();
             let command = &command;
             with_db_config(
-                t.config.as_ref(),
-                t.db.as_ref(),
+                command.target(),
                 cli.log_format.as_ref(),
                 |cfg| async move { cli::run_recordings(&cfg, command).await },
             )
@@ -132,17 +123,12 @@ fn main() -> ExitCode {
 }
 
 /// Loads the config (exit 2 when it is wrong), then runs `f` on a runtime.
-fn with_db_config<F, Fut>(
-    config: Option<&std::path::PathBuf>,
-    db: Option<&String>,
-    log_format: Option<&String>,
-    f: F,
-) -> ExitCode
+fn with_db_config<F, Fut>(target: &cli::DbArgs, log_format: Option<&String>, f: F) -> ExitCode
 where
     F: FnOnce(Config) -> Fut,
     Fut: std::future::Future<Output = Result<(), cli::CommandError>>,
 {
-    let cfg = match effective_config(config, db, None, log_format) {
+    let cfg = match effective_config(target.config.as_ref(), target.db.as_ref(), None, log_format) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
