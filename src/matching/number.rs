@@ -32,16 +32,23 @@ impl Normalizer {
         if self.extension.is_match(&digits) || self.extension.is_match(raw) {
             return Some(digits);
         }
-        let candidate = match digits.strip_prefix("00") {
-            Some(rest) if !digits.starts_with('+') => format!("+{rest}"),
-            _ => digits,
-        };
-        let parsed = phonenumber::parse(Some(self.country), &candidate).ok()?;
-        if !phonenumber::is_valid(&parsed) {
-            return None;
-        }
-        Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
+        e164(self.country, &digits)
     }
+}
+
+/// A dial string (digits, maybe a leading `+`) as E.164 when it is a valid
+/// number; a leading `00` is the international prefix. CRM phone values go
+/// through here too, so a number written alike in both ends up identical.
+pub(crate) fn e164(country: Country, digits: &str) -> Option<String> {
+    let candidate = match digits.strip_prefix("00") {
+        Some(rest) if !digits.starts_with('+') => format!("+{rest}"),
+        _ => digits.to_owned(),
+    };
+    let parsed = phonenumber::parse(Some(country), &candidate).ok()?;
+    if !phonenumber::is_valid(&parsed) {
+        return None;
+    }
+    Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 /// Strips visual separators (`tel:+1-201-555-0123`, `(415) 555 0101`) and URI

@@ -109,24 +109,10 @@ pub fn parse_crm_phone(raw: &str, rules: &PhoneRules, agent: bool) -> PhoneValue
             extension: None,
         };
     }
-    match e164(rules.country, &digits) {
+    match super::number::e164(rules.country, &digits) {
         Some(number) => PhoneValue::Valid { number, extension },
         None => PhoneValue::Invalid,
     }
-}
-
-/// The same steps `number::Normalizer` takes after its extension check, so a
-/// CRM value and a call's number written alike end up identical.
-fn e164(country: Country, digits: &str) -> Option<String> {
-    let candidate = match digits.strip_prefix("00") {
-        Some(rest) if !digits.starts_with('+') => format!("+{rest}"),
-        _ => digits.to_owned(),
-    };
-    let parsed = phonenumber::parse(Some(country), &candidate).ok()?;
-    if !phonenumber::is_valid(&parsed) {
-        return None;
-    }
-    Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 fn strip_tel(value: &str) -> &str {
