@@ -154,6 +154,13 @@ const SCAN_BATCH: usize = 1024;
 /// Uploaded keys whose call row had not arrived yet, remembered so that they
 /// are not uploaded again; beyond this they are (harmlessly) uploaded again.
 const MAX_REMEMBERED: usize = 16_384;
+
+/// An upload done while its call row had not arrived yet.
+struct Remembered {
+    size: u64,
+    modified: SystemTime,
+    sha256: String,
+}
 const IDLE_POLL: Duration = Duration::from_secs(2);
 const ROW_POLL: Duration = Duration::from_millis(500);
 const MULTIPART_CHUNK: usize = 8 * 1024 * 1024;
@@ -205,7 +212,7 @@ impl Uploader {
         let mut backoff = Backoff::default();
         let mut storage: Option<Storage> = None;
         let mut db: Option<Db> = None;
-        let mut remembered: HashMap<String, (u64, String)> = HashMap::new();
+        let mut remembered: HashMap<String, Remembered> = HashMap::new();
         let alarm = self.cfg.spool_alarm_mib.saturating_mul(MIB);
         loop {
             if self.control.stopped() {
@@ -318,29 +325,41 @@ impl Uploader {
         storage: &Storage,
         db: Option<&Db>,
         file: &Waiting,
-        remembered: &mut HashMap<String, (u64, String)>,
+        remembered: &mut HashMap<String, Remembered>,
     ) -> Result<Done, UploadError> {
         let key = storage.key_for(&file.relative);
         let key_text = key.to_string();
         let call_id = call_id_of(&file.relative);
-        let path = file.path.clone();
-        let hashed = tokio::task::spawn_blocking(move || hash_file(&path))
-            .await
-            .map_err(|e| UploadError::Local {
-                path: file.path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        let (size, sha256) = match hashed {
-            Ok(h) => h,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Done::Gone),
-            Err(source) => {
-                return Err(UploadError::Local {
-                    path: file.path.clone(),
-                    source,
-                })
+        // A finished recording never changes: one whose upload is remembered
+        // with the same size and mtime is not read and hashed again on every
+        // pass while its call row is still on its way.
+        let known = remembered
+            .get(&key_text)
+            .filter(|r| r.size == file.size && r.modified == file.modified)
+            .map(|r| r.sha256.clone());
+        let already = known.is_some();
+        let (size, sha256) = match known {
+            Some(sha256) => (file.size, sha256),
+            None => {
+                let path = file.path.clone();
+                let hashed = tokio::task::spawn_blocking(move || hash_file(&path))
+                    .await
+                    .map_err(|e| UploadError::Local {
+                        path: file.path.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+                match hashed {
+                    Ok(h) => h,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Done::Gone),
+                    Err(source) => {
+                        return Err(UploadError::Local {
+                            path: file.path.clone(),
+                            source,
+                        })
+                    }
+                }
             }
         };
-        let already = remembered.get(&key_text) == Some(&(size, sha256.clone()));
         if !already {
             if let Some(db) = db {
                 if let Some(state) = db.recording_state(&key_text).await? {
@@ -375,7 +394,14 @@ impl Uploader {
             self.stats.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
             tracing::debug!(call_id = %call_id, key = %key_text, bytes = size, "recording uploaded");
             if remembered.len() < MAX_REMEMBERED {
-                remembered.insert(key_text.clone(), (size, sha256.clone()));
+                remembered.insert(
+                    key_text.clone(),
+                    Remembered {
+                        size,
+                        modified: file.modified,
+                        sha256: sha256.clone(),
+                    },
+                );
             }
         }
         let Some(db) = db else {
