@@ -309,31 +309,17 @@ pub async fn reindex_record(
     if !safe_literal(id) {
         return Err(IndexError::UnsafeId { id: id.into() });
     }
-    let d = db.dialect();
     // A literal, not a bound text parameter: it takes the id column's own type.
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = '{id}'",
-        select_list(db, rec).0,
-        d.quote_path(&rec.table),
-        d.quote(&rec.id)
-    );
-    let columns = select_list(db, rec).1;
-    let counts = run(
+    let cond = format!("{} = '{id}'", db.dialect().quote(&rec.id));
+    run(
         db,
         &plan,
-        &sql,
-        columns,
+        Some(&cond),
         WriteMode::Changed,
         state.watermark.as_deref(),
         started,
     )
-    .await?;
-    Ok(TypeReport {
-        record_type: rec.kind.clone(),
-        mode: BuildMode::Refresh,
-        counts,
-        secs: started.elapsed().as_secs_f64(),
-    })
+    .await
 }
 
 /// Reads what changed since the last look, for every type with `updated_at`
@@ -450,42 +436,36 @@ fn safe_literal(w: &str) -> bool {
     !w.contains('\'') && !w.contains('\\') && w.len() <= 64
 }
 
+/// The newest `column` value as text, to be the next watermark; `None` when
+/// the table is empty or the value could not be used as a literal.
+async fn newest(db: &Db, plan: &Plan<'_>, column: &str) -> Result<Option<String>, IndexError> {
+    let d = db.dialect();
+    let sql = format!(
+        "SELECT {} FROM {}",
+        d.cast_text(&format!("MAX({})", d.quote(column))),
+        d.quote_path(&plan.rec.table)
+    );
+    match db.crm_text(&sql).await {
+        Ok(w) => Ok(w.filter(|w| safe_literal(w))),
+        Err(e) => Err(diagnose(db, plan, e).await),
+    }
+}
+
 async fn build(db: &Db, plan: &Plan<'_>) -> Result<TypeReport, IndexError> {
     let started = Instant::now();
-    let rec = plan.rec;
-    let d = db.dialect();
-    let table = d.quote_path(&rec.table);
-    let watermark = match &rec.updated_at {
-        Some(col) => {
-            let sql = format!(
-                "SELECT {} FROM {table}",
-                d.cast_text(&format!("MAX({})", d.quote(col)))
-            );
-            match db.crm_text(&sql).await {
-                Ok(w) => w.filter(|w| safe_literal(w)),
-                Err(e) => return Err(diagnose(db, plan, e).await),
-            }
-        }
+    let watermark = match &plan.rec.updated_at {
+        Some(col) => newest(db, plan, col).await?,
         None => None,
     };
-    let (list, columns) = select_list(db, rec);
-    let sql = format!("SELECT {list} FROM {table}");
-    let counts = run(
+    run(
         db,
         plan,
-        &sql,
-        columns,
+        None,
         WriteMode::Full,
         watermark.as_deref(),
         started,
     )
-    .await?;
-    Ok(TypeReport {
-        record_type: rec.kind.clone(),
-        mode: BuildMode::Full,
-        counts,
-        secs: started.elapsed().as_secs_f64(),
-    })
+    .await
 }
 
 async fn refresh_type(
@@ -498,48 +478,35 @@ async fn refresh_type(
         return build(db, plan).await;
     }
     let started = Instant::now();
-    let rec = plan.rec;
-    let d = db.dialect();
-    let table = d.quote_path(&rec.table);
-    let col = d.quote(column);
-    let next = match db
-        .crm_text(&format!(
-            "SELECT {} FROM {table}",
-            d.cast_text(&format!("MAX({col})"))
-        ))
-        .await
-    {
-        Ok(w) => w.filter(|w| safe_literal(w)),
-        Err(e) => return Err(diagnose(db, plan, e).await),
-    };
+    let next = newest(db, plan, column).await?;
+    let col = db.dialect().quote(column);
     // The literal lets the database read the text as the column's own type
     // (a bound text parameter would not compare with a PostgreSQL timestamp).
     let cond = match watermark {
         Some(w) => format!("{col} >= '{w}'"),
         None => format!("{col} IS NOT NULL"),
     };
-    let (list, columns) = select_list(db, rec);
-    let sql = format!("SELECT {list} FROM {table} WHERE {cond}");
     let keep = next.as_deref().or(watermark);
-    let counts = run(db, plan, &sql, columns, WriteMode::Changed, keep, started).await?;
-    Ok(TypeReport {
-        record_type: rec.kind.clone(),
-        mode: BuildMode::Refresh,
-        counts,
-        secs: started.elapsed().as_secs_f64(),
-    })
+    run(db, plan, Some(&cond), WriteMode::Changed, keep, started).await
 }
 
-/// Reader, normaliser and writer of one type, all at once.
+/// Reader, normaliser and writer of one type, all at once: the rows of its
+/// table that meet `cond` (all of them when `None`).
 async fn run(
     db: &Db,
     plan: &Plan<'_>,
-    sql: &str,
-    columns: usize,
+    cond: Option<&str>,
     mode: WriteMode,
     watermark: Option<&str>,
     started: Instant,
-) -> Result<IndexCounts, IndexError> {
+) -> Result<TypeReport, IndexError> {
+    let (list, columns) = select_list(db, plan.rec);
+    let table = db.dialect().quote_path(&plan.rec.table);
+    let sql = match cond {
+        Some(cond) => format!("SELECT {list} FROM {table} WHERE {cond}"),
+        None => format!("SELECT {list} FROM {table}"),
+    };
+    let sql = sql.as_str();
     let (raw_tx, raw_rx) = mpsc::channel::<CrmChunk>(CHANNEL_CHUNKS);
     let (out_tx, out_rx) = mpsc::channel::<IndexMsg>(CHANNEL_CHUNKS);
     let (end_tx, end_rx) = oneshot::channel::<u64>();
@@ -567,7 +534,15 @@ async fn run(
         source,
     })?;
     match (written, normalised) {
-        (Some(counts), Ok(())) => Ok(counts),
+        (Some(counts), Ok(())) => Ok(TypeReport {
+            record_type: plan.rec.kind.clone(),
+            mode: match mode {
+                WriteMode::Full => BuildMode::Full,
+                WriteMode::Changed => BuildMode::Refresh,
+            },
+            counts,
+            secs: started.elapsed().as_secs_f64(),
+        }),
         _ => Err(IndexError::Normaliser),
     }
 }
