@@ -61,6 +61,8 @@ pub enum Command {
     CheckConfig { file: PathBuf },
     /// Look at written calls and link them to CRM records by hand.
     Calls {
+        #[command(flatten)]
+        target: DbArgs,
         #[command(subcommand)]
         command: CallsCommand,
     },
@@ -78,11 +80,15 @@ pub enum Command {
     },
     /// The index of the CRM's phone values that calls are matched against.
     Index {
+        #[command(flatten)]
+        target: DbArgs,
         #[command(subcommand)]
         command: IndexCommand,
     },
     /// Recordings in storage: links for the CRM, retention.
     Recordings {
+        #[command(flatten)]
+        target: DbArgs,
         #[command(subcommand)]
         command: RecordingsCommand,
     },
@@ -92,8 +98,6 @@ pub enum Command {
 pub enum RecordingsCommand {
     /// Print a time-limited link to a call's recording (S3 backend).
     Link {
-        #[command(flatten)]
-        target: DbArgs,
         /// The call's SIP Call-ID.
         call_id: String,
         /// How long the link works: seconds, or with s/m/h/d (at most 7d).
@@ -103,8 +107,6 @@ pub enum RecordingsCommand {
     /// Delete recordings older than storage.retention_days; the calls stay,
     /// marked expired.
     Expire {
-        #[command(flatten)]
-        target: DbArgs,
         /// Only report what would be deleted.
         #[arg(long)]
         dry_run: bool,
@@ -114,24 +116,14 @@ pub enum RecordingsCommand {
     },
 }
 
-impl RecordingsCommand {
-    pub fn target(&self) -> &DbArgs {
-        match self {
-            RecordingsCommand::Link { target, .. } | RecordingsCommand::Expire { target, .. } => {
-                target
-            }
-        }
-    }
-}
-
 /// Where the calls are: the config file and, optionally, another database.
 #[derive(Debug, Args)]
 pub struct DbArgs {
     /// Config file (TOML). Without it the embedded defaults are used.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     /// Database URL, overriding the config file's.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub db: Option<String>,
 }
 
@@ -139,8 +131,6 @@ pub struct DbArgs {
 pub enum CallsCommand {
     /// Link a call to a CRM record (source "manual"); links a removed link again.
     Link {
-        #[command(flatten)]
-        target: DbArgs,
         /// The call's SIP Call-ID.
         call_id: String,
         #[arg(value_name = "TYPE")]
@@ -150,8 +140,6 @@ pub enum CallsCommand {
     },
     /// Remove a link; matching never adds it back.
     Unlink {
-        #[command(flatten)]
-        target: DbArgs,
         call_id: String,
         #[arg(value_name = "TYPE")]
         record_type: String,
@@ -160,8 +148,6 @@ pub enum CallsCommand {
     },
     /// Show a call and its links (removed ones marked).
     Show {
-        #[command(flatten)]
-        target: DbArgs,
         call_id: String,
         /// Print JSON.
         #[arg(long)]
@@ -169,8 +155,6 @@ pub enum CallsCommand {
     },
     /// List a CRM record's calls, newest first.
     List {
-        #[command(flatten)]
-        target: DbArgs,
         /// The record: TYPE ID, e.g. `--record contact 42`.
         #[arg(long, num_args = 2, value_names = ["TYPE", "ID"], required = true)]
         record: Vec<String>,
@@ -183,24 +167,11 @@ pub enum CallsCommand {
     },
 }
 
-impl CallsCommand {
-    pub fn target(&self) -> &DbArgs {
-        match self {
-            CallsCommand::Link { target, .. }
-            | CallsCommand::Unlink { target, .. }
-            | CallsCommand::Show { target, .. }
-            | CallsCommand::List { target, .. } => target,
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     /// Per record type: records, values, valid, invalid, extensions, when
     /// built; then the values that are not valid numbers.
     Stats {
-        #[command(flatten)]
-        target: DbArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -210,20 +181,10 @@ pub enum IndexCommand {
     },
     /// Read every configured CRM table again and rebuild the index.
     Rebuild {
-        #[command(flatten)]
-        target: DbArgs,
         /// Only this record type (`crm.records[].type`).
         #[arg(long = "type")]
         kind: Option<String>,
     },
-}
-
-impl IndexCommand {
-    pub fn target(&self) -> &DbArgs {
-        match self {
-            IndexCommand::Stats { target, .. } | IndexCommand::Rebuild { target, .. } => target,
-        }
-    }
 }
 
 /// Applies command-line overrides on top of the config file.

@@ -44,13 +44,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Calls { command } => {
-            let command = &command;
-            with_db_config(
-                command.target(),
-                cli.log_format.as_ref(),
-                |cfg| async move { cli::run_calls(&cfg, command).await },
-            )
+        Command::Calls { target, command } => {
+            with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+                cli::run_calls(&cfg, &command).await
+            })
         }
         Command::MatchPastCalls {
             target,
@@ -59,21 +56,15 @@ fn main() -> ExitCode {
         } => with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
             cli::run_match_past_calls(&cfg, &record_type, &record_id).await
         }),
-        Command::Index { command } => {
-            let command = &command;
-            with_db_config(
-                command.target(),
-                cli.log_format.as_ref(),
-                |cfg| async move { cli::run_index(&cfg, command).await },
-            )
+        Command::Index { target, command } => {
+            with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+                cli::run_index(&cfg, &command).await
+            })
         }
-        Command::Recordings { command } => {
-            let command = &command;
-            with_db_config(
-                command.target(),
-                cli.log_format.as_ref(),
-                |cfg| async move { cli::run_recordings(&cfg, command).await },
-            )
+        Command::Recordings { target, command } => {
+            with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+                cli::run_recordings(&cfg, &command).await
+            })
         }
         Command::Replay {
             config,
