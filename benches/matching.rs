@@ -17,8 +17,7 @@ use db_support::TestDb;
 use pbxbridge::config::Config;
 use pbxbridge::db::{Backend, Db};
 use pbxbridge::matching::linker::Linker;
-use pbxbridge::report::{CallReport, RecordingReport, RtpReport};
-use pbxbridge::time::Timestamp;
+use pbxbridge::report::CallReport;
 
 struct Plan {
     values: u64,
@@ -85,40 +84,6 @@ fn fill_sql(db: &Db, values: u64) -> String {
     ))
 }
 
-fn report(call_id: String, other: String, agent: String, secs: i64) -> CallReport {
-    let leg = || {
-        serde_json::from_value(serde_json::json!({"packets": 1500, "lost": 2, "jitter_ms": 1.5}))
-            .expect("leg")
-    };
-    CallReport {
-        call_id,
-        direction: "incoming".into(),
-        from_number: Some(other.clone()),
-        to_number: Some(agent.clone()),
-        from_raw: Some(other),
-        to_raw: Some(agent.clone()),
-        from_display: Some("Caller".into()),
-        agent: Some(agent),
-        started_at: Timestamp::from_secs(secs),
-        answered_at: Some(Timestamp::from_secs(secs + 3)),
-        ended_at: Timestamp::from_secs(secs + 33),
-        duration: 30.0,
-        outcome: "answered".into(),
-        sip_code: Some(200),
-        end_reason: "caller_bye".into(),
-        answered_elsewhere: false,
-        dtmf: String::new(),
-        held: false,
-        recording: RecordingReport::without_file("none", None),
-        sip_src: Some("10.0.0.1:5060".into()),
-        sip_dst: Some("10.0.0.2:5060".into()),
-        rtp: RtpReport {
-            caller: leg(),
-            callee: leg(),
-        },
-    }
-}
-
 /// Calls from numbers spread over the index, one in five from an unknown number.
 struct Calls {
     seq: u64,
@@ -139,10 +104,11 @@ impl Calls {
             format!("+1415{}", 2_000_000 + x % self.values)
         };
         let agent = format!("{}", 2000 + x % 100);
-        report(
-            format!("bench-{}@pbx", self.seq),
-            other,
-            agent,
+        db_support::answered_call(
+            &format!("bench-{}@pbx", self.seq),
+            "incoming",
+            &other,
+            Some(&agent),
             1_800_000_000 + self.seq as i64,
         )
     }

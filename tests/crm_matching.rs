@@ -3,12 +3,10 @@
 
 mod db_support;
 
-use db_support::{count, crm, exec, strings, TestDb, ALL};
+use db_support::{answered_call as report, count, crm, exec, strings, TestDb, ALL};
 use pbxbridge::db::links::{self, LinkChange, LinkError};
 use pbxbridge::db::{Db, DbError, LinkSource};
 use pbxbridge::matching::linker::Linker;
-use pbxbridge::report::{CallReport, RecordingReport, RtpReport};
-use pbxbridge::time::Timestamp;
 
 /// The `{phone_index}` rows the fixture implies (see `db_support::crm`):
 /// (type, id, field, raw, number, extension, name).
@@ -213,50 +211,6 @@ async fn crm_db(t: &TestDb) -> Db {
     )
     .await;
     db
-}
-
-fn report(
-    call_id: &str,
-    direction: &str,
-    other: &str,
-    agent: Option<&str>,
-    secs: i64,
-) -> CallReport {
-    let leg = || {
-        serde_json::from_value(serde_json::json!({"packets": 0, "lost": 0, "jitter_ms": 0.0}))
-            .expect("leg")
-    };
-    let (from, to) = match direction {
-        "outgoing" => (agent.unwrap_or("2001"), other),
-        _ => (other, agent.unwrap_or("2001")),
-    };
-    CallReport {
-        call_id: call_id.into(),
-        direction: direction.into(),
-        from_number: Some(from.into()),
-        to_number: Some(to.into()),
-        from_raw: Some(from.into()),
-        to_raw: Some(to.into()),
-        from_display: None,
-        agent: agent.map(str::to_owned),
-        started_at: Timestamp::from_secs(secs),
-        answered_at: Some(Timestamp::from_secs(secs + 2)),
-        ended_at: Timestamp::from_secs(secs + 60),
-        duration: 58.0,
-        outcome: "answered".into(),
-        sip_code: Some(200),
-        end_reason: "caller_bye".into(),
-        answered_elsewhere: false,
-        dtmf: String::new(),
-        held: false,
-        recording: RecordingReport::without_file("none", None),
-        sip_src: None,
-        sip_dst: None,
-        rtp: RtpReport {
-            caller: leg(),
-            callee: leg(),
-        },
-    }
 }
 
 /// The call's links as sorted `type:id:field:via_type:via_id` strings.

@@ -5,44 +5,16 @@ mod db_support;
 
 use db_support::{count, strings, TestDb, ALL};
 use pbxbridge::db::{Backend, DbOptions};
-use pbxbridge::report::{CallReport, RecordingReport, RtpReport};
+use pbxbridge::report::CallReport;
 use pbxbridge::time::Timestamp;
 
+/// An incoming call from +14155551212 to 2001 with a start time that has
+/// microseconds (for the round-trip test) and the given outcome.
 fn report(call_id: &str, started_secs: i64, outcome: &str) -> CallReport {
-    let leg = serde_json::from_value(serde_json::json!({
-        "packets": 10, "lost": 1, "jitter_ms": 2.5
-    }))
-    .expect("leg quality");
-    CallReport {
-        call_id: call_id.into(),
-        direction: "incoming".into(),
-        from_number: Some("+14155551212".into()),
-        to_number: Some("2001".into()),
-        from_raw: Some("4155551212".into()),
-        to_raw: Some("2001".into()),
-        from_display: Some("Alice".into()),
-        agent: Some("2001".into()),
-        started_at: Timestamp::from_micros(started_secs * 1_000_000 + 123_456),
-        answered_at: Some(Timestamp::from_secs(started_secs + 3)),
-        ended_at: Timestamp::from_secs(started_secs + 63),
-        duration: 60.0,
-        outcome: outcome.into(),
-        sip_code: Some(200),
-        end_reason: "caller_bye".into(),
-        answered_elsewhere: false,
-        dtmf: String::new(),
-        held: false,
-        recording: RecordingReport::without_file("none", None),
-        sip_src: Some("10.0.0.1:5060".into()),
-        sip_dst: Some("10.0.0.2:5060".into()),
-        rtp: RtpReport {
-            caller: leg,
-            callee: serde_json::from_value(serde_json::json!({
-                "packets": 0, "lost": 0, "jitter_ms": 0.0
-            }))
-            .expect("leg quality"),
-        },
-    }
+    let mut c = db_support::answered_call(call_id, "incoming", "+14155551212", None, started_secs);
+    c.started_at = Timestamp::from_micros(started_secs * 1_000_000 + 123_456);
+    c.outcome = outcome.into();
+    c
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@ pub mod servers;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use pbxbridge::db::{Backend, Db, DbOptions, Pool};
+use pbxbridge::report::{CallReport, RecordingReport, RtpReport};
+use pbxbridge::time::Timestamp;
 
 /// Admin URLs of the servers; override with these variables.
 pub const POSTGRES_ENV: &str = "PBXBRIDGE_TEST_POSTGRES";
@@ -212,4 +214,50 @@ pub async fn count(db: &Db, sql: &str) -> i64 {
             .and_then(|r| r.try_get(0)),
     };
     n.unwrap_or_else(|e| panic!("{:?}: {sql}: {e}", db.backend()))
+}
+
+/// An answered call between `other` (outside the PBX) and an agent
+/// extension (2001 unless given), started at `secs`, 58 s of talk.
+pub fn answered_call(
+    call_id: &str,
+    direction: &str,
+    other: &str,
+    agent: Option<&str>,
+    secs: i64,
+) -> CallReport {
+    let leg = || {
+        serde_json::from_value(serde_json::json!({"packets": 0, "lost": 0, "jitter_ms": 0.0}))
+            .expect("leg")
+    };
+    let (from, to) = match direction {
+        "outgoing" => (agent.unwrap_or("2001"), other),
+        _ => (other, agent.unwrap_or("2001")),
+    };
+    CallReport {
+        call_id: call_id.into(),
+        direction: direction.into(),
+        from_number: Some(from.into()),
+        to_number: Some(to.into()),
+        from_raw: Some(from.into()),
+        to_raw: Some(to.into()),
+        from_display: None,
+        agent: agent.map(str::to_owned),
+        started_at: Timestamp::from_secs(secs),
+        answered_at: Some(Timestamp::from_secs(secs + 2)),
+        ended_at: Timestamp::from_secs(secs + 60),
+        duration: 58.0,
+        outcome: "answered".into(),
+        sip_code: Some(200),
+        end_reason: "caller_bye".into(),
+        answered_elsewhere: false,
+        dtmf: String::new(),
+        held: false,
+        recording: RecordingReport::without_file("none", None),
+        sip_src: None,
+        sip_dst: None,
+        rtp: RtpReport {
+            caller: leg(),
+            callee: leg(),
+        },
+    }
 }
