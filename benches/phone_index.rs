@@ -6,14 +6,18 @@
 //! `cargo bench --bench phone_index` runs 1,000,000 values on SQLite,
 //! PostgreSQL and MariaDB; `-- --values N --backend sqlite|postgres|mysql`
 //! narrows it. Under `cargo test` it runs 2,000 values as a smoke test. The
-//! servers are those of the tests (PBXBRIDGE_TEST_POSTGRES, PBXBRIDGE_TEST_MYSQL);
-//! the SQLite file goes to PBXBRIDGE_BENCH_DIR or the temporary folder.
+//! databases are the tests' throwaway ones (`tests/db_support`: the servers of
+//! PBXBRIDGE_TEST_POSTGRES and PBXBRIDGE_TEST_MYSQL; SQLite in $TMPDIR).
+
+#[path = "../tests/db_support/mod.rs"]
+mod db_support;
 
 use std::path::Path;
 use std::time::Instant;
 
+use db_support::{exec, TestDb};
 use pbxbridge::config::Config;
-use pbxbridge::db::{Backend, Db, DbOptions, Pool};
+use pbxbridge::db::{Backend, Db, DbOptions};
 use pbxbridge::matching::index;
 
 const AREAS: [&str; 5] = ["415", "650", "212", "917", "303"];
@@ -49,77 +53,6 @@ fn peak_rss_kib() -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-/// Each fill statement is different: caching them would cost far more memory
-/// than the index build being measured.
-async fn exec(db: &Db, sql: &str) {
-    let r = match db.pool() {
-        Pool::Sqlite(p) => sqlx::query(sql)
-            .persistent(false)
-            .execute(p)
-            .await
-            .map(|_| ()),
-        Pool::Postgres(p) => sqlx::query(sql)
-            .persistent(false)
-            .execute(p)
-            .await
-            .map(|_| ()),
-        Pool::MySql(p) => sqlx::query(sql)
-            .persistent(false)
-            .execute(p)
-            .await
-            .map(|_| ()),
-    };
-    if let Err(e) = r {
-        panic!("{:?}: {}: {e}", db.backend(), &sql[..sql.len().min(200)]);
-    }
-}
-
-async fn admin(url: &str, sql: &str) {
-    use sqlx::Connection;
-    let r = if url.starts_with("postgres") {
-        match sqlx::PgConnection::connect(url).await {
-            Ok(mut c) => sqlx::query(sql).execute(&mut c).await.map(|_| ()),
-            Err(e) => Err(e),
-        }
-    } else {
-        match sqlx::MySqlConnection::connect(url).await {
-            Ok(mut c) => sqlx::query(sql).execute(&mut c).await.map(|_| ()),
-            Err(e) => Err(e),
-        }
-    };
-    if let Err(e) = r {
-        panic!("{sql}: {e} (is the test server running?)");
-    }
-}
-
-/// A throwaway database: (URL, admin URL and name to drop, temp dir to keep).
-async fn create(backend: Backend) -> (String, Option<(String, String)>, Option<tempfile::TempDir>) {
-    let name = format!("pbxbench_{}", std::process::id());
-    match backend {
-        Backend::Sqlite => {
-            let base = std::env::var("PBXBRIDGE_BENCH_DIR")
-                .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
-            let dir = tempfile::tempdir_in(base).unwrap();
-            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-            (url, None, Some(dir))
-        }
-        Backend::Postgres | Backend::MySql => {
-            let admin_url = if backend == Backend::Postgres {
-                std::env::var("PBXBRIDGE_TEST_POSTGRES")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-            } else {
-                std::env::var("PBXBRIDGE_TEST_MYSQL")
-                    .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into())
-            };
-            admin(&admin_url, &format!("DROP DATABASE IF EXISTS {name}")).await;
-            admin(&admin_url, &format!("CREATE DATABASE {name}")).await;
-            let cut = admin_url.rfind('/').unwrap();
-            let url = format!("{}/{name}", &admin_url[..cut]);
-            (url, Some((admin_url, name)), None)
-        }
-    }
 }
 
 async fn fill(db: &Db, values: usize) {
@@ -170,7 +103,8 @@ updated_at = "updated_at"
 "#;
 
 async fn run_one(backend: Backend, values: usize) {
-    let (url, drop_db, _dir) = create(backend).await;
+    let t = TestDb::new(backend).await;
+    let url = t.url.clone();
     let cfg = Config::parse(
         &format!("[database]\nurl = \"{url}\"\n{CRM}"),
         Path::new("bench.toml"),
@@ -220,18 +154,6 @@ async fn run_one(backend: Backend, values: usize) {
     ));
     println!("{line}");
     db.close().await;
-    if let Some((admin_url, name)) = drop_db {
-        let force = if backend == Backend::Postgres {
-            " WITH (FORCE)"
-        } else {
-            ""
-        };
-        admin(
-            &admin_url,
-            &format!("DROP DATABASE IF EXISTS {name}{force}"),
-        )
-        .await;
-    }
 }
 
 fn main() {

@@ -162,15 +162,28 @@ async fn run_admin(admin: &str, sql: &str) {
     }
 }
 
-/// Runs one statement (no result rows) on whichever backend `db` is.
+/// Runs one statement (no result rows) on whichever backend `db` is. Not
+/// kept prepared: fixtures and bench fills run each statement once.
 pub async fn exec(db: &Db, sql: &str) {
     let out = match db.pool() {
-        Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Pool::MySql(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        Pool::Sqlite(p) => sqlx::query(sql)
+            .persistent(false)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Pool::Postgres(p) => sqlx::query(sql)
+            .persistent(false)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Pool::MySql(p) => sqlx::query(sql)
+            .persistent(false)
+            .execute(p)
+            .await
+            .map(|_| ()),
     };
     if let Err(e) = out {
-        panic!("{:?}: {sql}: {e}", db.backend());
+        panic!("{:?}: {}: {e}", db.backend(), &sql[..sql.len().min(200)]);
     }
 }
 
