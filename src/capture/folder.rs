@@ -28,10 +28,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::capture::pcapfile::PcapFileReader;
+use crate::capture::thread::{SourceThread, StopFlags};
 use crate::capture::{Input, InputSender};
 
 /// Polling, not inotify: inotify sees nothing on NFS/SMB mounts, where capture
@@ -133,8 +133,7 @@ impl FolderStats {
 pub struct FolderWatcher {
     dir: PathBuf,
     stats: Arc<FolderStats>,
-    own_stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: SourceThread,
 }
 
 impl FolderWatcher {
@@ -163,7 +162,7 @@ impl FolderWatcher {
             _ => None,
         };
         let stats = Arc::new(FolderStats::default());
-        let own_stop = Arc::new(AtomicBool::new(false));
+        let stop = StopFlags::new(stop);
         let worker = Worker {
             dir: dir.clone(),
             settle,
@@ -173,21 +172,18 @@ impl FolderWatcher {
             done_lines,
             tx,
             stats: stats.clone(),
-            shared_stop: stop,
-            own_stop: own_stop.clone(),
+            stop: stop.clone(),
             settling: None,
         };
-        let thread = std::thread::Builder::new()
-            .name("capture-folder".into())
-            .spawn(move || worker.run())
-            .map_err(|source| FolderError::Thread { source })?;
+        let thread = SourceThread::spawn(
+            "capture-folder".into(),
+            format!("folder watcher for {}", dir.display()),
+            &stop,
+            move || worker.run(),
+        )
+        .map_err(|source| FolderError::Thread { source })?;
         tracing::info!(dir = %dir.display(), settle_secs = settle.as_secs_f64(), "watching capture folder");
-        Ok(FolderWatcher {
-            dir,
-            stats,
-            own_stop,
-            thread: Some(thread),
-        })
+        Ok(FolderWatcher { dir, stats, thread })
     }
 
     pub fn dir(&self) -> &Path {
@@ -199,35 +195,19 @@ impl FolderWatcher {
     }
 
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.thread.is_running()
     }
 
     /// Stops this watcher and waits for its thread. A file being read is left
     /// unfinished and not marked done. If the thread is blocked on a full queue,
     /// this waits until the tracker takes an input or drops the receiver.
     pub fn stop(mut self) {
-        self.own_stop.store(true, Ordering::Relaxed);
-        self.join_thread();
+        self.thread.stop();
     }
 
     /// Waits for the thread to end after the shared stop flag was set.
     pub fn join(mut self) {
-        self.join_thread();
-    }
-
-    fn join_thread(&mut self) {
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!(dir = %self.dir.display(), "folder watcher thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for FolderWatcher {
-    fn drop(&mut self) {
-        self.own_stop.store(true, Ordering::Relaxed);
-        self.join_thread();
+        self.thread.join();
     }
 }
 
@@ -294,14 +274,13 @@ struct Worker {
     done_lines: usize,
     tx: InputSender,
     stats: Arc<FolderStats>,
-    shared_stop: Arc<AtomicBool>,
-    own_stop: Arc<AtomicBool>,
+    stop: StopFlags,
     settling: Option<Settling>,
 }
 
 impl Worker {
     fn stopping(&self) -> bool {
-        self.shared_stop.load(Ordering::Relaxed) || self.own_stop.load(Ordering::Relaxed)
+        self.stop.is_set()
     }
 
     fn run(mut self) {

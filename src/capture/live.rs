@@ -18,11 +18,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pcap::{Active, Capture};
 
+use crate::capture::thread::{SourceThread, StopFlags};
 use crate::capture::{Input, InputSender, SendError};
 use crate::config::CaptureConfig;
 use crate::time::Timestamp;
@@ -242,9 +242,7 @@ pub struct LiveCapture {
     interface: String,
     link: LinkType,
     stats: Arc<CaptureStats>,
-    /// This capture's own stop flag; the shared one stops every source.
-    own_stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: SourceThread,
 }
 
 impl std::fmt::Debug for LiveCapture {
@@ -270,22 +268,24 @@ impl LiveCapture {
         let settings = Settings::new(interface, cfg)?;
         let (cap, link) = settings.open()?;
         let stats = Arc::new(CaptureStats::default());
-        let own_stop = Arc::new(AtomicBool::new(false));
+        let stop = StopFlags::new(stop);
         let worker = Worker {
             settings,
             tx,
             stats: stats.clone(),
-            shared_stop: stop,
-            own_stop: own_stop.clone(),
+            stop: stop.clone(),
             dropped_base: (0, 0),
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("capture-{interface}"))
-            .spawn(move || worker.run(cap, link))
-            .map_err(|source| LiveError::Thread {
-                interface: interface.to_owned(),
-                source,
-            })?;
+        let thread = SourceThread::spawn(
+            format!("capture-{interface}"),
+            format!("capture on {interface}"),
+            &stop,
+            move || worker.run(cap, link),
+        )
+        .map_err(|source| LiveError::Thread {
+            interface: interface.to_owned(),
+            source,
+        })?;
         tracing::info!(
             interface,
             ?link,
@@ -299,8 +299,7 @@ impl LiveCapture {
             interface: interface.to_owned(),
             link,
             stats,
-            own_stop,
-            thread: Some(thread),
+            thread,
         })
     }
 
@@ -341,34 +340,18 @@ impl LiveCapture {
 
     /// Whether the capture thread is still running.
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.thread.is_running()
     }
 
     /// Stops this capture only and waits for its thread.
     pub fn stop(mut self) {
-        self.own_stop.store(true, Ordering::SeqCst);
-        self.join_thread();
+        self.thread.stop();
     }
 
     /// Waits for the thread to end after the shared stop flag was set (it looks
     /// at the flag at least every 100 ms).
     pub fn join(mut self) {
-        self.join_thread();
-    }
-
-    fn join_thread(&mut self) {
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!(interface = %self.interface, "capture thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for LiveCapture {
-    fn drop(&mut self) {
-        self.own_stop.store(true, Ordering::SeqCst);
-        self.join_thread();
+        self.thread.join();
     }
 }
 
@@ -376,8 +359,7 @@ struct Worker {
     settings: Settings,
     tx: InputSender,
     stats: Arc<CaptureStats>,
-    shared_stop: Arc<AtomicBool>,
-    own_stop: Arc<AtomicBool>,
+    stop: StopFlags,
     /// Drop counts of handles closed after an error: a new handle starts from 0.
     dropped_base: (u64, u64),
 }
@@ -390,7 +372,7 @@ enum Ended {
 
 impl Worker {
     fn stopping(&self) -> bool {
-        self.shared_stop.load(Ordering::SeqCst) || self.own_stop.load(Ordering::SeqCst)
+        self.stop.is_set()
     }
 
     fn run(mut self, cap: Capture<Active>, link: LinkType) {

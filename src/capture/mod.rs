@@ -10,6 +10,7 @@ pub mod folder;
 pub mod hep;
 pub mod live;
 pub mod pcapfile;
+pub mod thread;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
