@@ -7,7 +7,7 @@ mod store_support;
 use object_store::{ObjectStore, PutPayload};
 use std::time::Duration;
 
-use pbxbridge::store::{Storage, StoreError};
+use pbxbridge::store::Storage;
 use store_support::Garage;
 
 fn open(g: &Garage, prefix: &str) -> Storage {
@@ -168,12 +168,7 @@ async fn wrong_secret_is_refused_not_unavailable() {
         .put(&key, PutPayload::from(vec![1u8; 10]))
         .await
         .expect_err("a wrong secret must be refused");
-    let err = StoreError::Op {
-        op: "upload",
-        backend: "s3",
-        key: key.to_string(),
-        source: Box::new(err),
-    };
+    let err = st.op_error("upload", key.as_ref(), err);
     assert!(
         !err.is_unavailable(),
         "a refused signature is not an outage: {err}"
@@ -188,12 +183,7 @@ async fn wrong_secret_is_refused_not_unavailable() {
         .put(&key, PutPayload::from(vec![1u8; 10]))
         .await
         .expect_err("an unknown bucket must be refused");
-    let err = StoreError::Op {
-        op: "upload",
-        backend: "s3",
-        key: key.to_string(),
-        source: Box::new(err),
-    };
+    let err = st.op_error("upload", key.as_ref(), err);
     assert!(
         !err.is_unavailable(),
         "a missing bucket is not an outage: {err}"
@@ -215,12 +205,7 @@ async fn a_stopped_server_is_unavailable_and_comes_back() {
         .head(&key)
         .await
         .expect_err("a stopped server cannot answer");
-    let err = StoreError::Op {
-        op: "head",
-        backend: "s3",
-        key: key.to_string(),
-        source: Box::new(err),
-    };
+    let err = st.op_error("head", key.as_ref(), err);
     assert!(err.is_unavailable(), "a stopped server is an outage: {err}");
     g.restart().await;
     let got = st

@@ -125,12 +125,7 @@ pub async fn open_recording(
         .object_store()
         .get_opts(&path, opts)
         .await
-        .map_err(|source| StoreError::Op {
-            op: "reading",
-            backend: storage.backend_name(),
-            key: key.to_owned(),
-            source: Box::new(source),
-        })?;
+        .map_err(|source| storage.op_error("reading", key, source))?;
     Ok(OpenedRecording {
         size: body.meta.size,
         range: body.range.clone(),

@@ -184,13 +184,18 @@ impl Storage {
         let url = s3
             .signed_url(http_get(), &Key::from(key), expires)
             .await
-            .map_err(|source| StoreError::Op {
-                op: "presigning",
-                backend: "s3",
-                key: key.to_owned(),
-                source: Box::new(source),
-            })?;
+            .map_err(|source| self.op_error("presigning", key, source))?;
         Ok(url.to_string())
+    }
+
+    /// An object_store error from `op` on `key`, named with this backend.
+    pub fn op_error(&self, op: &'static str, key: &str, source: object_store::Error) -> StoreError {
+        StoreError::Op {
+            op,
+            backend: self.backend_name(),
+            key: key.to_owned(),
+            source: Box::new(source),
+        }
     }
 }
 

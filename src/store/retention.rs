@@ -8,7 +8,7 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use serde::Serialize;
 
-use super::{Storage, StoreError};
+use super::Storage;
 use crate::config::Config;
 use crate::db::recording_lookup::{mark_expired, stored_before, RecordingRef};
 use crate::db::{Db, DbError};
@@ -156,15 +156,8 @@ async fn delete_one(
         .filter(|k| !k.is_empty())
         .ok_or_else(|| "recording_key is empty".to_owned())?;
     let path = object_store::path::Path::from(key);
-    let op_err = |op: &'static str, source: object_store::Error| {
-        StoreError::Op {
-            op,
-            backend: st.backend_name(),
-            key: key.to_owned(),
-            source: Box::new(source),
-        }
-        .to_string()
-    };
+    let op_err =
+        |op: &'static str, source: object_store::Error| st.op_error(op, key, source).to_string();
     let size = match st.object_store().head(&path).await {
         Ok(meta) => meta.size,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),

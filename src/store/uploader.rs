@@ -459,12 +459,7 @@ impl Uploader {
 }
 
 fn op_err(storage: &Storage, op: &'static str, key: &Key, e: object_store::Error) -> UploadError {
-    UploadError::Store(StoreError::Op {
-        op,
-        backend: storage.backend_name(),
-        key: key.to_string(),
-        source: Box::new(e),
-    })
+    UploadError::Store(storage.op_error(op, key.as_ref(), e))
 }
 
 fn remove_local(path: &Path) {
