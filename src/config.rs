@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod validate;
+
+use validate::problems_text;
+pub use validate::{Problem, Purpose};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -16,11 +21,12 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{}: {key}: {reason}", path.display())]
+    /// Every problem found, one line each.
+    #[error("{}", problems_text(path, problems))]
     Invalid {
-        path: PathBuf,
-        key: String,
-        reason: String,
+        /// `None`: the embedded defaults, with command-line overrides.
+        path: Option<PathBuf>,
+        problems: Vec<Problem>,
     },
 }
 
@@ -507,412 +513,94 @@ impl Default for LogConfig {
 }
 
 impl Config {
+    /// Reads, parses and checks a file for any command; every problem is reported.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (cfg, problems) = Config::read(path)?;
+        cfg.checked(Some(path), problems, Purpose::Any)
+    }
+
+    /// Reads and parses a file and fills in its secrets, without checking the
+    /// values: the problems so far come back beside it. Syntax errors and
+    /// unknown keys stop here, one at a time.
+    pub fn read(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut cfg = Config::parse(&text, path)?;
-        cfg.resolve_secrets(path)?;
-        Ok(cfg)
+        let mut cfg = Config::parse_unchecked(&text, path)?;
+        let problems = cfg.resolve_secrets();
+        Ok((cfg, problems))
+    }
+
+    /// `Ok(self)` when neither `problems` nor the checks for `purpose` find
+    /// anything; otherwise all of them. `run` and `check-config` both end here.
+    pub fn checked(
+        self,
+        path: Option<&Path>,
+        mut problems: Vec<Problem>,
+        purpose: Purpose,
+    ) -> Result<Config, ConfigError> {
+        problems.extend(self.problems(purpose));
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.map(Path::to_path_buf),
+                problems,
+            })
+        }
     }
 
     /// Fills `database.url` from `url_file` or the environment; the file wins
     /// over the config text and the environment wins over both.
-    pub fn resolve_secrets(&mut self, path: &Path) -> Result<(), ConfigError> {
-        if let Some(file) = &self.database.url_file {
-            let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
-                path: path.to_owned(),
-                key: "database.url_file".into(),
-                reason: format!("cannot read {}: {e}", file.display()),
-            })?;
-            self.database.url = text.lines().next().unwrap_or("").trim().to_owned();
+    fn resolve_secrets(&mut self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let first_line =
+            |file: &Path, key: &str, problems: &mut Vec<Problem>| match std::fs::read_to_string(
+                file,
+            ) {
+                Ok(text) => Some(text.lines().next().unwrap_or("").trim().to_owned()),
+                Err(e) => {
+                    problems.push(Problem::new(
+                        key,
+                        format!("cannot read {}: {e}", file.display()),
+                    ));
+                    None
+                }
+            };
+        if let Some(file) = self.database.url_file.clone() {
+            if let Some(url) = first_line(&file, "database.url_file", &mut problems) {
+                self.database.url = url;
+            }
         }
-        if let Some(file) = &self.storage.s3.secret_access_key_file {
-            let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
-                path: path.to_owned(),
-                key: "storage.s3.secret_access_key_file".into(),
-                reason: format!("cannot read {}: {e}", file.display()),
-            })?;
-            self.storage.s3.secret_access_key = text.lines().next().unwrap_or("").trim().to_owned();
+        if let Some(file) = self.storage.s3.secret_access_key_file.clone() {
+            let key = "storage.s3.secret_access_key_file";
+            if let Some(secret) = first_line(&file, key, &mut problems) {
+                self.storage.s3.secret_access_key = secret;
+            }
         }
         if let Ok(url) = std::env::var(DATABASE_URL_ENV) {
             if !url.is_empty() {
                 self.database.url = url;
             }
         }
-        if self.database.url.is_empty() {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                key: "database.url".into(),
-                reason: "is empty".into(),
-            });
+        let url_file_failed = problems.iter().any(|p| p.key == "database.url_file");
+        if self.database.url.is_empty() && !url_file_failed {
+            problems.push(Problem::new("database.url", "is empty"));
         }
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            reason,
-        };
-        self.validate_database(&invalid)
+        problems
     }
 
-    /// `path` only names the source in error messages.
+    /// Parses and checks config text (secrets are not read). `path` only
+    /// names the source in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Config::parse_unchecked(text, path)?.checked(Some(path), Vec::new(), Purpose::Any)
+    }
+
+    fn parse_unchecked(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
-        })?;
-        cfg.validate(path)?;
-        Ok(cfg)
+        })
     }
-
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            reason,
-        };
-        if let Err(e) = regex::Regex::new(&self.pbx.extension_pattern) {
-            return Err(invalid("pbx.extension_pattern", e.to_string()));
-        }
-        if crate::matching::number::parse_country(&self.pbx.default_country).is_none() {
-            return Err(invalid(
-                "pbx.default_country",
-                format!(
-                    "{:?} is not an ISO 3166 alpha-2 country code such as \"US\" or \"DE\"",
-                    self.pbx.default_country
-                ),
-            ));
-        }
-        let t = &self.tracker;
-        for (key, v) in [
-            ("tracker.no_response_secs", t.no_response_secs),
-            ("tracker.ring_timeout_secs", t.ring_timeout_secs),
-            ("tracker.rtp_timeout_secs", t.rtp_timeout_secs),
-            ("tracker.max_duration_secs", t.max_duration_secs),
-            ("tracker.bye_timeout_secs", t.bye_timeout_secs),
-        ] {
-            if v == 0 || v > 7 * 24 * 3600 {
-                return Err(invalid(
-                    key,
-                    format!("{v} must be between 1 and 604800 seconds"),
-                ));
-            }
-        }
-        if t.max_calls == 0 {
-            return Err(invalid("tracker.max_calls", "must be at least 1".into()));
-        }
-        let c = &self.capture;
-        for (i, name) in c.interfaces.iter().enumerate() {
-            if !interface_exists(name) {
-                return Err(invalid(
-                    &format!("capture.interfaces[{i}]"),
-                    format!("no such interface {name:?}"),
-                ));
-            }
-        }
-        if !(64..=262_144).contains(&c.snaplen) {
-            return Err(invalid(
-                "capture.snaplen",
-                format!("{} must be between 64 and 262144 bytes", c.snaplen),
-            ));
-        }
-        if !(1..=4096).contains(&c.buffer_mib) {
-            return Err(invalid(
-                "capture.buffer_mib",
-                format!("{} must be between 1 and 4096 MiB", c.buffer_mib),
-            ));
-        }
-        if !(16..=16_777_216).contains(&c.queue_packets) {
-            return Err(invalid(
-                "capture.queue_packets",
-                format!("{} must be between 16 and 16777216", c.queue_packets),
-            ));
-        }
-        if c.folder_settle_secs == 0 {
-            return Err(invalid(
-                "capture.folder_settle_secs",
-                "must be at least 1".into(),
-            ));
-        }
-        if !(1..=10_000).contains(&self.hep.max_connections) {
-            return Err(invalid(
-                "hep.max_connections",
-                format!("{} must be between 1 and 10000", self.hep.max_connections),
-            ));
-        }
-        self.validate_database(&invalid)?;
-        self.validate_crm(&invalid)?;
-        self.validate_storage(&invalid)?;
-        Ok(())
-    }
-
-    fn validate_storage(
-        &self,
-        invalid: &dyn Fn(&str, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
-        let st = &self.storage;
-        let prefix_ok = st
-            .prefix
-            .split('/')
-            .all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains('\\'));
-        if !st.prefix.is_empty() && !prefix_ok {
-            return Err(invalid(
-                "storage.prefix",
-                format!(
-                    "{:?} must be path segments separated by / (no empty, . or .. segments)",
-                    st.prefix
-                ),
-            ));
-        }
-        match st.backend {
-            StorageBackend::Local => {}
-            StorageBackend::Share => match &st.path {
-                None => {
-                    return Err(invalid(
-                        "storage.path",
-                        "the share backend needs the mounted folder's path".into(),
-                    ))
-                }
-                Some(p) if !p.is_absolute() => {
-                    return Err(invalid(
-                        "storage.path",
-                        format!("{} must be an absolute path", p.display()),
-                    ))
-                }
-                Some(_) => {}
-            },
-            StorageBackend::S3 => {
-                let s3 = &st.s3;
-                if s3.bucket.is_empty() {
-                    return Err(invalid(
-                        "storage.s3.bucket",
-                        "is required for the s3 backend".into(),
-                    ));
-                }
-                let scheme_ok = s3.endpoint.is_empty()
-                    || s3.endpoint.starts_with("https://")
-                    || s3.endpoint.starts_with("http://");
-                if !scheme_ok {
-                    return Err(invalid(
-                        "storage.s3.endpoint",
-                        format!("{:?} must start with https:// or http://", s3.endpoint),
-                    ));
-                }
-                if s3.endpoint.starts_with("http://") && !s3.allow_http {
-                    return Err(invalid(
-                        "storage.s3.endpoint",
-                        "is plain http: set storage.s3.allow_http = true to allow it".into(),
-                    ));
-                }
-                if !matches!(s3.sse.as_str(), "" | "AES256" | "aws:kms") {
-                    return Err(invalid(
-                        "storage.s3.sse",
-                        format!("{:?} must be \"\", \"AES256\" or \"aws:kms\"", s3.sse),
-                    ));
-                }
-                if s3.sse == "aws:kms" && s3.kms_key_id.is_empty() {
-                    return Err(invalid(
-                        "storage.s3.kms_key_id",
-                        "is required with sse = \"aws:kms\"".into(),
-                    ));
-                }
-            }
-        }
-        if st.expire_interval_secs < 60 {
-            return Err(invalid(
-                "storage.expire_interval_secs",
-                format!("{} must be at least 60", st.expire_interval_secs),
-            ));
-        }
-        if !(1..=65_536).contains(&st.multipart_threshold_mib) {
-            return Err(invalid(
-                "storage.multipart_threshold_mib",
-                format!("{} must be between 1 and 65536", st.multipart_threshold_mib),
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_database(
-        &self,
-        invalid: &dyn Fn(&str, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
-        use crate::db::dialect::{is_identifier, Backend};
-        let d = &self.database;
-        let backend = if d.url.is_empty() {
-            // Filled from url_file or the environment later.
-            None
-        } else {
-            Some(Backend::from_url(&d.url).ok_or_else(|| {
-                invalid(
-                    "database.url",
-                    format!(
-                        "{:?}: the scheme must be sqlite:, postgres:// or mysql://",
-                        redact_url(&d.url)
-                    ),
-                )
-            })?)
-        };
-        if !d.table_prefix.is_empty() && !is_identifier(&d.table_prefix) {
-            return Err(invalid(
-                "database.table_prefix",
-                format!("{:?} may hold only letters, digits and _", d.table_prefix),
-            ));
-        }
-        if !d.schema.is_empty() {
-            if !is_identifier(&d.schema) {
-                return Err(invalid(
-                    "database.schema",
-                    format!("{:?} may hold only letters, digits and _", d.schema),
-                ));
-            }
-            if backend == Some(Backend::Sqlite) {
-                return Err(invalid(
-                    "database.schema",
-                    "SQLite has no schemas; leave it empty (use table_prefix)".into(),
-                ));
-            }
-        }
-        if !(1..=64).contains(&d.max_connections) {
-            return Err(invalid(
-                "database.max_connections",
-                format!("{} must be between 1 and 64", d.max_connections),
-            ));
-        }
-        let sensor = &self.pbx.sensor;
-        if sensor.is_empty() || sensor.len() > 64 {
-            return Err(invalid(
-                "pbx.sensor",
-                format!("{sensor:?} must be 1 to 64 characters"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_crm(
-        &self,
-        invalid: &dyn Fn(&str, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
-        use crate::db::dialect::is_identifier;
-        let path_ok = |p: &str| p.split('.').count() <= 2 && p.split('.').all(is_identifier);
-        let crm = &self.crm;
-        let mut seen = std::collections::HashSet::new();
-        for (i, r) in crm.records.iter().enumerate() {
-            let key = |k: &str| format!("crm.records[{i}].{k}");
-            if r.kind.is_empty() || r.kind.len() > 64 || !is_identifier(&r.kind) {
-                return Err(invalid(
-                    &key("type"),
-                    format!("{:?} must be a name such as \"contact\"", r.kind),
-                ));
-            }
-            if !seen.insert(r.kind.as_str()) {
-                return Err(invalid(
-                    &key("type"),
-                    format!("{:?} is configured twice", r.kind),
-                ));
-            }
-            if !path_ok(&r.table) {
-                return Err(invalid(
-                    &key("table"),
-                    format!(
-                        "{:?} is not a table name (letters, digits, _, optionally schema.table)",
-                        r.table
-                    ),
-                ));
-            }
-            if !is_identifier(&r.id) {
-                return Err(invalid(
-                    &key("id"),
-                    format!("{:?} is not a column name", r.id),
-                ));
-            }
-            for (j, p) in r.phones.iter().enumerate() {
-                if !is_identifier(p) {
-                    return Err(invalid(
-                        &format!("crm.records[{i}].phones[{j}]"),
-                        format!("{p:?} is not a column name"),
-                    ));
-                }
-            }
-            if let Some(u) = &r.updated_at {
-                if !is_identifier(u) {
-                    return Err(invalid(
-                        &key("updated_at"),
-                        format!("{u:?} is not a column name"),
-                    ));
-                }
-            }
-            if let Some(n) = &r.name {
-                if n.trim().is_empty() || n.contains(';') {
-                    return Err(invalid(
-                        &key("name"),
-                        "must be one SQL expression (no ';')".into(),
-                    ));
-                }
-            }
-        }
-        for (i, rel) in crm.relations.iter().enumerate() {
-            let key = |k: &str| format!("crm.relations[{i}].{k}");
-            for (k, t) in [("from", &rel.from), ("to", &rel.to)] {
-                if !seen.contains(t.as_str()) {
-                    return Err(invalid(
-                        &key(k),
-                        format!("{t:?} is not a type listed in [[crm.records]]"),
-                    ));
-                }
-            }
-            match (&rel.column, &rel.foreign_key) {
-                (Some(c), None) | (None, Some(c)) if is_identifier(c) => {}
-                (Some(c), None) | (None, Some(c)) => {
-                    return Err(invalid(
-                        &key(if rel.column.is_some() {
-                            "column"
-                        } else {
-                            "foreign_key"
-                        }),
-                        format!("{c:?} is not a column name"),
-                    ));
-                }
-                _ => {
-                    return Err(invalid(
-                        &key("column"),
-                        "set exactly one of column (the from table holds the to id) or foreign_key (the to table holds the from id)".into(),
-                    ));
-                }
-            }
-            if let Some(f) = &rel.filter {
-                if f.trim().is_empty() || f.contains(';') {
-                    return Err(invalid(
-                        &key("filter"),
-                        "must be one SQL condition (no ';')".into(),
-                    ));
-                }
-            }
-        }
-        if !(5..=86_400).contains(&crm.refresh_secs) {
-            return Err(invalid(
-                "crm.refresh_secs",
-                format!("{} must be between 5 and 86400", crm.refresh_secs),
-            ));
-        }
-        if !(60..=30 * 86_400).contains(&crm.rebuild_secs) {
-            return Err(invalid(
-                "crm.rebuild_secs",
-                format!("{} must be between 60 and 2592000", crm.rebuild_secs),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Live capture needs a real interface; "any" is libpcap's pseudo-device.
-fn interface_exists(name: &str) -> bool {
-    if name == "any" {
-        return true;
-    }
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return false;
-    }
-    Path::new("/sys/class/net").join(name).exists()
 }

@@ -121,17 +121,28 @@ fn a_bad_config_is_exit_2_naming_file_and_key() {
             "{args:?}: {err}"
         );
     }
-    // Nothing to capture from is a clear error too, not a daemon that idles.
+    // Nothing to capture from is a clear error too, not a daemon that idles:
+    // a config problem (2), found by check-config as well, before the state
+    // folder is made.
     std::fs::write(
         &cfg,
         format!("[daemon]\nstate_dir = {:?}\n", tmp.path().join("s")),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("nothing to capture from"), "{err}");
+    for args in [
+        vec!["run", "--config", cfg.to_str().unwrap()],
+        vec!["check-config", cfg.to_str().unwrap()],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("pbxbridge.toml: capture: nothing to capture from"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!tmp.path().join("s").exists());
 }
