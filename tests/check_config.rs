@@ -9,11 +9,12 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn pbxbridge(cwd: &Path, args: &[&str], file: &Path) -> Output {
+/// `pbxbridge ARGS [FILE]` in `cwd`.
+fn pbxbridge(cwd: &Path, args: &[&str], file: Option<&Path>) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
         .current_dir(cwd)
         .args(args)
-        .arg(file)
+        .args(file)
         // The environment must not fill in what a file lacks.
         .env_remove("PBXBRIDGE_DATABASE_URL")
         .output()
@@ -48,13 +49,13 @@ fn every_bad_example_fails_check_config_and_run_before_run_creates_anything() {
     for file in &bad {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let cwd = tempfile::tempdir().unwrap();
-        let check = pbxbridge(cwd.path(), &["check-config"], file);
+        let check = pbxbridge(cwd.path(), &["check-config"], Some(file));
         let check_err = String::from_utf8_lossy(&check.stderr).into_owned();
         assert_eq!(check.status.code(), Some(2), "{name}: {check_err}");
         assert!(check_err.contains(&name), "{name}: {check_err}");
         assert!(check.stdout.is_empty(), "{name}: no ok");
 
-        let run = pbxbridge(cwd.path(), &["run", "--config"], file);
+        let run = pbxbridge(cwd.path(), &["run", "--config"], Some(file));
         let run_err = String::from_utf8_lossy(&run.stderr).into_owned();
         assert_eq!(run.status.code(), Some(2), "{name}: {run_err}");
         assert_eq!(
@@ -75,7 +76,7 @@ fn good_examples_pass_check_config() {
     good.push(root().join("config/loopback.toml"));
     for file in &good {
         let cwd = tempfile::tempdir().unwrap();
-        let out = pbxbridge(cwd.path(), &["check-config"], file);
+        let out = pbxbridge(cwd.path(), &["check-config"], Some(file));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{}: {err}", file.display());
         let text = String::from_utf8_lossy(&out.stdout);
@@ -87,7 +88,7 @@ fn good_examples_pass_check_config() {
 #[test]
 fn several_problems_are_all_listed_one_line_each() {
     let file = root().join("tests/config/bad-several.toml");
-    let out = pbxbridge(root(), &["check-config"], &file);
+    let out = pbxbridge(root(), &["check-config"], Some(&file));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     let lines: Vec<&str> = err.lines().collect();
@@ -118,7 +119,7 @@ fn several_problems_are_all_listed_one_line_each() {
 fn the_shipped_example_and_the_defaults_need_only_a_capture_source() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("config/pbxbridge.toml");
-    let out = pbxbridge(cwd.path(), &["check-config"], &file);
+    let out = pbxbridge(cwd.path(), &["check-config"], Some(&file));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(
@@ -129,11 +130,7 @@ fn the_shipped_example_and_the_defaults_need_only_a_capture_source() {
         )
     );
     // `run` on the embedded defaults says the same, and creates nothing.
-    let out = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
-        .current_dir(cwd.path())
-        .args(["run", "--db", "sqlite://calls.db"])
-        .output()
-        .unwrap();
+    let out = pbxbridge(cwd.path(), &["run", "--db", "sqlite://calls.db"], None);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -147,12 +144,8 @@ fn the_shipped_example_and_the_defaults_need_only_a_capture_source() {
 fn run_db_overrides_the_config_and_is_checked_like_it() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("config/loopback.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
-        .current_dir(cwd.path())
-        .args(["run", "--db", "oracle://scott:tiger@db/orcl", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let args = ["run", "--db", "oracle://scott:tiger@db/orcl", "--config"];
+    let out = pbxbridge(cwd.path(), &args, Some(&file));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -160,4 +153,28 @@ fn run_db_overrides_the_config_and_is_checked_like_it() {
         "{err}"
     );
     assert!(entries(cwd.path()).is_empty());
+}
+
+#[test]
+fn folders_run_would_create_must_not_be_files() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join("state"), "a file, not a folder").unwrap();
+    std::fs::write(cwd.path().join("rec"), "").unwrap();
+    let file = cwd.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[hep]\nenabled = true\n[daemon]\nstate_dir = \"state\"\n[recording]\ndir = \"rec/calls\"\n",
+    )
+    .unwrap();
+    let out = pbxbridge(cwd.path(), &["check-config"], Some(&file));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let f = file.display();
+    assert_eq!(
+        err,
+        format!(
+            "error: {f}: daemon.state_dir: state is not a directory\n\
+             error: {f}: recording.dir: rec is not a directory\n"
+        )
+    );
 }

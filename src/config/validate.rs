@@ -382,12 +382,12 @@ impl Config {
                 p.add("capture.filter", format!("{:?}: {e}", c.filter.trim()));
             }
         }
-        not_a_file(p, "daemon.state_dir", &self.daemon.state_dir);
+        writable_folder(p, "daemon.state_dir", &self.daemon.state_dir);
         if self.recording.enabled {
-            not_a_file(p, "recording.dir", &self.recording.dir);
+            writable_folder(p, "recording.dir", &self.recording.dir);
         }
         if let (StorageBackend::Share, Some(path)) = (self.storage.backend, &self.storage.path) {
-            not_a_file(p, "storage.path", path);
+            writable_folder(p, "storage.path", path);
         }
         if self.hep.enabled && self.admin.enabled && clash(self.hep.listen, self.admin.listen) {
             p.add(
@@ -401,18 +401,37 @@ impl Config {
     }
 }
 
-/// A folder the daemon creates must not already be a file (or lie under one).
-fn not_a_file(p: &mut Problems, key: &str, dir: &Path) {
+/// A folder the daemon creates and writes to: it, or the nearest part of its
+/// path that exists, must be a directory this user may write in.
+fn writable_folder(p: &mut Problems, key: &str, dir: &Path) {
     let mut at = Some(dir);
     while let Some(d) = at {
-        if let Ok(meta) = std::fs::metadata(d) {
-            if !meta.is_dir() {
-                p.add(key, format!("{} is not a directory", d.display()));
+        match std::fs::metadata(d) {
+            Ok(meta) if !meta.is_dir() => {
+                return p.add(key, format!("{} is not a directory", d.display()));
             }
-            return;
+            Ok(_) if !may_write(d) => {
+                return p.add(key, format!("{} is not writable by this user", d.display()));
+            }
+            Ok(_) => return,
+            Err(_) => {
+                at = match d.parent() {
+                    Some(up) if !up.as_os_str().is_empty() => Some(up),
+                    Some(_) if d != Path::new(".") => Some(Path::new(".")),
+                    _ => None,
+                }
+            }
         }
-        at = d.parent().filter(|d| !d.as_os_str().is_empty());
     }
+}
+
+fn may_write(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
 /// Two TCP listeners on one port clash when either takes every address.
