@@ -268,14 +268,20 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
 
 /// Every input that is not a readable pcap/pcapng file, all of them at once.
 fn check_inputs(files: &[PathBuf]) -> Result<(), ReplayError> {
-    let bad: Vec<CaptureError> = files
-        .iter()
-        .filter_map(|f| PcapFileReader::open(f).err())
-        .collect();
+    let bad: Vec<CaptureError> = files.iter().filter_map(|f| check_input(f).err()).collect();
     if bad.is_empty() {
         Ok(())
     } else {
         Err(ReplayError::Inputs(bad))
+    }
+}
+
+fn check_input(path: &Path) -> Result<(), CaptureError> {
+    match std::fs::metadata(path) {
+        // A pipe or a device (`/dev/stdin`) can be read only once, by the
+        // replay itself: reading its header here would lose it.
+        Ok(m) if !m.is_file() && !m.is_dir() => Ok(()),
+        _ => PcapFileReader::open(path).map(drop),
     }
 }
 

@@ -94,3 +94,23 @@ fn good_inputs_still_replay_in_that_folder() {
     assert!(made.contains(&"pbxbridge.db".to_string()), "{made:?}");
     assert!(made.contains(&"state".to_string()), "{made:?}");
 }
+
+#[test]
+fn a_pipe_is_read_once_by_the_replay_itself() {
+    let cwd = tempfile::tempdir().unwrap();
+    let fifo = cwd.path().join("live.pcap");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let bytes = std::fs::read(fixture("busy_486")).unwrap();
+    let feeder = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, bytes))
+    };
+    let (code, errors, stdout) = replay_in(cwd.path(), &[&fifo]);
+    feeder
+        .join()
+        .unwrap()
+        .expect("the replay read the whole pipe");
+    assert_eq!(code, Some(0), "{errors:?}");
+    assert!(stdout.contains("calls: 1 (busy 1)"), "{stdout}");
+}
