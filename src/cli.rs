@@ -70,7 +70,7 @@ pub enum Command {
         /// The config file (TOML) to check.
         file: PathBuf,
     },
-    /// Look at written calls and link them to CRM records by hand.
+    /// The call log: list and show written calls, link them to CRM records by hand.
     Calls {
         #[command(flatten)]
         target: DbArgs,
