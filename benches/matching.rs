@@ -106,7 +106,7 @@ impl Calls {
         let agent = format!("{}", 2000 + x % 100);
         db_support::answered_call(
             &format!("bench-{}@pbx", self.seq),
-            "incoming",
+            pbxbridge::call::Direction::Incoming,
             &other,
             Some(&agent),
             1_800_000_000 + self.seq as i64,

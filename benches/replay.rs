@@ -25,6 +25,7 @@ use pbxbridge::call::EndReason;
 use pbxbridge::capture::pcapfile::PcapFileReader;
 use pbxbridge::config::Config;
 use pbxbridge::pipeline::Pipeline;
+use pbxbridge::report::RecordingStatus;
 use pbxbridge::time::Timestamp;
 
 struct Scenario {
@@ -90,7 +91,7 @@ fn run_one(s: &Scenario, dir: &Path) {
         finished += out.len();
         stored += out
             .iter()
-            .filter(|c| c.recording.status == "stored")
+            .filter(|c| c.recording.status == RecordingStatus::Stored)
             .count();
         out.clear();
     }
@@ -98,7 +99,7 @@ fn run_one(s: &Scenario, dir: &Path) {
     finished += out.len();
     stored += out
         .iter()
-        .filter(|c| c.recording.status == "stored")
+        .filter(|c| c.recording.status == RecordingStatus::Stored)
         .count();
     let secs = t.elapsed().as_secs_f64();
     let st = pipeline.stats();

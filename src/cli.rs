@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::call::{Direction, Outcome};
 use crate::config::{Config, LogFormat, Purpose};
 use crate::time::Timestamp;
 
@@ -186,11 +187,11 @@ pub enum CallsCommand {
         #[arg(long, value_name = "TIME", value_parser = calls::parse_until)]
         until: Option<Timestamp>,
         /// Calls with this outcome; repeat for several.
-        #[arg(long, value_parser = calls::OUTCOMES)]
-        outcome: Vec<String>,
+        #[arg(long, value_parser = calls::outcome_parser())]
+        outcome: Vec<Outcome>,
         /// Calls in this direction; repeat for several.
-        #[arg(long, value_parser = calls::DIRECTIONS)]
-        direction: Vec<String>,
+        #[arg(long, value_parser = calls::direction_parser())]
+        direction: Vec<Direction>,
         /// Calls of this agent: the extension or the CRM user's id.
         #[arg(long)]
         agent: Option<String>,

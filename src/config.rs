@@ -405,6 +405,10 @@ impl Default for CrmConfig {
     }
 }
 
+/// One kind of CRM record: a table of the CRM's (contacts, accounts, …)
+/// whose rows calls are linked to. "Record" here is the CRM's word; the
+/// core's per-call snapshot is `call::CallRecord`, the stored call is
+/// `report::CallReport`, and the WAV file is a recording (`crate::record`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrmRecord {

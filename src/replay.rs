@@ -17,7 +17,7 @@ use crate::daemon::{
 };
 use crate::db::DbError;
 use crate::pipeline::{Pipeline, PipelineError};
-use crate::report::CallReport;
+use crate::report::{CallReport, RecordingStatus};
 use crate::store::uploader::{UploadControl, UploadStats, Uploader};
 use crate::time::Timestamp;
 
@@ -569,7 +569,7 @@ pub fn print_summary(s: &ReplaySummary) {
     let stored = s
         .calls
         .iter()
-        .filter(|c| c.recording.status == "stored")
+        .filter(|c| c.recording.status == RecordingStatus::Stored)
         .count();
     match (&s.recordings_dir, &s.uploads) {
         (Some(dir), None) => {

@@ -2,16 +2,78 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::call::{CallRecord, LegQuality};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::call::{parse_name, CallRecord, Direction, EndReason, LegQuality, Outcome, UnknownName};
 use crate::matching::number::Normalizer;
 use crate::time::Timestamp;
 
+/// Where a call's recording stands: the `recording.status` of the JSON and
+/// the `recording_status` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingStatus {
+    /// Not recorded: not answered, or recording is disabled.
+    None,
+    /// Finished, waiting in the local spool for remote storage.
+    Pending,
+    /// In its final place (`recording.dir`, or remote storage).
+    Stored,
+    /// Writing the file failed.
+    Failed,
+    /// Deleted by retention.
+    Expired,
+    /// Answered audio used a codec we cannot decode.
+    UnsupportedCodec,
+    /// Answered audio was SRTP, which we do not decrypt.
+    Encrypted,
+    /// Answered, but no RTP was seen.
+    NoAudio,
+}
+
+impl RecordingStatus {
+    pub const ALL: [RecordingStatus; 8] = [
+        RecordingStatus::None,
+        RecordingStatus::Pending,
+        RecordingStatus::Stored,
+        RecordingStatus::Failed,
+        RecordingStatus::Expired,
+        RecordingStatus::UnsupportedCodec,
+        RecordingStatus::Encrypted,
+        RecordingStatus::NoAudio,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingStatus::None => "none",
+            RecordingStatus::Pending => "pending",
+            RecordingStatus::Stored => "stored",
+            RecordingStatus::Failed => "failed",
+            RecordingStatus::Expired => "expired",
+            RecordingStatus::UnsupportedCodec => "unsupported_codec",
+            RecordingStatus::Encrypted => "encrypted",
+            RecordingStatus::NoAudio => "no_audio",
+        }
+    }
+}
+
+impl FromStr for RecordingStatus {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        parse_name("recording_status", &Self::ALL, Self::as_str, s)
+    }
+}
+
+impl fmt::Display for RecordingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingReport {
-    /// `stored`, `pending` (finished, waiting in the local spool for remote
-    /// storage), `none` (not answered), `no_audio` (answered, no RTP seen),
-    /// `unsupported_codec`, `encrypted` (SRTP), or `failed`.
-    pub status: String,
+    pub status: RecordingStatus,
     /// The local file (`recording.dir`); with remote storage, where it waits.
     pub path: Option<String>,
     /// `share` or `s3` when the recording goes to remote storage.
@@ -33,9 +95,9 @@ pub struct RecordingReport {
 }
 
 impl RecordingReport {
-    pub fn without_file(status: &str, detail: Option<String>) -> Self {
+    pub fn without_file(status: RecordingStatus, detail: Option<String>) -> Self {
         RecordingReport {
-            status: status.into(),
+            status,
             path: None,
             backend: None,
             key: None,
@@ -56,10 +118,14 @@ pub struct RtpReport {
     pub callee: LegQuality,
 }
 
+/// A finished call as it leaves pbxbridge: the core's `CallRecord` with its
+/// numbers normalised and its recording's fate added. This is what the
+/// outbox holds, `--json` prints and the `calls` table stores. (Not a CRM
+/// record, which is a row of the CRM's own tables: `config::CrmRecord`.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallReport {
     pub call_id: String,
-    pub direction: String,
+    pub direction: Direction,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
     pub from_raw: Option<String>,
@@ -71,9 +137,9 @@ pub struct CallReport {
     pub ended_at: Timestamp,
     /// Talk time in seconds.
     pub duration: f64,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub sip_code: Option<u16>,
-    pub end_reason: String,
+    pub end_reason: EndReason,
     pub answered_elsewhere: bool,
     pub dtmf: String,
     pub held: bool,
@@ -88,7 +154,7 @@ impl CallReport {
         let norm = |raw: &Option<String>| raw.as_deref().and_then(|r| numbers.normalize(r));
         CallReport {
             call_id: rec.call_id.clone(),
-            direction: rec.direction.as_str().into(),
+            direction: rec.direction,
             from_number: norm(&rec.from_raw),
             to_number: norm(&rec.to_raw),
             from_raw: rec.from_raw.clone(),
@@ -99,9 +165,9 @@ impl CallReport {
             answered_at: rec.answered_at,
             ended_at: rec.ended_at,
             duration: rec.talk_micros() as f64 / 1e6,
-            outcome: rec.outcome.as_str().into(),
+            outcome: rec.outcome,
             sip_code: rec.sip_code,
-            end_reason: rec.end_reason.as_str().into(),
+            end_reason: rec.end_reason,
             answered_elsewhere: rec.answered_elsewhere,
             dtmf: rec.dtmf.clone(),
             held: rec.held,
@@ -121,11 +187,46 @@ impl CallReport {
     /// the caller of an incoming call, the callee of an outgoing one. Internal
     /// calls have none; for a call of unknown direction the caller is assumed.
     pub fn other_number(&self) -> Option<&str> {
-        match self.direction.as_str() {
-            "incoming" => self.from_number.as_deref(),
-            "outgoing" => self.to_number.as_deref(),
-            "internal" => None,
-            _ => self.from_number.as_deref().or(self.to_number.as_deref()),
+        match self.direction {
+            Direction::Incoming => self.from_number.as_deref(),
+            Direction::Outgoing => self.to_number.as_deref(),
+            Direction::Internal => None,
+            Direction::Unknown => self.from_number.as_deref().or(self.to_number.as_deref()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name a column or JSON field can hold: `as_str`, serde and
+    /// `FromStr` agree, so the database and the JSON spell them alike.
+    fn names_agree<T>(all: &[T], as_str: fn(T) -> &'static str)
+    where
+        T: Copy + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned,
+        T: FromStr<Err = UnknownName>,
+    {
+        for v in all.iter().copied() {
+            let json = serde_json::to_string(&v).unwrap();
+            assert_eq!(json, format!("\"{}\"", as_str(v)));
+            assert_eq!(serde_json::from_str::<T>(&json).unwrap(), v);
+            assert_eq!(as_str(v).parse::<T>().unwrap(), v);
+        }
+        let err = "Stored ".parse::<T>().unwrap_err();
+        assert_eq!(err.value, "Stored ");
+        assert!(err.known.contains(as_str(all[0])), "{err}");
+    }
+
+    #[test]
+    fn enum_names_are_the_column_values() {
+        names_agree(&Direction::ALL, Direction::as_str);
+        names_agree(&Outcome::ALL, Outcome::as_str);
+        names_agree(&EndReason::ALL, EndReason::as_str);
+        names_agree(&RecordingStatus::ALL, RecordingStatus::as_str);
+        assert_eq!(
+            RecordingStatus::UnsupportedCodec.to_string(),
+            "unsupported_codec"
+        );
     }
 }

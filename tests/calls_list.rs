@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use db_support::{answered_call, exec, TestDb, ALL};
+use pbxbridge::call::{Direction, Outcome};
 use pbxbridge::config::CrmConfig;
 use pbxbridge::db::{links, LinkSource};
 use pbxbridge::matching::linker::Linker;
@@ -16,8 +17,8 @@ use pbxbridge::report::CallReport;
 const T0: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
 
-fn not_answered(mut c: CallReport, outcome: &str) -> CallReport {
-    c.outcome = outcome.into();
+fn not_answered(mut c: CallReport, outcome: Outcome) -> CallReport {
+    c.outcome = outcome;
     c.answered_at = None;
     c.duration = 0.0;
     c
@@ -26,15 +27,39 @@ fn not_answered(mut c: CallReport, outcome: &str) -> CallReport {
 /// Four calls, one a day apart or an hour, oldest first: a, b, c, d.
 fn calls() -> Vec<CallReport> {
     vec![
-        answered_call("a@pbx", "incoming", "+14155551212", Some("2001"), T0),
-        answered_call("b@pbx", "outgoing", "+14155552222", Some("2002"), T0 + 3600),
-        not_answered(
-            answered_call("c@pbx", "incoming", "+14155551212", Some("2002"), T0 + DAY),
-            "busy",
+        answered_call(
+            "a@pbx",
+            Direction::Incoming,
+            "+14155551212",
+            Some("2001"),
+            T0,
+        ),
+        answered_call(
+            "b@pbx",
+            Direction::Outgoing,
+            "+14155552222",
+            Some("2002"),
+            T0 + 3600,
         ),
         not_answered(
-            answered_call("d@pbx", "internal", "2003", Some("2001"), T0 + 2 * DAY),
-            "no_answer",
+            answered_call(
+                "c@pbx",
+                Direction::Incoming,
+                "+14155551212",
+                Some("2002"),
+                T0 + DAY,
+            ),
+            Outcome::Busy,
+        ),
+        not_answered(
+            answered_call(
+                "d@pbx",
+                Direction::Internal,
+                "2003",
+                Some("2001"),
+                T0 + 2 * DAY,
+            ),
+            Outcome::NoAnswer,
         ),
     ]
 }

@@ -4,6 +4,7 @@
 mod db_support;
 
 use db_support::{answered_call as report, count, crm, exec, strings, TestDb, ALL};
+use pbxbridge::call::Direction;
 use pbxbridge::db::links::{self, LinkChange, LinkError};
 use pbxbridge::db::{Db, DbError, LinkSource};
 use pbxbridge::matching::linker::Linker;
@@ -264,26 +265,32 @@ async fn calls_link_to_matching_and_related_records_on_every_backend() {
         let calls = vec![
             report(
                 "shared-number@pbx",
-                "incoming",
+                Direction::Incoming,
                 "+14155552222",
                 Some("2001"),
                 1_800_000_000,
             ),
             report(
                 "main-number@pbx",
-                "outgoing",
+                Direction::Outgoing,
                 crm::SHARED_MAIN_NUMBER,
                 Some("2002"),
                 1_800_000_100,
             ),
             report(
                 "unknown@pbx",
-                "incoming",
+                Direction::Incoming,
                 "+13125550000",
                 Some("2999"),
                 1_800_000_200,
             ),
-            report("alice@pbx", "incoming", "+14155551212", None, 1_800_000_300),
+            report(
+                "alice@pbx",
+                Direction::Incoming,
+                "+14155551212",
+                None,
+                1_800_000_300,
+            ),
         ];
         let w = linker.write(&db, "default", &calls).await.expect("write");
         assert_eq!(w.calls, 4, "{backend:?}");
@@ -381,7 +388,7 @@ async fn a_broken_relation_costs_only_its_links_and_a_missing_index_fails_the_ba
         let linker = Linker::new(&cfg.crm);
         let calls = [report(
             "alice@pbx",
-            "incoming",
+            Direction::Incoming,
             "+14155551212",
             None,
             1_800_000_000,
@@ -400,7 +407,7 @@ async fn a_broken_relation_costs_only_its_links_and_a_missing_index_fails_the_ba
         exec(&db, &db.sql("DROP TABLE {phone_index}")).await;
         let later = [report(
             "bob@pbx",
-            "incoming",
+            Direction::Incoming,
             "+14155552222",
             None,
             1_800_000_100,
@@ -430,15 +437,27 @@ async fn manual_links_unlinks_and_backfill_on_every_backend() {
         let db = crm_db(&t).await;
         let linker = Linker::new(&cfg.crm);
         let calls = [
-            report("old-1@pbx", "incoming", "+14155551999", None, 1_700_000_000),
+            report(
+                "old-1@pbx",
+                Direction::Incoming,
+                "+14155551999",
+                None,
+                1_700_000_000,
+            ),
             report(
                 "old-2@pbx",
-                "outgoing",
+                Direction::Outgoing,
                 "+14155551999",
                 Some("2001"),
                 1_700_000_100,
             ),
-            report("bob@pbx", "incoming", "+14155552222", None, 1_800_000_000),
+            report(
+                "bob@pbx",
+                Direction::Incoming,
+                "+14155552222",
+                None,
+                1_800_000_000,
+            ),
         ];
         linker.write(&db, "default", &calls).await.expect("write");
 
@@ -572,7 +591,7 @@ async fn cli_links_shows_lists_and_backfills_on_sqlite() {
             "default",
             &[report(
                 "cli@pbx",
-                "incoming",
+                Direction::Incoming,
                 "+14155551999",
                 None,
                 1_800_000_000,

@@ -4,16 +4,23 @@
 mod db_support;
 
 use db_support::{count, strings, TestDb, ALL};
+use pbxbridge::call::{Direction, Outcome};
 use pbxbridge::db::{Backend, DbOptions};
 use pbxbridge::report::CallReport;
 use pbxbridge::time::Timestamp;
 
 /// An incoming call from +14155551212 to 2001 with a start time that has
 /// microseconds (for the round-trip test) and the given outcome.
-fn report(call_id: &str, started_secs: i64, outcome: &str) -> CallReport {
-    let mut c = db_support::answered_call(call_id, "incoming", "+14155551212", None, started_secs);
+fn report(call_id: &str, started_secs: i64, outcome: Outcome) -> CallReport {
+    let mut c = db_support::answered_call(
+        call_id,
+        Direction::Incoming,
+        "+14155551212",
+        None,
+        started_secs,
+    );
     c.started_at = Timestamp::from_micros(started_secs * 1_000_000 + 123_456);
-    c.outcome = outcome.into();
+    c.outcome = outcome;
     c
 }
 
@@ -30,8 +37,8 @@ async fn migrations_run_twice_and_upserts_are_idempotent_on_every_backend() {
             "{backend:?}"
         );
         let calls = vec![
-            report("b@pbx", 1_800_000_100, "answered"),
-            report("a@pbx", 1_800_000_000, "busy"),
+            report("b@pbx", 1_800_000_100, Outcome::Answered),
+            report("a@pbx", 1_800_000_000, Outcome::Busy),
         ];
         let w = db.upsert_calls("default", &calls).await.expect("write");
         assert_eq!(w.calls, 2);
@@ -74,7 +81,7 @@ async fn times_round_trip_with_microseconds() {
     for backend in ALL {
         let t = TestDb::new(backend).await;
         let db = t.connect().await;
-        let c = report("t@pbx", 1_800_000_000, "answered");
+        let c = report("t@pbx", 1_800_000_000, Outcome::Answered);
         db.upsert_calls("default", std::slice::from_ref(&c))
             .await
             .unwrap();
@@ -109,9 +116,12 @@ async fn prefix_and_schema_keep_tables_apart() {
             max_connections: 2,
         };
         let db = t.connect_with(&opts).await;
-        db.upsert_calls("default", &[report("p@pbx", 1_800_000_000, "answered")])
-            .await
-            .unwrap();
+        db.upsert_calls(
+            "default",
+            &[report("p@pbx", 1_800_000_000, Outcome::Answered)],
+        )
+        .await
+        .unwrap();
         let table = match backend {
             Backend::Postgres => format!("\"{schema}\".\"pbx_calls\""),
             _ => format!("`{schema}`.`pbx_calls`"),
@@ -148,7 +158,7 @@ async fn a_long_call_id_and_long_values_are_stored_not_refused() {
         let t = TestDb::new(backend).await;
         let db = t.connect().await;
         let long_id = format!("{}@pbx", "x".repeat(400));
-        let mut c = report(&long_id, 1_800_000_000, "answered");
+        let mut c = report(&long_id, 1_800_000_000, Outcome::Answered);
         c.sip_src = Some("y".repeat(300));
         db.upsert_calls("default", &[c.clone()])
             .await

@@ -6,7 +6,7 @@ mod db_support;
 
 use db_support::{strings, TestDb, ALL};
 use pbxbridge::db::{DbTime, RecordingState};
-use pbxbridge::report::{CallReport, RecordingReport};
+use pbxbridge::report::{CallReport, RecordingReport, RecordingStatus};
 use pbxbridge::time::Timestamp;
 
 fn pending_call(call_id: &str, key: &str) -> CallReport {
@@ -31,7 +31,7 @@ fn pending_call(call_id: &str, key: &str) -> CallReport {
     .expect("old outbox JSON still reads");
     assert_eq!(c.recording.key, None);
     c.recording = RecordingReport {
-        status: "pending".into(),
+        status: RecordingStatus::Pending,
         backend: Some("share".into()),
         key: Some(key.into()),
         ..c.recording
@@ -69,7 +69,7 @@ async fn stored_recordings_stay_stored_when_the_call_is_written_again() {
         assert_eq!(
             db.recording_state(key).await.unwrap(),
             Some(RecordingState {
-                status: "pending".into(),
+                status: RecordingStatus::Pending,
                 sha256: None
             }),
             "{backend:?}"
@@ -121,7 +121,7 @@ async fn stored_recordings_stay_stored_when_the_call_is_written_again() {
             .unwrap();
         assert_eq!(
             db.recording_state(key).await.unwrap().map(|s| s.status),
-            Some("expired".into()),
+            Some(RecordingStatus::Expired),
             "{backend:?}"
         );
         assert_eq!(
@@ -144,6 +144,58 @@ async fn stored_recordings_stay_stored_when_the_call_is_written_again() {
             row(&db, "c@d").await,
             vec!["pending|share|recordings/2023/11/14/c@d.wav|-|/r/x.wav|5|no".to_string()],
             "{backend:?}"
+        );
+    }
+}
+
+/// A name no version of pbxbridge writes (a hand edit, a newer version) is
+/// an error that says which column held what, on every backend and for
+/// every reader of the enum columns.
+#[tokio::test]
+async fn an_unknown_status_in_a_row_is_an_error_naming_column_and_value() {
+    use pbxbridge::db::call_list::{list_calls, CallFilter};
+    use pbxbridge::db::recording_lookup::recording_of;
+    for backend in ALL {
+        let t = TestDb::new(backend).await;
+        let db = t.connect().await;
+        let key = "recordings/2023/11/14/u@v.wav";
+        db.upsert_calls("s1", &[pending_call("u@v", key)])
+            .await
+            .unwrap();
+        db_support::exec(
+            &db,
+            &db.sql("UPDATE {calls} SET recording_status = 'mislaid' WHERE call_id = 'u@v'"),
+        )
+        .await;
+        let says = |e: String| {
+            assert!(
+                e.contains("recording_status") && e.contains("\"mislaid\""),
+                "{backend:?}: {e}"
+            )
+        };
+        says(db.recording_state(key).await.unwrap_err().to_string());
+        says(
+            recording_of(&db, "s1", "u@v")
+                .await
+                .unwrap_err()
+                .to_string(),
+        );
+        db_support::exec(
+            &db,
+            &db.sql(
+                "UPDATE {calls} SET recording_status = 'pending', direction = 'sideways' \
+                 WHERE call_id = 'u@v'",
+            ),
+        )
+        .await;
+        let filter = CallFilter {
+            limit: 10,
+            ..CallFilter::default()
+        };
+        let e = list_calls(&db, &filter).await.unwrap_err().to_string();
+        assert!(
+            e.contains("direction") && e.contains("\"sideways\""),
+            "{backend:?}: {e}"
         );
     }
 }

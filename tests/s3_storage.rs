@@ -289,6 +289,7 @@ async fn virtual_hosted_style_builds_bucket_host_urls() {
 
 use db_support::TestDb;
 use pbxbridge::db::{Db, DbTime, Pool};
+use pbxbridge::report::RecordingStatus;
 use pbxbridge::store::link::{open_recording, recording_link, LinkError};
 use pbxbridge::store::retention::expire;
 use pbxbridge::time::Timestamp;
@@ -452,7 +453,13 @@ async fn links_and_retention_on_every_database() {
         let e =
             err(recording_link(&db, &st, "default", "pending@pbx", Duration::from_secs(60)).await);
         assert!(
-            matches!(e, LinkError::NotStored { ref status, .. } if status == "pending"),
+            matches!(
+                e,
+                LinkError::NotStored {
+                    status: RecordingStatus::Pending,
+                    ..
+                }
+            ),
             "{backend:?}: {e}"
         );
         let e = err(recording_link(

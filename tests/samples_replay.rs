@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use pbxbridge::call::EndReason;
+use pbxbridge::call::{EndReason, Outcome};
 use pbxbridge::capture::pcapfile::PcapFileReader;
 use pbxbridge::config::Config;
 use pbxbridge::pipeline::Pipeline;
-use pbxbridge::report::CallReport;
+use pbxbridge::report::{CallReport, RecordingStatus};
 use pbxbridge::time::Timestamp;
 
 fn samples() -> Option<PathBuf> {
@@ -38,7 +38,7 @@ fn outcomes(calls: &[CallReport]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for c in calls {
         let key = match c.sip_code {
-            Some(code) if c.outcome != "answered" => format!("{}({code})", c.outcome),
+            Some(code) if c.outcome != Outcome::Answered => format!("{}({code})", c.outcome),
             _ => c.outcome.to_string(),
         };
         *m.entry(key).or_insert(0) += 1;
@@ -146,7 +146,7 @@ fn public_captures_match_the_manifest() {
     assert_eq!(get("ISA/sip.pcap"), get("ISA/sip.pcap.pcapng"));
     // Answered calls with two-way G.711 become recordings of the talk time.
     let isa = &get("ISA/sip.pcap")[0];
-    assert_eq!(isa.recording.status, "stored");
+    assert_eq!(isa.recording.status, RecordingStatus::Stored);
     let samples = isa.recording.samples.unwrap() as f64;
     assert!(
         (samples / 8000.0 - isa.duration).abs() < 0.02,
@@ -159,11 +159,18 @@ fn public_captures_match_the_manifest() {
     let srtp = get("voipshark/SIP-SRTP-Normal_Call_two_parties.pcap");
     assert_eq!(srtp.len(), 2);
     for c in srtp {
-        assert_eq!(c.recording.status, "encrypted", "{}", c.call_id);
+        assert_eq!(
+            c.recording.status,
+            RecordingStatus::Encrypted,
+            "{}",
+            c.call_id
+        );
     }
     let plain = get("voipshark/SIP-RTP-Normal_Call_two_parties.pcap");
     assert!(
-        plain.iter().all(|c| c.recording.status == "stored"),
+        plain
+            .iter()
+            .all(|c| c.recording.status == RecordingStatus::Stored),
         "{plain:#?}"
     );
     // The TCP retransmission capture has no calls but must not invent any.

@@ -14,6 +14,7 @@ use object_store::ObjectStore;
 use pbxbridge::config::{Config, StorageBackend};
 use pbxbridge::db::{Db, DbOptions};
 use pbxbridge::replay::{ReplayError, ReplayOptions, ReplaySummary};
+use pbxbridge::report::RecordingStatus;
 use pbxbridge::store::uploader::hash_file;
 
 struct Setup {
@@ -115,7 +116,7 @@ async fn a_recording_reaches_the_share_and_its_row_says_stored() {
     assert_eq!(answered.len(), 1);
     let rec = &answered[0].recording;
     // The call record says where the file will go, not that it is there.
-    assert_eq!(rec.status, "pending");
+    assert_eq!(rec.status, RecordingStatus::Pending);
     assert_eq!(rec.backend.as_deref(), Some("share"));
     let key = rec.key.clone().unwrap();
     assert!(

@@ -11,7 +11,7 @@ mod stats;
 mod tracker;
 
 pub use config::TrackerConfig;
-pub use record::{CallRecord, Direction, EndReason, LegQuality, Outcome};
+pub use record::{parse_name, CallRecord, Direction, EndReason, LegQuality, Outcome, UnknownName};
 pub use stats::Stats;
 pub use tracker::Tracker;
 

@@ -1,10 +1,13 @@
 //! What the tracker knows about a call when it ends.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Incoming,
@@ -14,6 +17,13 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 4] = [
+        Direction::Incoming,
+        Direction::Outgoing,
+        Direction::Internal,
+        Direction::Unknown,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Incoming => "incoming",
@@ -24,7 +34,7 @@ impl Direction {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Answered,
@@ -36,6 +46,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Answered,
+        Outcome::Busy,
+        Outcome::Declined,
+        Outcome::NoAnswer,
+        Outcome::Cancelled,
+        Outcome::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Answered => "answered",
@@ -58,7 +77,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     CallerBye,
@@ -79,6 +98,20 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    pub const ALL: [EndReason; 11] = [
+        EndReason::CallerBye,
+        EndReason::CalleeBye,
+        EndReason::Cancel,
+        EndReason::Rejected,
+        EndReason::RtpTimeout,
+        EndReason::RingTimeout,
+        EndReason::NoResponse,
+        EndReason::MaxDuration,
+        EndReason::CaptureEnd,
+        EndReason::Shutdown,
+        EndReason::CrashRecovered,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::CallerBye => "caller_bye",
@@ -96,6 +129,78 @@ impl EndReason {
     }
 }
 
+/// A name that is none of an enum's `as_str` values (read from a database
+/// row, a command line or a file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a known {kind} (known: {known})")]
+pub struct UnknownName {
+    /// What was being read, e.g. `outcome`.
+    pub kind: &'static str,
+    pub value: String,
+    /// The names that are known, comma-separated.
+    pub known: String,
+}
+
+/// The variant of `all` whose `as_str` is `text`.
+pub fn parse_name<T: Copy>(
+    kind: &'static str,
+    all: &[T],
+    as_str: impl Fn(T) -> &'static str,
+    text: &str,
+) -> Result<T, UnknownName> {
+    all.iter()
+        .copied()
+        .find(|v| as_str(*v) == text)
+        .ok_or_else(|| UnknownName {
+            kind,
+            value: text.to_owned(),
+            known: all
+                .iter()
+                .map(|v| as_str(*v))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl FromStr for Direction {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        parse_name("direction", &Self::ALL, Self::as_str, s)
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        parse_name("outcome", &Self::ALL, Self::as_str, s)
+    }
+}
+
+impl FromStr for EndReason {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        parse_name("end_reason", &Self::ALL, Self::as_str, s)
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Per-direction RTP quality, for ops.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LegQuality {
@@ -105,6 +210,11 @@ pub struct LegQuality {
     pub jitter_ms: f64,
 }
 
+/// The core's snapshot of one call when it ends (or, for a crash-safe
+/// spool, while it is up): SIP facts only, numbers as written. Drivers turn
+/// it into a `report::CallReport` (normalised numbers, recording status),
+/// which is what is stored. Not the WAV recording (`crate::record`) and not a
+/// CRM record (`config::CrmRecord`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallRecord {
     pub call_id: String,

@@ -1,22 +1,32 @@
 //! `pbxbridge calls`: the call log, a call and its links, linking by hand.
 
 use super::{CallsCommand, CommandError};
+use std::str::FromStr;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+
+use crate::call::{Direction, Outcome, UnknownName};
 use crate::config::Config;
 use crate::db::call_list::{self, CallFilter};
 use crate::db::{links, CallRow};
 use crate::time::Timestamp;
 
-/// `Outcome::as_str` of every outcome a call can have.
-pub const OUTCOMES: [&str; 6] = [
-    "answered",
-    "busy",
-    "declined",
-    "no_answer",
-    "cancelled",
-    "failed",
-];
-/// `Direction::as_str` of every direction.
-pub const DIRECTIONS: [&str; 4] = ["incoming", "outgoing", "internal", "unknown"];
+/// `--outcome`: one of `Outcome::ALL`, by name; `--help` lists them.
+pub fn outcome_parser() -> impl TypedValueParser<Value = Outcome> {
+    names_parser(&Outcome::ALL, Outcome::as_str)
+}
+
+/// `--direction`: one of `Direction::ALL`, by name.
+pub fn direction_parser() -> impl TypedValueParser<Value = Direction> {
+    names_parser(&Direction::ALL, Direction::as_str)
+}
+
+fn names_parser<T>(all: &[T], as_str: fn(T) -> &'static str) -> impl TypedValueParser<Value = T>
+where
+    T: Copy + FromStr<Err = UnknownName> + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(all.iter().map(|v| as_str(*v))).try_map(|name| name.parse::<T>())
+}
 
 /// `--since`: RFC 3339, or a date meaning its first moment (UTC).
 pub fn parse_since(text: &str) -> Result<Timestamp, String> {

@@ -171,12 +171,13 @@ fn seq_of(path: &Path) -> Option<u64> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::report::{CallReport, RecordingReport, RtpReport};
+    use crate::call::{Direction, EndReason, Outcome};
+    use crate::report::{CallReport, RecordingReport, RecordingStatus, RtpReport};
 
     pub(crate) fn report(id: &str) -> CallReport {
         CallReport {
             call_id: id.into(),
-            direction: "incoming".into(),
+            direction: Direction::Incoming,
             from_number: Some("+12125550100".into()),
             to_number: None,
             from_raw: None,
@@ -187,13 +188,13 @@ pub(super) mod tests {
             answered_at: None,
             ended_at: crate::time::Timestamp::from_secs(1_767_225_601),
             duration: 0.0,
-            outcome: "busy".into(),
+            outcome: Outcome::Busy,
             sip_code: Some(486),
-            end_reason: "rejected".into(),
+            end_reason: EndReason::Rejected,
             answered_elsewhere: false,
             dtmf: String::new(),
             held: false,
-            recording: RecordingReport::without_file("none", None),
+            recording: RecordingReport::without_file(RecordingStatus::None, None),
             sip_src: None,
             sip_dst: None,
             rtp: RtpReport {
@@ -236,5 +237,40 @@ pub(super) mod tests {
         assert!(err.contains("line 1"), "{err}");
         ob.quarantine(&p);
         assert!(ob.is_empty());
+    }
+
+    /// A batch as the version that kept these fields as strings wrote it
+    /// (one line per call) is read into the typed report, and written back
+    /// byte for byte.
+    #[test]
+    fn batches_written_before_the_enums_still_read() {
+        let old = concat!(
+            r#"{"call_id":"old@pbx","direction":"outgoing","from_number":"2001","#,
+            r#""to_number":"+12125550100","from_raw":"2001","to_raw":"12125550100","#,
+            r#""from_display":null,"agent":"2001","started_at":"2026-01-01T00:00:00.000000Z","#,
+            r#""answered_at":"2026-01-01T00:00:02.000000Z","ended_at":"2026-01-01T00:00:09.500000Z","#,
+            r#""duration":7.5,"outcome":"answered","sip_code":200,"end_reason":"callee_bye","#,
+            r#""answered_elsewhere":false,"dtmf":"","held":false,"recording":{"status":"pending","#,
+            r#""path":"/var/spool/x.wav","backend":"s3","key":"rec/x.wav","codec":"PCMU","#,
+            r#""sample_rate":8000,"channels":2,"samples":60000,"bytes":240044,"detail":null},"#,
+            r#""sip_src":"10.0.0.2:5060","sip_dst":"10.0.0.1:5060","rtp":{"caller":{"packets":375,"#,
+            r#""lost":0,"jitter_ms":0.5},"callee":{"packets":374,"lost":1,"jitter_ms":1.25}}}"#,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("7.jsonl"), format!("{old}\n")).unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        let pending = ob.pending().unwrap();
+        let batch = ob.read(&pending[0]).unwrap();
+        let r = &batch.reports[0];
+        assert_eq!(r.direction, Direction::Outgoing);
+        assert_eq!(r.outcome, Outcome::Answered);
+        assert_eq!(r.end_reason, EndReason::CalleeBye);
+        assert_eq!(r.recording.status, RecordingStatus::Pending);
+        assert_eq!(r.other_number(), Some("+12125550100"));
+        assert_eq!(serde_json::to_string(r).unwrap(), old);
+
+        std::fs::write(&pending[0], old.replace("callee_bye", "hung_up")).unwrap();
+        let err = ob.read(&pending[0]).unwrap_err().to_string();
+        assert!(err.contains("hung_up"), "{err}");
     }
 }

@@ -71,7 +71,7 @@ pub fn persist_thread(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             for r in &batch {
-                *by_outcome.entry(r.outcome.clone()).or_insert(0) += 1;
+                *by_outcome.entry(r.outcome.as_str().to_owned()).or_insert(0) += 1;
                 if let Some(b) = r.recording.bytes {
                     stats.recorded_bytes.fetch_add(b, Ordering::Relaxed);
                 }

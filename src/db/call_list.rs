@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use super::links::{call_row, CALL_ROW_COLUMNS};
 use super::{CallRow, Db, DbError, DbTime, RecordCall};
+use crate::call::{Direction, Outcome};
 use crate::time::Timestamp;
 
 /// Which calls to list. Empty lists and `None` do not narrow.
@@ -17,9 +18,9 @@ pub struct CallFilter {
     /// `started_at < until`.
     pub until: Option<Timestamp>,
     /// One of these outcomes.
-    pub outcomes: Vec<String>,
+    pub outcomes: Vec<Outcome>,
     /// One of these directions.
-    pub directions: Vec<String>,
+    pub directions: Vec<Direction>,
     /// The agent's extension (`agent`) or CRM id (`agent_id`).
     pub agent: Option<String>,
     /// Calls linked (not removed) to this record: (type, id).
@@ -61,11 +62,14 @@ impl CallFilter {
             cond.push("c.started_at < ?".into());
             binds.push(Bind::Time(DbTime(t)));
         }
-        for (column, values) in [("outcome", &self.outcomes), ("direction", &self.directions)] {
+        let outcomes = self.outcomes.iter().map(|o| o.as_str()).collect();
+        let directions = self.directions.iter().map(|d| d.as_str()).collect();
+        for (column, values) in [("outcome", outcomes), ("direction", directions)] {
+            let values: Vec<&str> = values;
             if !values.is_empty() {
                 let marks = vec!["?"; values.len()].join(", ");
                 cond.push(format!("c.{column} IN ({marks})"));
-                binds.extend(values.iter().cloned().map(Bind::Text));
+                binds.extend(values.into_iter().map(|v| Bind::Text(v.to_owned())));
             }
         }
         if let Some(a) = &self.agent {

@@ -8,7 +8,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{call_key, Db, DbError, DbTime, LinkSource};
+use crate::call::{Direction, EndReason, Outcome};
 use crate::config::CrmConfig;
+use crate::report::RecordingStatus;
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +43,7 @@ pub struct CallRow {
     pub id: i64,
     pub sensor: String,
     pub call_id: String,
-    pub direction: String,
+    pub direction: Direction,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
     pub other_number: Option<String>,
@@ -53,9 +55,9 @@ pub struct CallRow {
     pub answered_at: Option<Timestamp>,
     pub ended_at: Timestamp,
     pub duration: f64,
-    pub outcome: String,
-    pub end_reason: String,
-    pub recording_status: String,
+    pub outcome: Outcome,
+    pub end_reason: EndReason,
+    pub recording_status: RecordingStatus,
     pub recording_path: Option<String>,
 }
 
@@ -109,7 +111,7 @@ macro_rules! call_row {
             id: r.try_get(0)?,
             sensor: r.try_get(1)?,
             call_id: r.try_get(2)?,
-            direction: r.try_get(3)?,
+            direction: $crate::db::names::decode("direction", r.try_get(3)?)?,
             from_number: r.try_get(4)?,
             to_number: r.try_get(5)?,
             other_number: r.try_get(6)?,
@@ -121,9 +123,9 @@ macro_rules! call_row {
             answered_at: answered.map(|t| t.0),
             ended_at: ended.0,
             duration: r.try_get(14)?,
-            outcome: r.try_get(15)?,
-            end_reason: r.try_get(16)?,
-            recording_status: r.try_get(17)?,
+            outcome: $crate::db::names::decode("outcome", r.try_get(15)?)?,
+            end_reason: $crate::db::names::decode("end_reason", r.try_get(16)?)?,
+            recording_status: $crate::db::names::decode("recording_status", r.try_get(17)?)?,
             recording_path: r.try_get(18)?,
         }
     }};

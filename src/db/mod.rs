@@ -31,6 +31,7 @@ mod dbtime;
 pub mod dialect;
 pub mod links;
 mod migrate;
+mod names;
 mod phone_index;
 pub mod recording_lookup;
 mod recordings;

@@ -3,7 +3,8 @@
 
 use sqlx::Row;
 
-use super::{call_key, Db, DbError, DbTime};
+use super::{call_key, names, Db, DbError, DbTime};
+use crate::report::RecordingStatus;
 use crate::time::Timestamp;
 
 /// A call's recording as the call record describes it.
@@ -13,8 +14,7 @@ pub struct RecordingRef {
     pub id: i64,
     pub call_id: String,
     pub started_at: Timestamp,
-    /// pending, stored, failed, expired, none, …
-    pub status: String,
+    pub status: RecordingStatus,
     /// `local`, `share` or `s3`; `None` for rows written before storage
     /// backends existed (local).
     pub backend: Option<String>,
@@ -36,7 +36,7 @@ macro_rules! recording_ref {
             id: r.try_get(0)?,
             call_id: r.try_get(1)?,
             started_at: started.0,
-            status: r.try_get(3)?,
+            status: names::decode("recording_status", r.try_get(3)?)?,
             backend: r.try_get(4)?,
             key: r.try_get(5)?,
             path: r.try_get(6)?,

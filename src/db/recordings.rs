@@ -3,12 +3,13 @@
 
 use sqlx::Row;
 
-use super::{DbError, DbTime};
+use super::{names, DbError, DbTime};
+use crate::report::RecordingStatus;
 
 /// What the database says about one recording key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordingState {
-    pub status: String,
+    pub status: RecordingStatus,
     pub sha256: Option<String>,
 }
 
@@ -59,18 +60,18 @@ impl super::Db {
         let rows = with_pool!(&self.pool, p => {
             let mut out = Vec::new();
             for row in sqlx::query(&sql).bind(key).fetch_all(p).await.map_err(q)? {
-                let status: Option<String> = row.try_get(0).map_err(q)?;
+                let status = names::decode("recording_status", row.try_get(0).map_err(q)?);
                 let sha256: Option<String> = row.try_get(1).map_err(q)?;
                 out.push(RecordingState {
-                    status: status.unwrap_or_default(),
+                    status: status.map_err(q)?,
                     sha256,
                 });
             }
             out
         });
-        let rank = |s: &RecordingState| match s.status.as_str() {
-            "expired" => 2,
-            "stored" => 1,
+        let rank = |s: &RecordingState| match s.status {
+            RecordingStatus::Expired => 2,
+            RecordingStatus::Stored => 1,
             _ => 0,
         };
         Ok(rows.into_iter().max_by_key(rank))

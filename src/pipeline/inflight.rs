@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::call::{CallRecord, EndReason};
 use crate::matching::number::Normalizer;
 use crate::record::recover;
-use crate::report::{CallReport, RecordingReport};
+use crate::report::{CallReport, RecordingReport, RecordingStatus};
 use crate::time::Timestamp;
 
 use super::recordings::{recording_path, safe_file_name};
@@ -60,7 +60,11 @@ impl InflightJournal {
         recordings_dir: Option<&Path>,
     ) -> std::io::Result<()> {
         let entry = InflightEntry {
-            report: CallReport::new(rec, numbers, RecordingReport::without_file("none", None)),
+            report: CallReport::new(
+                rec,
+                numbers,
+                RecordingReport::without_file(RecordingStatus::None, None),
+            ),
             started_us: rec.started_at.micros(),
             answered_us: rec.answered_at.map(Timestamp::micros),
             last_us: rec.ended_at.micros(),
@@ -140,7 +144,7 @@ impl InflightJournal {
 
 fn finish_recovered(entry: InflightEntry, alive: Option<Timestamp>) -> CallReport {
     let mut report = entry.report;
-    report.end_reason = EndReason::CrashRecovered.as_str().into();
+    report.end_reason = EndReason::CrashRecovered;
     let mut ended = Timestamp::from_micros(entry.last_us);
     if let (Some(answered), Some(dir)) = (entry.answered_us, entry.recordings_dir.as_deref()) {
         let answered = Timestamp::from_micros(answered);
@@ -157,7 +161,7 @@ fn finish_recovered(entry: InflightEntry, alive: Option<Timestamp>) -> CallRepor
         report.recording = match source {
             Some(src) => recovered_recording(&report.call_id, &src, &dest, answered, &mut ended),
             None => RecordingReport::without_file(
-                "no_audio",
+                RecordingStatus::NoAudio,
                 Some("no audio had been spooled when the daemon stopped".into()),
             ),
         };
@@ -185,7 +189,7 @@ fn recovered_recording(
         Ok(info) => info,
         Err(e) => {
             tracing::error!(call_id, error = %e, "cannot repair the spooled recording");
-            return RecordingReport::without_file("failed", Some(e.to_string()));
+            return RecordingReport::without_file(RecordingStatus::Failed, Some(e.to_string()));
         }
     };
     if src != dest {
@@ -195,7 +199,7 @@ fn recovered_recording(
             .and_then(|_| std::fs::rename(src, dest));
         if let Err(e) = moved {
             tracing::error!(call_id, error = %e, "cannot move the recovered recording");
-            return RecordingReport::without_file("failed", Some(e.to_string()));
+            return RecordingReport::without_file(RecordingStatus::Failed, Some(e.to_string()));
         }
     }
     let rate = i64::from(info.sample_rate.max(1));
@@ -205,7 +209,7 @@ fn recovered_recording(
         / rate;
     *ended = answered.saturating_add_micros(talk_us);
     RecordingReport {
-        status: "stored".into(),
+        status: RecordingStatus::Stored,
         path: Some(dest.display().to_string()),
         backend: None,
         key: None,
@@ -309,10 +313,10 @@ mod tests {
             "the call already in the outbox is not written twice"
         );
         let (ringing, up) = (&out[0], &out[1]);
-        assert_eq!(up.end_reason, "crash_recovered");
-        assert_eq!(up.outcome, "answered");
+        assert_eq!(up.end_reason, EndReason::CrashRecovered);
+        assert_eq!(up.outcome, Outcome::Answered);
         assert_eq!(up.from_number.as_deref(), Some("+12125550100"));
-        assert_eq!(up.recording.status, "stored");
+        assert_eq!(up.recording.status, RecordingStatus::Stored);
         assert!((up.duration - 2.5).abs() < 1e-6, "{}", up.duration);
         assert_eq!(up.ended_at, Timestamp::from_micros(1_800_000_006_500_000));
         let path = up.recording.path.as_deref().unwrap();
@@ -323,9 +327,9 @@ mod tests {
         let wav = hound::WavReader::open(path).unwrap();
         assert_eq!(wav.duration(), 20_000);
         assert!(!spool.exists());
-        assert_eq!(ringing.end_reason, "crash_recovered");
-        assert_eq!(ringing.outcome, "no_answer");
-        assert_eq!(ringing.recording.status, "none");
+        assert_eq!(ringing.end_reason, EndReason::CrashRecovered);
+        assert_eq!(ringing.outcome, Outcome::NoAnswer);
+        assert_eq!(ringing.recording.status, RecordingStatus::None);
         assert_eq!(ringing.duration, 0.0);
 
         // The caller removes what it has put in the outbox; nothing is recovered twice.

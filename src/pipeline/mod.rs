@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use crate::call::{CallHandle, EndReason, Event, Stats, Tracker, TrackerConfig};
 use crate::config::Config;
 use crate::matching::number::{parse_country, Normalizer};
-use crate::report::{CallReport, RecordingReport};
+use crate::report::{CallReport, RecordingReport, RecordingStatus};
 use crate::time::Timestamp;
 use crate::wire::LinkType;
 
@@ -200,7 +200,7 @@ impl Pipeline {
                     );
                     if self.writer.is_none() {
                         let none = RecordingReport::without_file(
-                            "none",
+                            RecordingStatus::None,
                             Some("recording is disabled".into()),
                         );
                         out.push(CallReport::new(&record, &self.numbers, none));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::call::{CallHandle, CallRecord, Side};
 use crate::record::{recover, Channel, RecorderConfig, StereoRecorder};
-use crate::report::RecordingReport;
+use crate::report::{RecordingReport, RecordingStatus};
 use crate::store::uploader::RemoteTarget;
 use crate::time::Timestamp;
 
@@ -121,30 +121,30 @@ impl Recordings {
                 drop(r);
                 let _ = std::fs::remove_file(spool_path);
             }
-            return RecordingReport::without_file("none", None);
+            return RecordingReport::without_file(RecordingStatus::None, None);
         };
         let Some(a) = active else {
-            return RecordingReport::without_file("none", None);
+            return RecordingReport::without_file(RecordingStatus::None, None);
         };
         if let Some(err) = a.failed {
-            return RecordingReport::without_file("failed", Some(err));
+            return RecordingReport::without_file(RecordingStatus::Failed, Some(err));
         }
         let Some(recorder) = a.recorder else {
             if rec.encrypted_media {
                 return RecordingReport::without_file(
-                    "encrypted",
+                    RecordingStatus::Encrypted,
                     Some("the audio is SRTP-encrypted (RTP/SAVP); it is not recorded".into()),
                 );
             }
             return match &rec.unsupported_codec {
                 Some(codec) => RecordingReport::without_file(
-                    "unsupported_codec",
+                    RecordingStatus::UnsupportedCodec,
                     Some(format!(
                         "audio codec {codec} is not supported for recording"
                     )),
                 ),
                 None => RecordingReport::without_file(
-                    "no_audio",
+                    RecordingStatus::NoAudio,
                     Some("no RTP audio was seen for this call".into()),
                 ),
             };
@@ -156,7 +156,7 @@ impl Recordings {
             Ok(info) => info,
             Err(e) => {
                 tracing::error!(call_id = %rec.call_id, error = %e, "cannot finish recording");
-                return RecordingReport::without_file("failed", Some(e.to_string()));
+                return RecordingReport::without_file(RecordingStatus::Failed, Some(e.to_string()));
             }
         };
         let dest = recording_path(&self.dir, rec.started_at, &rec.call_id);
@@ -166,10 +166,10 @@ impl Recordings {
             .and_then(|_| std::fs::rename(&a.spool_path, &dest));
         if let Err(e) = moved {
             tracing::error!(call_id = %rec.call_id, error = %e, path = %dest.display(), "cannot move recording out of the spool");
-            return RecordingReport::without_file("failed", Some(e.to_string()));
+            return RecordingReport::without_file(RecordingStatus::Failed, Some(e.to_string()));
         }
         let mut report = RecordingReport {
-            status: "stored".into(),
+            status: RecordingStatus::Stored,
             path: Some(dest.display().to_string()),
             backend: None,
             key: None,

@@ -10,6 +10,7 @@ use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
 use super::{Storage, StoreError};
 use crate::db::recording_lookup::recording_of;
 use crate::db::{Db, DbError};
+use crate::report::RecordingStatus;
 
 /// S3 refuses presigned URLs valid for longer than seven days.
 pub const MAX_LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -18,8 +19,13 @@ pub const MAX_LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 pub enum LinkError {
     #[error("no call {call_id:?} (sensor {sensor:?}) in the database")]
     NoCall { sensor: String, call_id: String },
-    #[error("call {call_id:?}: the recording is not in storage yet (recording_status {status:?})")]
-    NotStored { call_id: String, status: String },
+    #[error(
+        "call {call_id:?}: the recording is not in storage yet (recording_status \"{status}\")"
+    )]
+    NotStored {
+        call_id: String,
+        status: RecordingStatus,
+    },
     #[error(
         "call {call_id:?}: the recording was deleted by retention (recording_status \"expired\")"
     )]
@@ -61,9 +67,9 @@ pub async fn recording_link(
             sensor: sensor.to_owned(),
             call_id: call_id.to_owned(),
         })?;
-    match rec.status.as_str() {
-        "stored" => {}
-        "expired" => {
+    match rec.status {
+        RecordingStatus::Stored => {}
+        RecordingStatus::Expired => {
             return Err(LinkError::Expired {
                 call_id: call_id.to_owned(),
             })
@@ -71,7 +77,7 @@ pub async fn recording_link(
         other => {
             return Err(LinkError::NotStored {
                 call_id: call_id.to_owned(),
-                status: other.to_owned(),
+                status: other,
             })
         }
     }

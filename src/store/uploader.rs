@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use super::{object_key, Storage, StoreError};
 use crate::config::{StorageBackend, StorageConfig};
 use crate::db::{Db, DbError, DbTarget, DbTime};
-use crate::report::RecordingReport;
+use crate::report::{RecordingReport, RecordingStatus};
 
 /// Where finished recordings go, known without reaching storage: the
 /// recorder names a pending recording's key from it.
@@ -56,7 +56,7 @@ impl RemoteTarget {
 
     /// A report of a file filed under `dir` becomes `pending`, with its key.
     pub fn mark_pending(&self, report: &mut RecordingReport, dir: &Path) {
-        if report.status != "stored" {
+        if report.status != RecordingStatus::Stored {
             return;
         }
         let Some(rel) = report
@@ -68,7 +68,7 @@ impl RemoteTarget {
         };
         report.key = Some(self.key_for(rel).to_string());
         report.backend = Some(self.backend.to_owned());
-        report.status = "pending".into();
+        report.status = RecordingStatus::Pending;
     }
 }
 
@@ -364,7 +364,9 @@ impl Uploader {
             if let Some(db) = db {
                 if let Some(state) = db.recording_state(&key_text).await? {
                     let same = state.sha256.as_deref() == Some(sha256.as_str());
-                    if state.status == "expired" || (state.status == "stored" && same) {
+                    if state.status == RecordingStatus::Expired
+                        || (state.status == RecordingStatus::Stored && same)
+                    {
                         // Stored before a crash kept us from deleting it, or a
                         // replay recorded it again; retention's word is final.
                         tracing::info!(call_id = %call_id, key = %key_text, status = %state.status, "recording is already in storage; local copy removed");
@@ -737,15 +739,15 @@ mod tests {
             ..StorageConfig::default()
         };
         let t = RemoteTarget::from_config(&cfg).unwrap();
-        let mut r = RecordingReport::without_file("stored", None);
+        let mut r = RecordingReport::without_file(RecordingStatus::Stored, None);
         r.path = Some("/data/rec/2024/01/02/abc.wav".into());
         t.mark_pending(&mut r, Path::new("/data/rec"));
-        assert_eq!(r.status, "pending");
+        assert_eq!(r.status, RecordingStatus::Pending);
         assert_eq!(r.key.as_deref(), Some("rec/x/2024/01/02/abc.wav"));
         assert_eq!(r.backend.as_deref(), Some("s3"));
-        let mut none = RecordingReport::without_file("no_audio", None);
+        let mut none = RecordingReport::without_file(RecordingStatus::NoAudio, None);
         t.mark_pending(&mut none, Path::new("/data/rec"));
-        assert_eq!(none.status, "no_audio");
+        assert_eq!(none.status, RecordingStatus::NoAudio);
         assert!(RemoteTarget::from_config(&StorageConfig::default()).is_none());
     }
 }

@@ -9,8 +9,9 @@ pub mod servers;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use pbxbridge::call::{Direction, EndReason, Outcome};
 use pbxbridge::db::{Backend, Db, DbOptions, Pool};
-use pbxbridge::report::{CallReport, RecordingReport, RtpReport};
+use pbxbridge::report::{CallReport, RecordingReport, RecordingStatus, RtpReport};
 use pbxbridge::time::Timestamp;
 
 /// Admin URLs of the servers; override with these variables.
@@ -233,7 +234,7 @@ pub async fn count(db: &Db, sql: &str) -> i64 {
 /// extension (2001 unless given), started at `secs`, 58 s of talk.
 pub fn answered_call(
     call_id: &str,
-    direction: &str,
+    direction: Direction,
     other: &str,
     agent: Option<&str>,
     secs: i64,
@@ -243,12 +244,12 @@ pub fn answered_call(
             .expect("leg")
     };
     let (from, to) = match direction {
-        "outgoing" => (agent.unwrap_or("2001"), other),
+        Direction::Outgoing => (agent.unwrap_or("2001"), other),
         _ => (other, agent.unwrap_or("2001")),
     };
     CallReport {
         call_id: call_id.into(),
-        direction: direction.into(),
+        direction,
         from_number: Some(from.into()),
         to_number: Some(to.into()),
         from_raw: Some(from.into()),
@@ -259,13 +260,13 @@ pub fn answered_call(
         answered_at: Some(Timestamp::from_secs(secs + 2)),
         ended_at: Timestamp::from_secs(secs + 60),
         duration: 58.0,
-        outcome: "answered".into(),
+        outcome: Outcome::Answered,
         sip_code: Some(200),
-        end_reason: "caller_bye".into(),
+        end_reason: EndReason::CallerBye,
         answered_elsewhere: false,
         dtmf: String::new(),
         held: false,
-        recording: RecordingReport::without_file("none", None),
+        recording: RecordingReport::without_file(RecordingStatus::None, None),
         sip_src: None,
         sip_dst: None,
         rtp: RtpReport {
