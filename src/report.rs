@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::call::{parse_name, CallRecord, Direction, EndReason, LegQuality, Outcome, UnknownName};
-use crate::matching::number::Normalizer;
+use crate::phone::Normalizer;
 use crate::time::Timestamp;
 
 /// Where a call's recording stands: the `recording.status` of the JSON and

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pbxbridge::matching::number::parse_country;
+use pbxbridge::phone::parse_country;
 use pbxbridge::matching::phone::{parse_crm_phone, PhoneRules, PhoneValue};
 
 fuzz_target!(|data: &[u8]| {

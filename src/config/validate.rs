@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Config, StorageBackend};
-use crate::db::dialect::{is_identifier, Backend};
+use crate::db_kind::{is_identifier, Backend};
 
 /// One thing wrong with a config: the key it is about and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +108,7 @@ impl Config {
                 ),
             );
         }
-        if crate::matching::number::parse_country(&self.pbx.default_country).is_none() {
+        if crate::phone::parse_country(&self.pbx.default_country).is_none() {
             p.add(
                 "pbx.default_country",
                 format!(

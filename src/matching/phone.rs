@@ -1,5 +1,5 @@
 //! Phone values as CRMs hold them: typed by people, in any format. Each is
-//! made the same E.164 string (or internal extension) that `number` makes of a
+//! made the same E.164 string (or internal extension) that `crate::phone` makes of a
 //! call's own numbers, so a lookup is a plain string comparison.
 
 use phonenumber::country::Id as Country;
@@ -28,7 +28,7 @@ impl PhoneRules {
     /// `None` when `pbx.default_country` or `pbx.extension_pattern` is not
     /// usable (a validated config never is).
     pub fn from_config(pbx: &crate::config::PbxConfig) -> Option<Self> {
-        let country = super::number::parse_country(&pbx.default_country)?;
+        let country = crate::phone::parse_country(&pbx.default_country)?;
         let extension = Regex::new(&pbx.extension_pattern).ok()?;
         Some(PhoneRules::new(country, extension))
     }
@@ -170,7 +170,7 @@ fn dial_digits(main: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matching::number::{parse_country, Normalizer};
+    use crate::phone::{parse_country, Normalizer};
 
     fn us() -> PhoneRules {
         PhoneRules::new(

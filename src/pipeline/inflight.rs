@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::call::{CallRecord, EndReason};
-use crate::matching::number::Normalizer;
+use crate::phone::Normalizer;
 use crate::record::recover;
 use crate::report::{CallReport, RecordingReport, RecordingStatus};
 use crate::time::Timestamp;
@@ -229,7 +229,7 @@ fn recovered_recording(
 mod tests {
     use super::*;
     use crate::call::{Direction, LegQuality, Outcome};
-    use crate::matching::number::parse_country;
+    use crate::phone::parse_country;
     use crate::record::{Channel, StereoRecorder};
 
     fn record(call_id: &str, answered: bool) -> CallRecord {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::call::{CallHandle, EndReason, Event, Stats, Tracker, TrackerConfig};
 use crate::config::Config;
-use crate::matching::number::{parse_country, Normalizer};
+use crate::phone::{parse_country, Normalizer};
 use crate::report::{CallReport, RecordingReport, RecordingStatus};
 use crate::time::Timestamp;
 use crate::wire::LinkType;

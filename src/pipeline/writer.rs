@@ -9,7 +9,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 use crate::call::{CallHandle, CallRecord, Side};
-use crate::matching::number::Normalizer;
+use crate::phone::Normalizer;
 use crate::report::CallReport;
 
 use super::{InflightJournal, Recordings};
