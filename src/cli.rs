@@ -411,7 +411,7 @@ pub async fn run_recordings(cfg: &Config, cmd: &RecordingsCommand) -> Result<(),
             }
         }
         RecordingsCommand::Expire { dry_run, json, .. } => {
-            let now = crate::db::DbTime::now().0;
+            let now = Timestamp::now();
             match retention::expire(&db, storage.as_ref(), cfg, now, *dry_run).await {
                 Ok(r) => print_expire(&r, *json, cfg.storage.retention_days).and_then(|()| {
                     if r.failed.is_empty() {

@@ -1,4 +1,7 @@
 //! Time inside the core is the packet's capture timestamp, never the clock.
+//! Drivers that need the clock (to close calls at shutdown, to stamp a HEP
+//! packet or a database row) read it with `Timestamp::now`, the only place
+//! it is read.
 
 use std::fmt;
 
@@ -7,6 +10,12 @@ use std::fmt;
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The wall clock, for drivers only: the core (`wire`, `reasm`, `sip`,
+    /// `rtp`, `call`) never calls this, so replaying a capture gives the
+    /// same calls every time.
+    pub fn now() -> Timestamp {
+        Timestamp(chrono::Utc::now().timestamp_micros())
+    }
     pub const fn from_micros(us: i64) -> Self {
         Timestamp(us)
     }
@@ -86,5 +95,36 @@ mod tests {
             "2023-11-14T22:13:20.123456Z"
         );
         assert_eq!(Timestamp(5).micros_since(Timestamp(9)), 0);
+    }
+
+    /// The core's time is the packet's: no file of it reads the clock.
+    #[test]
+    fn the_core_never_reads_the_clock() {
+        fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, files);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        for core in ["wire", "reasm", "sip", "rtp", "call"] {
+            walk(&src.join(core), &mut files);
+        }
+        assert!(files.len() > 20, "{files:?}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for clock in ["Timestamp::now", "SystemTime", "Instant::now", "Utc::now"] {
+                assert!(
+                    !text.contains(clock),
+                    "{} reads the clock ({clock})",
+                    f.display()
+                );
+            }
+        }
     }
 }

@@ -4,11 +4,12 @@
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use pbxbridge::capture::live::{LiveCapture, LiveError};
 use pbxbridge::capture::{input_queue, Input, InputReceiver, InputSender};
 use pbxbridge::config::CaptureConfig;
+use pbxbridge::time::Timestamp;
 use pbxbridge::wire::LinkType;
 
 fn cfg(filter: &str) -> CaptureConfig {
@@ -44,13 +45,6 @@ fn payload(port: u16, i: usize) -> Vec<u8> {
     format!("pbxbridge-live-test port={port} seq={i:05}").into_bytes()
 }
 
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
 fn frames_until(rx: &InputReceiver, want: usize, limit: Duration) -> Vec<(i64, LinkType, Vec<u8>)> {
     let deadline = Instant::now() + limit;
     let mut got = Vec::new();
@@ -74,7 +68,7 @@ fn captures_udp_on_loopback_with_filter() {
     assert_eq!(cap.interface(), "lo");
     assert_eq!(cap.link_type(), LinkType::Ethernet);
 
-    let before = now_micros();
+    let before = Timestamp::now().micros();
     let n = 50;
     for i in 0..n {
         sock.send_to(&payload(port, i), ("127.0.0.1", port))
@@ -83,7 +77,7 @@ fn captures_udp_on_loopback_with_filter() {
         sock.send_to(b"other", ("127.0.0.1", other_port)).unwrap();
     }
     let frames = frames_until(&rx, n, Duration::from_secs(10));
-    let after = now_micros();
+    let after = Timestamp::now().micros();
     assert_eq!(frames.len(), n, "frames captured on lo");
     for (i, (ts, link, data)) in frames.iter().enumerate() {
         assert_eq!(*link, LinkType::Ethernet);

@@ -76,15 +76,21 @@ async fn stored_recordings_stay_stored_when_the_call_is_written_again() {
         );
         // Not there yet: nothing changes.
         assert_eq!(
-            db.mark_stored("recordings/other.wav", "share", 1, "00", DbTime::now())
-                .await
-                .unwrap(),
+            db.mark_stored(
+                "recordings/other.wav",
+                "share",
+                1,
+                "00",
+                DbTime(Timestamp::now())
+            )
+            .await
+            .unwrap(),
             0,
             "{backend:?}"
         );
         let sha = "ab".repeat(32);
         let n = db
-            .mark_stored(key, "share", 288_100, &sha, DbTime::now())
+            .mark_stored(key, "share", 288_100, &sha, DbTime(Timestamp::now()))
             .await
             .unwrap();
         assert_eq!(n, 1, "{backend:?}");
@@ -125,7 +131,7 @@ async fn stored_recordings_stay_stored_when_the_call_is_written_again() {
             "{backend:?}"
         );
         assert_eq!(
-            db.mark_stored(key, "share", 1, &sha, DbTime::now())
+            db.mark_stored(key, "share", 1, &sha, DbTime(Timestamp::now()))
                 .await
                 .unwrap(),
             0,

@@ -372,7 +372,7 @@ async fn links_and_retention_on_every_database() {
         cfg.storage.retention_days = 30;
         cfg.recording.dir = rec_dir.path().to_owned();
         let st = open(&g, &prefix);
-        let now = DbTime::now().0;
+        let now = Timestamp::now();
 
         let old_key = format!("{prefix}/old.wav");
         let new_key = format!("{prefix}/new.wav");

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::{Input, InputSender, SendError};
 use crate::time::Timestamp;
@@ -167,14 +167,6 @@ impl Drop for HepListener {
     }
 }
 
-fn wall_clock() -> Timestamp {
-    let us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Timestamp::from_micros(us)
-}
-
 fn would_block(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -185,7 +177,7 @@ fn would_block(e: &io::Error) -> bool {
 /// Hands one message to the tracker; false once the queue is closed.
 fn forward(tx: &InputSender, data: &[u8]) -> bool {
     let input = Input::Hep {
-        ts: wall_clock(),
+        ts: Timestamp::now(),
         data: data.to_vec(),
     };
     // A full queue is counted by the queue itself.

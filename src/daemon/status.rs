@@ -97,7 +97,7 @@ impl Ops {
                 spool.files.store(files, Ordering::Relaxed);
                 spool.bytes.store(bytes, Ordering::Relaxed);
             }
-            let now = super::tracker_thread::wall_clock().micros().to_string();
+            let now = crate::time::Timestamp::now().micros().to_string();
             if let Err(e) = std::fs::write(&heartbeat, now) {
                 tracing::warn!(path = %heartbeat.display(), error = %e, "cannot write the heartbeat");
             }

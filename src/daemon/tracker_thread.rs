@@ -27,13 +27,6 @@ pub trait Observer: Send {
     fn tick(&mut self, pipeline: &Pipeline, input: &InputReceiver);
 }
 
-pub fn wall_clock() -> Timestamp {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX))
-}
-
 /// Runs until every input sender is gone, then ends every open call with
 /// `shutdown` and hands the last records on.
 pub fn run(
@@ -71,7 +64,7 @@ pub fn run(
                     Control::SetTimers(t) => pipeline.tracker_mut().set_timers(&t),
                 }
             }
-            let now = wall_clock().saturating_add_micros(-QUEUE_LAG_US);
+            let now = Timestamp::now().saturating_add_micros(-QUEUE_LAG_US);
             pipeline.handle_timeout(now, &mut out);
             send(&mut out);
             observer.tick(&pipeline, &input);
@@ -79,7 +72,7 @@ pub fn run(
     }
     let open = pipeline.tracker().active_calls();
     tracing::info!(open_calls = open, "capture stopped; ending open calls");
-    pipeline.close_all(wall_clock(), EndReason::Shutdown, &mut out);
+    pipeline.close_all(Timestamp::now(), EndReason::Shutdown, &mut out);
     send(&mut out);
     observer.tick(&pipeline, &input);
     pipeline

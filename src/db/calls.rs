@@ -298,7 +298,7 @@ impl super::Db {
             source,
         };
         let d = &self.dialect;
-        let now = DbTime::now();
+        let now = DbTime(crate::time::Timestamp::now());
         let per_stmt = Dialect::rows_per_statement(CALL_COLUMNS.len());
         let link_per_stmt = Dialect::rows_per_statement(LINK_COLUMNS.len());
         let mut summary = WriteSummary::default();

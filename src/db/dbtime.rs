@@ -12,12 +12,6 @@ use crate::time::Timestamp;
 pub struct DbTime(pub Timestamp);
 
 impl DbTime {
-    pub fn now() -> DbTime {
-        DbTime(Timestamp::from_micros(
-            chrono::Utc::now().timestamp_micros(),
-        ))
-    }
-
     fn chrono(self) -> chrono::DateTime<chrono::Utc> {
         let us = self.0.micros();
         chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()

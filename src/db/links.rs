@@ -206,7 +206,7 @@ async fn set_link(
     };
     let q = query_err(what);
     let key = call_key(call_id).into_owned();
-    let now = DbTime::now();
+    let now = DbTime(Timestamp::now());
     let find_call = db.sql("SELECT id FROM {calls} WHERE sensor = ? AND call_id = ?");
     let find_link = db.sql(
         "SELECT id, removed_at FROM {call_links} WHERE call_row = ? AND record_type = ? AND record_id = ?",
@@ -400,7 +400,7 @@ pub async fn match_past_calls(
         &["other_number"]
     };
     let d = db.dialect();
-    let now = DbTime::now();
+    let now = DbTime(Timestamp::now());
     with_pool!(db.pool(), p => {
         let rows = sqlx::query(&numbers_sql)
             .bind(record_type)

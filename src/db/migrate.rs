@@ -130,7 +130,7 @@ macro_rules! run_migrations {
                     .bind(m.version)
                     .bind(m.name)
                     .bind(&sum)
-                    .bind(super::DbTime::now())
+                    .bind(super::DbTime(crate::time::Timestamp::now()))
                     .execute(&mut *conn)
                     .await
                     .map_err(|e| err(m.version, e))?;
@@ -146,7 +146,7 @@ macro_rules! run_migrations {
                     .bind(m.version)
                     .bind(m.name)
                     .bind(&sum)
-                    .bind(super::DbTime::now())
+                    .bind(super::DbTime(crate::time::Timestamp::now()))
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| err(m.version, e))?;

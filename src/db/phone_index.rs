@@ -443,7 +443,7 @@ impl super::Db {
                 }
                 ins.execute(&mut *tx).await.map_err(q("inserting into the phone index"))?;
             }
-            let now = DbTime::now();
+            let now = DbTime(Timestamp::now());
             match mode {
                 WriteMode::Full => {
                     counts.records = records;

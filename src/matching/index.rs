@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::phone::{parse_crm_phone, PhoneRules, PhoneValue};
 use crate::config::{Config, CrmRecord};
 use crate::db::{
-    CrmChunk, Db, DbError, DbTime, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue,
-    ReadEnd, WriteMode,
+    CrmChunk, Db, DbError, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue, ReadEnd,
+    WriteMode,
 };
 
 /// CRM rows per chunk handed between reader, normaliser and writer.
@@ -382,7 +382,7 @@ async fn fresh_each(
         Ok(s) => s.into_iter().map(|s| (s.record_type.clone(), s)).collect(),
         Err(e) => return vec![Err(e.into())],
     };
-    let now = DbTime::now().0;
+    let now = crate::time::Timestamp::now();
     let mut out = Vec::with_capacity(cfg.crm.records.len());
     for (index, rec) in cfg.crm.records.iter().enumerate() {
         let plan = Plan {

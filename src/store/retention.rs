@@ -201,15 +201,7 @@ pub async fn run_periodically(
     }
     let every = Duration::from_secs(cfg.storage.expire_interval_secs.max(60));
     loop {
-        match expire(
-            &db,
-            storage.as_ref(),
-            &cfg,
-            crate::db::DbTime::now().0,
-            false,
-        )
-        .await
-        {
+        match expire(&db, storage.as_ref(), &cfg, Timestamp::now(), false).await {
             Ok(r) if r.deleted > 0 || !r.failed.is_empty() => tracing::info!(
                 deleted = r.deleted,
                 bytes = r.bytes,

@@ -415,7 +415,7 @@ impl Uploader {
                 storage.backend_name(),
                 size,
                 &sha256,
-                DbTime::now(),
+                DbTime(crate::time::Timestamp::now()),
             )
             .await?;
         if rows == 0 {
