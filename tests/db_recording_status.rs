@@ -205,3 +205,62 @@ async fn an_unknown_status_in_a_row_is_an_error_naming_column_and_value() {
         );
     }
 }
+
+/// Retention's two queries, on every backend: only stored rows past the
+/// cutoff are listed, and a row is expired once.
+#[tokio::test]
+async fn retention_lists_stored_rows_and_expires_each_once() {
+    use pbxbridge::db::recording_lookup::{mark_expired, stored_before};
+    for backend in ALL {
+        let t = TestDb::new(backend).await;
+        let db = t.connect().await;
+        let (stored_key, pending_key) = ("recordings/s.wav", "recordings/p.wav");
+        db.upsert_calls(
+            "s1",
+            &[
+                pending_call("s@x", stored_key),
+                pending_call("p@x", pending_key),
+            ],
+        )
+        .await
+        .unwrap();
+        let now = DbTime(Timestamp::now());
+        assert_eq!(
+            db.mark_stored(stored_key, "share", 9, "00", now)
+                .await
+                .unwrap(),
+            1
+        );
+        let cutoff = Timestamp::from_secs(1_800_000_000);
+        let rows = stored_before(&db, cutoff, 0, 10).await.unwrap();
+        assert_eq!(rows.len(), 1, "{backend:?}: {rows:?}");
+        assert_eq!(rows[0].call_id, "s@x", "{backend:?}");
+        assert_eq!(rows[0].status, RecordingStatus::Stored, "{backend:?}");
+        assert!(
+            stored_before(&db, Timestamp::from_secs(1_600_000_000), 0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{backend:?}: started after the cutoff"
+        );
+        assert!(mark_expired(&db, rows[0].id).await.unwrap(), "{backend:?}");
+        assert!(!mark_expired(&db, rows[0].id).await.unwrap(), "{backend:?}");
+        assert!(stored_before(&db, cutoff, 0, 10).await.unwrap().is_empty());
+        assert_eq!(
+            db.recording_state(stored_key)
+                .await
+                .unwrap()
+                .map(|s| s.status),
+            Some(RecordingStatus::Expired),
+            "{backend:?}"
+        );
+        assert_eq!(
+            db.recording_state(pending_key)
+                .await
+                .unwrap()
+                .map(|s| s.status),
+            Some(RecordingStatus::Pending),
+            "{backend:?}"
+        );
+    }
+}

@@ -284,7 +284,7 @@ impl Observer for Publisher {
             let active: u64 = by_state.iter().map(|(_, n)| n).sum();
             let answered = by_state
                 .iter()
-                .find(|(s, _)| *s == "answered")
+                .find(|(s, _)| *s == crate::call::CallState::Answered.as_str())
                 .map_or(0, |(_, n)| *n);
             let _ = self.notifier.status(&format!(
                 "{active} active calls ({answered} answered), {rate:.0} packets/s"

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Backend, DbError, DbTime, Dialect};
-use crate::report::CallReport;
+use crate::report::{CallReport, RecordingStatus};
 
 /// How a link between a call and a CRM record came about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +158,11 @@ fn upsert_sql(d: &Dialect, rows: usize) -> String {
 /// stored (or retention expired) keeps its `recording_*` columns: a retry,
 /// restart or replay re-upserts the call with the recorder's `pending`.
 fn upsert_clause(d: &Dialect) -> String {
-    const KEEP: &str = "recording_status IN ('stored', 'expired')";
+    let keep = format!(
+        "recording_status IN ('{}', '{}')",
+        RecordingStatus::Stored.as_str(),
+        RecordingStatus::Expired.as_str()
+    );
     let cols = CALL_COLUMNS.get(2..).unwrap_or_default();
     let (frozen, plain): (Vec<&str>, Vec<&str>) =
         cols.iter().partition(|c| c.starts_with("recording_"));
@@ -173,7 +177,7 @@ fn upsert_clause(d: &Dialect) -> String {
             sets.extend(
                 rest.iter()
                     .chain(&status)
-                    .map(|c| format!("{c} = IF({KEEP}, {c}, VALUES({c}))")),
+                    .map(|c| format!("{c} = IF({keep}, {c}, VALUES({c}))")),
             );
             format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
         }
@@ -181,7 +185,7 @@ fn upsert_clause(d: &Dialect) -> String {
             sets.extend(plain.iter().map(|c| format!("{c} = excluded.{c}")));
             sets.extend(
                 frozen.iter().map(|c| {
-                    format!("{c} = CASE WHEN cur.{KEEP} THEN cur.{c} ELSE excluded.{c} END")
+                    format!("{c} = CASE WHEN cur.{keep} THEN cur.{c} ELSE excluded.{c} END")
                 }),
             );
             format!(

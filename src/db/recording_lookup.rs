@@ -86,11 +86,12 @@ pub async fn stored_before(
     let q = query_err("listing recordings past retention");
     let sql = db.sql(&format!(
         "SELECT {COLUMNS} FROM {{calls}} \
-         WHERE recording_status = 'stored' AND started_at < ? AND id > ? \
+         WHERE recording_status = ? AND started_at < ? AND id > ? \
          ORDER BY id LIMIT {limit}"
     ));
     super::with_pool!(db.pool(), p => {
         let rows = sqlx::query(&sql)
+            .bind(RecordingStatus::Stored.as_str())
             .bind(DbTime(cutoff))
             .bind(after_id)
             .fetch_all(p)
@@ -107,11 +108,16 @@ pub async fn stored_before(
 /// `stored` (another run got there first).
 pub async fn mark_expired(db: &Db, id: i64) -> Result<bool, DbError> {
     let q = query_err("marking a recording expired");
-    let sql = db.sql(
-        "UPDATE {calls} SET recording_status = 'expired' WHERE id = ? AND recording_status = 'stored'",
-    );
+    let sql =
+        db.sql("UPDATE {calls} SET recording_status = ? WHERE id = ? AND recording_status = ?");
     super::with_pool!(db.pool(), p => {
-        let done = sqlx::query(&sql).bind(id).execute(p).await.map_err(&q)?;
+        let done = sqlx::query(&sql)
+            .bind(RecordingStatus::Expired.as_str())
+            .bind(id)
+            .bind(RecordingStatus::Stored.as_str())
+            .execute(p)
+            .await
+            .map_err(&q)?;
         Ok(done.rows_affected() == 1)
     })
 }

@@ -26,10 +26,10 @@ impl super::Db {
         stored_at: DbTime,
     ) -> Result<u64, DbError> {
         let sql = self.sql(
-            "UPDATE {calls} SET recording_status = 'stored', recording_backend = ?, \
+            "UPDATE {calls} SET recording_status = ?, recording_backend = ?, \
              recording_bytes = ?, recording_sha256 = ?, recording_stored_at = ?, \
              recording_path = NULL \
-             WHERE recording_key = ? AND recording_status IN ('pending', 'stored')",
+             WHERE recording_key = ? AND recording_status IN (?, ?)",
         );
         let q = |source| DbError::Query {
             what: "marking a recording stored",
@@ -37,11 +37,14 @@ impl super::Db {
         };
         let size = i64::try_from(size).unwrap_or(i64::MAX);
         with_pool!(&self.pool, p => sqlx::query(&sql)
+            .bind(RecordingStatus::Stored.as_str())
             .bind(backend)
             .bind(size)
             .bind(sha256)
             .bind(stored_at)
             .bind(key)
+            .bind(RecordingStatus::Pending.as_str())
+            .bind(RecordingStatus::Stored.as_str())
             .execute(p)
             .await
             .map(|r| r.rows_affected())
