@@ -39,11 +39,13 @@ pub enum ReplayError {
     },
     #[error("{failed} of {total} capture files could not be read (see the errors above)")]
     Files { failed: usize, total: usize },
-    #[error("{calls} calls could not be written to the database within {waited_secs} s (--db-wait); they are kept in the outbox {outbox} and are written by the next replay or by the daemon using that state folder")]
+    #[error("{calls} calls could not be written to the database within {waited_secs} s (--db-wait); they are kept in the outbox {outbox} and are written by the next replay or by the daemon using that state folder{}", cause.as_deref().map(|c| format!(". The database's last error: {c}")).unwrap_or_default())]
     NotWritten {
         calls: u64,
         waited_secs: u64,
         outbox: PathBuf,
+        /// The database's last error, when it was away.
+        cause: Option<String>,
     },
     #[error("{files} recordings ({mib} MiB) could not be uploaded to storage within {waited_secs} s (--db-wait); they stay in {dir} and are uploaded by the next replay or by the daemon")]
     NotUploaded {
@@ -234,6 +236,7 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         calls: unwritten_calls(expected, &stats),
         waited_secs: opts.db_wait.as_secs(),
         outbox: outbox_dir.clone(),
+        cause: stats.last_db_error(),
     });
     if let (Some(_), Some(e)) = (&unwritten, &unuploaded) {
         eprintln!("error: {e}");
@@ -320,6 +323,8 @@ fn unwritten_calls(expected: u64, stats: &PersistStats) -> u64 {
     expected.saturating_sub(stats.db_rows_written.load(Ordering::Relaxed))
 }
 
+const UNREACHABLE_REMINDER: Duration = Duration::from_secs(30);
+
 /// Lets the writer finish (it stops by itself once the outbox is empty and
 /// `finish` is set), saying every few seconds what is still waiting, and stops
 /// it at `limit`.
@@ -331,6 +336,8 @@ async fn wait_for_writer(
     limit: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + limit;
+    // The writer said why the database is away; this only reminds, seldom.
+    let mut reminded: Option<tokio::time::Instant> = None;
     loop {
         let tick = (tokio::time::Instant::now() + Duration::from_secs(5)).min(deadline);
         tokio::select! {
@@ -354,7 +361,8 @@ async fn wait_for_writer(
                 calls,
                 "writing to the database: {calls} calls still in the outbox"
             );
-        } else {
+        } else if reminded.is_none_or(|t| t.elapsed() >= UNREACHABLE_REMINDER) {
+            reminded = Some(tokio::time::Instant::now());
             tracing::warn!(
                 calls,
                 retrying_for_secs = left,

@@ -21,7 +21,9 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
+use crate::db::FailureLog;
 use crate::logging::LogHandle;
 use crate::pipeline::{tracker_config, InflightJournal, Pipeline, PipelineError};
 
@@ -352,7 +354,8 @@ async fn retention_task(cfg: Config, stop: tokio::sync::watch::Receiver<bool>) {
         }
     };
     let target = crate::db::DbTarget::from_config(&cfg);
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut failures = FailureLog::default();
     let db = loop {
         if *stop.borrow() {
             return;
@@ -360,9 +363,9 @@ async fn retention_task(cfg: Config, stop: tokio::sync::watch::Receiver<bool>) {
         match target.connect().await {
             Ok(db) => break db,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "retention waits for the database");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                let wait = backoff.next_wait();
+                failures.failed("retention waits for the database", &e, wait);
+                tokio::time::sleep(wait).await;
             }
         }
     };

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::db::{Db, DbTarget};
+use crate::backoff::Backoff;
+use crate::db::{Db, DbTarget, FailureLog};
 
 use super::index_task::IndexReady;
 use crate::matching::linker::Linker;
@@ -32,7 +33,30 @@ pub struct PersistStats {
     /// without those related links).
     pub crm_relation_errors: AtomicU64,
     pub db_ready: AtomicBool,
+    /// Why the database could not be written to, while it cannot.
+    last_db_error: Mutex<Option<String>>,
 }
+
+impl PersistStats {
+    pub fn last_db_error(&self) -> Option<String> {
+        self.last_db_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_last_error(&self, e: &dyn std::fmt::Display) {
+        *self.last_db_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    }
+
+    fn clear_last_error(&self) {
+        *self.last_db_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The database writer's retry steps while the database is away.
+const WRITER_BACKOFF_MIN: Duration = Duration::from_millis(500);
+const WRITER_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Runs on its own thread until every sender of `rx` is gone.
 pub fn persist_thread(
@@ -123,7 +147,8 @@ pub async fn db_task(
         index_ready,
     } = writer;
     let mut db: Option<Db> = None;
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(WRITER_BACKOFF_MIN, WRITER_BACKOFF_MAX);
+    let mut failures = FailureLog::default();
     let mut stop_since: Option<tokio::time::Instant> = None;
     let mut told_waiting = false;
     loop {
@@ -136,12 +161,17 @@ pub async fn db_task(
                 Ok(d) => {
                     tracing::info!(url = %target.shown_url(), "database connected");
                     db = Some(d);
-                    backoff = Duration::from_millis(500);
+                    backoff.reset();
                 }
                 Err(e) => {
                     stats.db_ready.store(false, Ordering::Relaxed);
                     stats.db_write_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, retry_in = ?backoff, "database unavailable; finished calls wait in the outbox");
+                    stats.set_last_error(&e);
+                    failures.failed(
+                        "database unavailable; finished calls wait in the outbox",
+                        &e,
+                        backoff.current(),
+                    );
                 }
             }
         }
@@ -156,13 +186,16 @@ pub async fn db_task(
             match drain(d, &target, &linker, &outbox, &stats).await {
                 Ok(()) => {
                     stats.db_ready.store(true, Ordering::Relaxed);
-                    backoff = Duration::from_millis(500);
+                    stats.clear_last_error();
+                    failures.recovered();
+                    backoff.reset();
                     drained = true;
                 }
                 Err(e) => {
                     stats.db_ready.store(false, Ordering::Relaxed);
                     stats.db_write_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot write calls to the database; they wait in the outbox");
+                    stats.set_last_error(&e);
+                    tracing::warn!(error = %e, retry_in = ?backoff.current(), "cannot write calls to the database; they wait in the outbox");
                     db = None;
                 }
             }
@@ -185,9 +218,7 @@ pub async fn db_task(
         } else if drained {
             Duration::from_secs(5)
         } else {
-            let w = backoff;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-            w
+            backoff.next_wait()
         };
         let _ = tokio::time::timeout(wait, wake.notified()).await;
     }

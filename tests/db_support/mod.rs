@@ -53,7 +53,7 @@ fn unique_name() -> String {
 }
 
 /// `scheme://user@host:port/db` → the same server, database `name`.
-fn with_database(admin: &str, name: &str) -> String {
+pub fn with_database(admin: &str, name: &str) -> String {
     match admin.rfind('/') {
         Some(i) if i > admin.find("://").map_or(0, |s| s + 2) => {
             let (base, rest) = admin.split_at(i);
