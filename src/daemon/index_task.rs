@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::matching::index::{self, BuildMode, IndexError, TypeReport};
 use crate::ops::metrics::IndexGauge;
@@ -121,23 +122,23 @@ async fn run(cfg: Config, mode: Mode, ready: watch::Sender<bool>, metrics: Arc<I
     }
     let refresh_every = Duration::from_secs(cfg.crm.refresh_secs);
     let rebuild_every = Duration::from_secs(cfg.crm.rebuild_secs);
-    let mut backoff = BACKOFF_START;
+    let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
     let db = loop {
         match index::connect(&cfg).await {
             Ok(db) => break db,
             Err(e) => {
+                let wait = backoff.next_wait();
                 if e.is_unavailable() {
-                    tracing::warn!(error = %e, retry_secs = backoff.as_secs(), "phone index: database unreachable; retrying");
+                    tracing::warn!(error = %e, retry_in = ?wait, "phone index: database unreachable; retrying");
                 } else {
-                    tracing::error!(error = %e, retry_secs = backoff.as_secs(), "phone index: cannot open the database; retrying");
+                    tracing::error!(error = %e, retry_in = ?wait, "phone index: cannot open the database; retrying");
                     ready.send_replace(true);
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                tokio::time::sleep(wait).await;
             }
         }
     };
-    backoff = BACKOFF_START;
+    backoff.reset();
     let mut last_full: Option<Instant> = None;
     loop {
         let full = last_full.is_none_or(|t| t.elapsed() >= rebuild_every);
@@ -169,11 +170,9 @@ async fn run(cfg: Config, mode: Mode, ready: watch::Sender<bool>, metrics: Arc<I
             }
         }
         let pause = if away {
-            let p = backoff;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            p
+            backoff.next_wait()
         } else {
-            backoff = BACKOFF_START;
+            backoff.reset();
             refresh_every
         };
         tokio::time::sleep(pause).await;

@@ -77,15 +77,14 @@ pub fn persist_thread(
         if batch.is_empty() {
             continue;
         }
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         loop {
             match outbox.append(&batch) {
                 Ok(_) => break,
                 Err(e) => {
                     // Keep the snapshots: they are the only copy until this works.
                     tracing::error!(error = %e, calls = batch.len(), "cannot write finished calls to the outbox; retrying");
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    std::thread::sleep(backoff.next_wait());
                 }
             }
         }

@@ -12,6 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use crate::backoff::Backoff;
+
 /// Runs `$body` with `$p` bound to the typed pool: the body is compiled once
 /// per backend, so every bind and decode is checked for all three.
 macro_rules! with_pool {
@@ -39,7 +41,7 @@ mod retry;
 pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;
 pub use dialect::{Backend, Dialect};
-pub use links::{BackfillReport, CallRow, Link, LinkChange, LinkError, RecordCall};
+pub use links::{BackfillReport, CallLinkError, CallRow, Link, LinkChange, RecordCall};
 pub use migrate::MIGRATIONS;
 pub use phone_index::{
     CrmChunk, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue, ReadEnd, WriteMode,
@@ -275,6 +277,8 @@ impl Db {
                 // Switching a new file to WAL needs it to itself and does not
                 // wait for another process doing the same: try again shortly.
                 let mut attempt = 0;
+                let mut backoff =
+                    Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
                 let pool = loop {
                     match SqlitePoolOptions::new()
                         .max_connections(max)
@@ -285,7 +289,7 @@ impl Db {
                         Ok(p) => break p,
                         Err(e) if attempt < 10 && is_sqlite_busy(&e) => {
                             attempt += 1;
-                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                            tokio::time::sleep(backoff.next_wait()).await;
                         }
                         Err(e) => return Err(connect_err(e)),
                     }
