@@ -20,6 +20,7 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod rtp;
+pub mod sinks;
 pub mod sip;
 pub mod store;
 pub mod time;

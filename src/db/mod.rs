@@ -37,6 +37,7 @@ mod phone_index;
 pub mod recording_lookup;
 mod recordings;
 mod retry;
+mod shared;
 
 pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;
@@ -48,6 +49,7 @@ pub use phone_index::{
 };
 pub use recordings::RecordingState;
 pub use retry::{retry_until, FailureLog};
+pub use shared::SharedDb;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

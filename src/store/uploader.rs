@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use super::{object_key, Storage, StoreError};
 use crate::backoff::Backoff;
 use crate::config::{StorageBackend, StorageConfig};
-use crate::db::{Db, DbError, DbTarget, DbTime};
+use crate::db::{Db, DbError, DbTime, SharedDb};
 use crate::report::RecordingReport;
 
 /// Where finished recordings go, known without reaching storage: the
@@ -173,7 +173,7 @@ const MIB: u64 = 1024 * 1024;
 pub struct Uploader {
     cfg: StorageConfig,
     dir: PathBuf,
-    db: DbTarget,
+    db: SharedDb,
     stats: Arc<UploadStats>,
     control: UploadControl,
 }
@@ -191,7 +191,7 @@ enum Done {
 
 impl Uploader {
     /// `None` for the local backend. `dir` is `recording.dir`.
-    pub fn new(cfg: &StorageConfig, dir: &Path, db: DbTarget) -> Option<Uploader> {
+    pub fn new(cfg: &StorageConfig, dir: &Path, db: SharedDb) -> Option<Uploader> {
         RemoteTarget::from_config(cfg)?;
         Some(Uploader {
             cfg: cfg.clone(),
@@ -253,7 +253,7 @@ impl Uploader {
                 },
             };
             if db.is_none() {
-                match self.db.connect().await {
+                match self.db.get().await {
                     Ok(d) => db = Some(d),
                     Err(e) => {
                         tracing::warn!(error = %e, "database unreachable; recordings are uploaded and marked stored once it answers")
@@ -285,6 +285,7 @@ impl Uploader {
                         );
                         if matches!(&e, UploadError::Db(_)) {
                             db = None;
+                            self.db.reset().await;
                         }
                         failed = Some(file.relative.clone());
                         self.control.pause(wait).await;
