@@ -76,7 +76,7 @@ impl IndexReady {
 pub struct IndexHandle {
     pub ready: IndexReady,
     pub metrics: Arc<IndexMetrics>,
-    task: JoinHandle<()>,
+    pub(super) task: JoinHandle<()>,
 }
 
 impl IndexHandle {

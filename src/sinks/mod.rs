@@ -359,3 +359,6 @@ async fn preflight(db: &SharedDb) -> Result<(), DbError> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests;
