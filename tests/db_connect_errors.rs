@@ -143,3 +143,32 @@ async fn a_missing_database_is_named() {
         );
     }
 }
+
+/// The one-shot commands have no --db-wait: a refused connection is their
+/// error at once.
+#[test]
+fn calls_and_index_commands_say_refused_at_once() {
+    let port = free_port();
+    for (scheme, args) in [
+        ("postgres", ["calls", "show", "abc@pbx"]),
+        ("mysql", ["index", "stats", ""]),
+    ] {
+        let url = format!("{scheme}://dbuser:s3cret@127.0.0.1:{port}/x");
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
+            .args(args.iter().filter(|a| !a.is_empty()))
+            .arg("--db")
+            .arg(&url)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("pbxbridge runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("connection refused to 127.0.0.1:{port}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{args:?}");
+    }
+}

@@ -2,8 +2,9 @@
 //!
 //! Threads: one per capture source (live interface, capture folder, HEP
 //! listener) → one bounded input queue → the tracker thread (which hands audio
-//! to the recorder thread) → the persist thread (outbox, fsync) → the database
-//! task. The admin HTTP server and signal handling run on tokio.
+//! to the recorder thread) → the sinks (`crate::sinks`: persist thread,
+//! outbox, database writer, phone index, uploader, retention). The admin HTTP
+//! server and signal handling run on tokio.
 
 mod sources;
 mod status;
