@@ -10,6 +10,10 @@ use tokio::time::Instant;
 use super::{retry_until, Db, DbError, DbTarget};
 use crate::backoff::Backoff;
 
+/// An index build reads the CRM on one connection while it writes the index
+/// on another; the call writer and the uploader hold one each.
+const MIN_CONNECTIONS: u32 = 4;
+
 /// Cheap to clone. Opened on first use; a task that finds the database gone
 /// calls `reset`, and the next `get` opens it again, so a failed attempt names
 /// its cause (refused, unknown host…) instead of the pool's "timed out".
@@ -27,10 +31,10 @@ struct Inner {
 }
 
 impl SharedDb {
-    /// The pool gets at least two connections: an index build reads the CRM
-    /// on one while it writes the index on another.
+    /// The pool gets at least `MIN_CONNECTIONS`, so that the tasks do not
+    /// starve each other (a starved task would take the wait for an outage).
     pub fn new(mut target: DbTarget) -> SharedDb {
-        target.opts.max_connections = target.opts.max_connections.max(2);
+        target.opts.max_connections = target.opts.max_connections.max(MIN_CONNECTIONS);
         SharedDb {
             inner: Arc::new(Inner {
                 target,
