@@ -51,11 +51,12 @@ impl FailureLog {
 
 /// Runs `attempt` until it succeeds, fails in a way waiting cannot fix (a
 /// wrong password, no such database), or `deadline` passes (`None`: never),
-/// sleeping `backoff` between attempts. The last attempt is made at the
-/// deadline; its error is the one returned.
+/// sleeping `backoff` between attempts and telling `log` (message `what`).
+/// The last attempt is made at the deadline; its error is the one returned.
 pub async fn retry_until<T, F, Fut>(
     deadline: Option<Instant>,
-    mut backoff: Backoff,
+    backoff: &mut Backoff,
+    log: &mut FailureLog,
     what: &str,
     mut attempt: F,
 ) -> Result<T, DbError>
@@ -63,7 +64,6 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, DbError>>,
 {
-    let mut log = FailureLog::default();
     loop {
         let e = match attempt().await {
             Ok(v) => {
@@ -107,7 +107,8 @@ mod tests {
         let up_at = Instant::now() + Duration::from_millis(600);
         let tries = AtomicU32::new(0);
         let deadline = Some(Instant::now() + Duration::from_secs(10));
-        let got = retry_until(deadline, quick(), "test", || async {
+        let mut log = FailureLog::default();
+        let got = retry_until(deadline, &mut quick(), &mut log, "test", || async {
             tries.fetch_add(1, Ordering::Relaxed);
             if Instant::now() < up_at {
                 Err(refused())
@@ -119,6 +120,7 @@ mod tests {
         .unwrap();
         assert_eq!(got, "connected");
         assert!(tries.load(Ordering::Relaxed) > 1);
+        assert!(log.last().is_none(), "the recovery was told");
         // Retried at most the cap after it came up, not at the deadline.
         assert!(Instant::now() < up_at + Duration::from_secs(2));
     }
@@ -127,9 +129,14 @@ mod tests {
     async fn it_gives_up_at_the_deadline_with_the_cause() {
         let started = Instant::now();
         let wait = Duration::from_millis(700);
-        let e = retry_until(Some(started + wait), quick(), "test", || async {
-            Err::<(), _>(refused())
-        })
+        let mut log = FailureLog::default();
+        let e = retry_until(
+            Some(started + wait),
+            &mut quick(),
+            &mut log,
+            "test",
+            || async { Err::<(), _>(refused()) },
+        )
         .await
         .unwrap_err();
         let took = started.elapsed();
@@ -141,13 +148,17 @@ mod tests {
         assert!(e
             .to_string()
             .contains("connection refused to 127.0.0.1:5433"));
+        // Said once, then quietly: every later attempt was a repeat.
+        assert!(log.repeats > 0);
+        assert_eq!(log.last(), Some(e.to_string().as_str()));
     }
 
     #[tokio::test]
     async fn wrong_credentials_are_not_retried() {
         let tries = AtomicU32::new(0);
         let deadline = Some(Instant::now() + Duration::from_secs(30));
-        let e = retry_until(deadline, quick(), "test", || async {
+        let mut log = FailureLog::default();
+        let e = retry_until(deadline, &mut quick(), &mut log, "test", || async {
             tries.fetch_add(1, Ordering::Relaxed);
             Err::<(), _>(DbError::AuthRefused {
                 addr: "127.0.0.1:5432".into(),

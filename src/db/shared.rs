@@ -5,10 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 
-use super::{retry_until, Db, DbError, DbTarget};
-use crate::backoff::Backoff;
+use super::{Db, DbError, DbTarget};
 
 /// An index build reads the CRM on one connection while it writes the index
 /// on another; the call writer and the uploader hold one each.
@@ -62,17 +60,6 @@ impl SharedDb {
         }
         *slot = Some(db.clone());
         Ok(db)
-    }
-
-    /// Retries `get` with `backoff` until it works, fails for good, or
-    /// `deadline` passes (`None`: until it works or fails for good).
-    pub async fn wait(
-        &self,
-        deadline: Option<Instant>,
-        backoff: Backoff,
-        what: &str,
-    ) -> Result<Db, DbError> {
-        retry_until(deadline, backoff, what, || self.get()).await
     }
 
     /// The database went away under a task: forget the pool (tasks still

@@ -13,7 +13,7 @@ use super::index_task::IndexReady;
 use super::outbox::Outbox;
 use super::persist::PersistStats;
 use crate::backoff::Backoff;
-use crate::db::{Db, FailureLog, SharedDb};
+use crate::db::{retry_until, Db, FailureLog, SharedDb};
 use crate::matching::linker::Linker;
 
 /// The writer's retry steps while the database is away.
@@ -53,7 +53,17 @@ impl DbWriter {
         loop {
             let stop_at = *stop.borrow();
             if db.is_none() {
-                match shared.get().await {
+                let what = "database unavailable; finished calls wait in the outbox";
+                let got = match stop_at {
+                    // No record will come any more: nothing to do but wait
+                    // for the database, up to the deadline.
+                    Some(deadline) => {
+                        let get = || shared.get();
+                        retry_until(Some(deadline), &mut backoff, &mut failures, what, get).await
+                    }
+                    None => shared.get().await,
+                };
+                match got {
                     Ok(d) => {
                         tracing::info!(url = %shared.target().shown_url(), "database connected");
                         db = Some(d);
@@ -63,11 +73,9 @@ impl DbWriter {
                         stats.db_ready.store(false, Ordering::Relaxed);
                         stats.db_write_errors.fetch_add(1, Ordering::Relaxed);
                         stats.set_last_error(&e);
-                        failures.failed(
-                            "database unavailable; finished calls wait in the outbox",
-                            &e,
-                            backoff.current(),
-                        );
+                        if stop_at.is_none() {
+                            failures.failed(what, &e, backoff.current());
+                        }
                     }
                 }
             }
