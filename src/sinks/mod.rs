@@ -105,6 +105,8 @@ pub struct Sinks {
     uploads: Option<Uploads>,
     retention: Option<(JoinHandle<()>, watch::Sender<bool>)>,
     persist: Option<std::thread::JoinHandle<()>>,
+    /// Waits for the shutdown future.
+    watcher: JoinHandle<()>,
     db: SharedDb,
 }
 
@@ -148,16 +150,18 @@ impl Sinks {
         if role != Role::Daemon {
             preflight(&db).await?;
         }
-        let uploads = cfg
-            .recording
-            .enabled
-            .then_some(())
-            .and_then(|()| Uploader::new(&cfg.storage, &cfg.recording.dir, db.clone()))
-            .map(|u| Uploads {
-                stats: u.stats(),
-                control: u.control(),
-                task: tokio::spawn(u.run()),
-            });
+        // Only recordings are uploaded; the spool is resumed from the start:
+        // what earlier runs left goes first.
+        let uploader = if cfg.recording.enabled {
+            Uploader::new(&cfg.storage, &cfg.recording.dir, db.clone())
+        } else {
+            None
+        };
+        let uploads = uploader.map(|u| Uploads {
+            stats: u.stats(),
+            control: u.control(),
+            task: tokio::spawn(u.run()),
+        });
         let retention = (role == Role::Daemon).then(|| {
             let (stop, rx) = watch::channel(false);
             (
@@ -190,7 +194,7 @@ impl Sinks {
         );
         let index_stop = index.abort_handle();
         let retention_stop = retention.as_ref().map(|(_, s)| s.clone());
-        tokio::spawn(async move {
+        let watcher = tokio::spawn(async move {
             shutdown.await;
             index_stop.abort();
             if let Some(s) = retention_stop {
@@ -209,6 +213,7 @@ impl Sinks {
             uploads,
             retention,
             persist: None,
+            watcher,
             db,
         })
     }
@@ -332,6 +337,7 @@ impl Drop for Sinks {
     /// Dropped without `finish` (an error on the way): stop every task; what
     /// reached the outbox and the spool stays there for the next run.
     fn drop(&mut self) {
+        self.watcher.abort();
         self.index.stop();
         if let Some(w) = &self.writer {
             w.abort();
