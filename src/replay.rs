@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::call::{EndReason, Stats};
-use crate::capture::pcapfile::PcapFileReader;
+use crate::capture::pcapfile::{CaptureError, PcapFileReader};
 use crate::config::Config;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::report::CallReport;
@@ -20,6 +20,9 @@ use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// One line per input that cannot be replayed.
+    #[error("{}", inputs_text(.0))]
+    Inputs(Vec<CaptureError>),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
@@ -90,6 +93,9 @@ pub struct ReplaySummary {
 /// while the database is away, so reading captures never waits for it. At the
 /// end replay waits up to `db_wait` for the outbox to empty.
 pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    // A mistyped path must leave no database, state folder or recordings
+    // behind: every input is opened once before anything else is touched.
+    check_inputs(&opts.files)?;
     let state_dir = opts
         .state_dir
         .clone()
@@ -197,6 +203,30 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
     Ok(summary)
 }
 
+/// Every input that is not a readable pcap/pcapng file, all of them at once.
+fn check_inputs(files: &[PathBuf]) -> Result<(), ReplayError> {
+    let bad: Vec<CaptureError> = files.iter().filter_map(|f| check_input(f).err()).collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(ReplayError::Inputs(bad))
+    }
+}
+
+fn check_input(path: &Path) -> Result<(), CaptureError> {
+    match std::fs::metadata(path) {
+        // A pipe or a device (`/dev/stdin`) can be read only once, by the
+        // replay itself: reading its header here would lose it.
+        Ok(m) if !m.is_file() && !m.is_dir() => Ok(()),
+        _ => PcapFileReader::open(path).map(drop),
+    }
+}
+
+fn inputs_text(errors: &[CaptureError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
 fn reasm_counters(s: &crate::reasm::ReasmStats) -> Vec<(String, u64)> {
     // The stats struct serialises to a flat map of counters.
     match serde_json::to_value(s) {
@@ -240,7 +270,6 @@ fn replay_files(
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "skipping capture file");
-                eprintln!("error: {e}");
                 failed += 1;
                 continue;
             }
@@ -255,7 +284,6 @@ fn replay_files(
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "capture file is damaged; the rest of it is skipped");
-                    eprintln!("error: {e}");
                     failed += 1;
                     break;
                 }

@@ -27,6 +27,7 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+pub mod call_list;
 mod calls;
 mod connect;
 mod dbtime;
