@@ -554,6 +554,59 @@ fn capture_end_closes_open_calls_at_last_activity() {
 }
 
 #[test]
+fn capture_end_ignores_unrelated_traffic_after_the_call() {
+    // The call's record must not depend on where the capture stops: a second
+    // call's packets an hour later do not stretch the first one.
+    let mut h = Harness::new();
+    answered_call(&mut h, "e2");
+    h.sip(
+        3_600_000,
+        CALLER,
+        PBX,
+        &invite("e3", 1, "9", &sdp("10.0.0.10", 4100, "sendrecv"), ""),
+    );
+    h.t.close_all(ms(3_600_500), EndReason::CaptureEnd);
+    h.drain();
+    let e = h.ended();
+    let c = e.iter().find(|c| c.call_id == "e2").expect("call e2 ended");
+    assert_eq!(c.end_reason, EndReason::CaptureEnd);
+    assert_eq!(c.ended_at, ms(1010));
+    assert_eq!(c.talk_micros(), 10_000);
+}
+
+#[test]
+fn shutdown_ends_an_answered_call_without_rtp_at_the_stop() {
+    // Issue 10: SIGTERM with a call up and no RTP recorded a talk time of 0 s
+    // because the call ended at its last packet (the ACK).
+    let mut h = Harness::new();
+    let answer = answered_call(&mut h, "s1");
+    let stop = ms(95_000);
+    h.t.close_all(stop, EndReason::Shutdown);
+    h.drain();
+    let c = h.only_call();
+    assert_eq!(c.end_reason, EndReason::Shutdown);
+    assert_eq!(c.outcome, Outcome::Answered);
+    assert_eq!(c.answered_at, Some(ms(answer)));
+    assert_eq!(c.ended_at, stop);
+    assert_eq!(c.talk_micros(), stop.micros_since(ms(answer)));
+    assert_eq!(c.talk_micros(), 94_000_000);
+}
+
+#[test]
+fn shutdown_keeps_the_end_of_calls_signalling_already_ended() {
+    // A BYE seen before the stop is the call's end; the stop only cuts the
+    // wait for its 200.
+    let mut h = Harness::new();
+    answered_call(&mut h, "s2");
+    h.sip(5000, CALLER, PBX, &request("BYE", "s2", 2, true, ""));
+    h.t.close_all(ms(6000), EndReason::Shutdown);
+    h.drain();
+    let c = h.only_call();
+    assert_eq!((c.end_reason, c.ended_at), (EndReason::CallerBye, ms(5000)));
+    assert_eq!(c.talk_micros(), 4_000_000);
+}
+
+#[test]
 fn hold_and_resume_stay_one_call() {
     let mut h = Harness::new();
     answered_call(&mut h, "h1");

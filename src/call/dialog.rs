@@ -53,6 +53,36 @@ pub(crate) struct Closing {
     pub by_timer: bool,
 }
 
+/// A call closed from outside: the daemon stopped, the capture ended, or a
+/// crash snapshot, with the instant its record says it ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forced {
+    pub reason: EndReason,
+    pub at: Timestamp,
+}
+
+impl Forced {
+    /// When a call still up ends for `reason`, the tracker's clock being `now`.
+    ///
+    /// - `Shutdown`: the daemon watched the line until it stopped and saw no
+    ///   hangup, so the call was up until then (issue 10: it used to end at the
+    ///   ACK, a talk time of 0 s for a call with no RTP).
+    /// - `CaptureEnd`: a replay knows only the call's own packets. Where the
+    ///   capture stops depends on unrelated traffic (other calls, where a file
+    ///   was cut), so the call ends at its own last packet: the same call gives
+    ///   the same record whatever else the capture holds.
+    /// - `CrashRecovered` (the in-flight snapshot): the call's last packet so
+    ///   far; recovery moves it on to the daemon's last heartbeat
+    ///   (`pipeline::inflight`), the last moment the line was known watched.
+    pub fn new(reason: EndReason, now: Timestamp, call: &Call) -> Forced {
+        let at = match reason {
+            EndReason::Shutdown => now,
+            _ => call.last_activity,
+        };
+        Forced { reason, at }
+    }
+}
+
 pub(crate) struct Call {
     pub handle: CallHandle,
     pub call_id: Box<[u8]>,
@@ -207,12 +237,13 @@ impl Call {
         timer(at, EndReason::NoResponse, at)
     }
 
-    /// The record for a call closed now. `forced` is the reason when the capture
-    /// or the daemon stops with the call still up.
-    pub fn finish(&self, cfg: &TrackerConfig, forced: Option<EndReason>) -> CallRecord {
+    /// The record for a call closed now. `forced` is set when the capture or
+    /// the daemon stops with the call still up: a call that signalling already
+    /// ended keeps its own reason and time, any other ends as `forced` says.
+    pub fn finish(&self, cfg: &TrackerConfig, forced: Option<Forced>) -> CallRecord {
         let closing = self.closing(cfg);
         let (reason, ended_at) = match forced {
-            Some(reason) if closing.by_timer => (reason, self.last_activity),
+            Some(f) if closing.by_timer => (f.reason, f.at),
             _ => (closing.reason, closing.ended_at),
         };
         let ended_at = ended_at.max(self.started_at);

@@ -17,7 +17,7 @@ use crate::time::Timestamp;
 use crate::wire::hep::{self, HepPacket, HepRepr, HepTransport, ProtoType};
 use crate::wire::{self, LinkType, Transport};
 
-use super::dialog::{push_digit, Call};
+use super::dialog::{push_digit, Call, Forced};
 use super::media::{codec_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
 use super::record::{CallRecord, EndReason};
 use super::{CallHandle, CallState, Event, Side, Stats, TrackerConfig, Update};
@@ -82,7 +82,8 @@ impl Tracker {
     /// ended here; the daemon keeps this on disk so a crash loses no call.
     pub fn snapshot(&self, call: CallHandle) -> Option<CallRecord> {
         let c = self.calls.get(&call)?;
-        let mut rec = c.finish(&self.cfg, Some(EndReason::CrashRecovered));
+        let forced = Forced::new(EndReason::CrashRecovered, self.now, c);
+        let mut rec = c.finish(&self.cfg, Some(forced));
         rec.end_reason = EndReason::CrashRecovered;
         Some(rec)
     }
@@ -259,8 +260,9 @@ impl Tracker {
     }
 
     /// Closes every call still open, e.g. at the end of a replayed capture
-    /// (`CaptureEnd`) or when the daemon stops (`Shutdown`). Calls that already
-    /// ended by signalling keep their own reason.
+    /// (`CaptureEnd`, ending each call at its last packet) or when the daemon
+    /// stops (`Shutdown`, ending each at `now`: see `Forced::new`). Calls that
+    /// already ended by signalling keep their own reason and end time.
     pub fn close_all(&mut self, now: Timestamp, reason: EndReason) {
         self.advance(now);
         let mut handles: Vec<CallHandle> = self.calls.keys().copied().collect();
@@ -822,6 +824,7 @@ impl Tracker {
         }
         self.ended.insert(call.call_id.clone(), now);
         self.ended_order.push_back((now, call.call_id.clone()));
+        let forced = forced.map(|reason| Forced::new(reason, now, &call));
         let record = call.finish(&self.cfg, forced);
         self.stats.calls_ended += 1;
         tracing::debug!(
