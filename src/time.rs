@@ -1,6 +1,7 @@
 //! Time inside the core is the packet's capture timestamp, never the clock.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Microseconds since the Unix epoch, taken from the capture (pcap record, HEP chunk).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,6 +27,14 @@ impl Timestamp {
             s as i64
         };
         Timestamp(self.0.saturating_add(s * 1_000_000))
+    }
+    /// `self + d`, saturating; how the core adds its configured timeouts.
+    pub fn saturating_add(self, d: Duration) -> Self {
+        self.saturating_add_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+    }
+    /// `self - earlier`, zero when `earlier` is later.
+    pub const fn duration_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(self.micros_since(earlier) as u64)
     }
     /// `self - earlier` in microseconds, never negative.
     pub const fn micros_since(self, earlier: Timestamp) -> i64 {
@@ -86,5 +95,18 @@ mod tests {
             "2023-11-14T22:13:20.123456Z"
         );
         assert_eq!(Timestamp(5).micros_since(Timestamp(9)), 0);
+        assert_eq!(Timestamp(5).duration_since(Timestamp(9)), Duration::ZERO);
+        assert_eq!(
+            Timestamp(9).duration_since(Timestamp(5)),
+            Duration::from_micros(4)
+        );
+        assert_eq!(
+            Timestamp(1).saturating_add(Duration::from_secs(2)),
+            Timestamp(2_000_001)
+        );
+        assert_eq!(
+            Timestamp(1).saturating_add(Duration::MAX),
+            Timestamp(i64::MAX)
+        );
     }
 }

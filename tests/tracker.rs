@@ -48,13 +48,6 @@ impl Harness {
         }
     }
     fn frame(&mut self, at: Timestamp, frame: &[u8]) {
-        while let Some(t) = self.t.poll_timeout() {
-            if t > at {
-                break;
-            }
-            self.t.handle_timeout(t);
-            self.drain();
-        }
         self.t.handle_frame(at, LinkType::Ethernet, frame);
         self.drain();
     }
@@ -63,13 +56,8 @@ impl Harness {
         self.frame(ms(at_ms), &udp(src, dst, msg.as_bytes()));
     }
     fn run_until(&mut self, at: Timestamp) {
-        while let Some(t) = self.t.poll_timeout() {
-            if t > at {
-                break;
-            }
-            self.t.handle_timeout(t);
-            self.drain();
-        }
+        self.t.handle_timeout(at);
+        self.drain();
     }
     fn ended(&self) -> Vec<&CallRecord> {
         self.events
