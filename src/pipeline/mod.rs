@@ -6,7 +6,6 @@ mod recordings;
 mod writer;
 
 use std::path::PathBuf;
-
 use std::time::Duration;
 
 use crate::call::{CallHandle, CallRecord, EndReason, Event, Stats, Tracker, TrackerConfig};
