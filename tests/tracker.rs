@@ -531,6 +531,83 @@ fn timers_close_calls_that_never_end() {
 }
 
 #[test]
+fn timers_due_before_a_packet_fire_inside_handle_frame_first() {
+    // No driver loop: the next packet alone runs the timer that fell due
+    // before it, and the call it closes ends before the packet's call starts.
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("d1", 1, "1", "", ""));
+    h.sip(
+        40_000,
+        CALLER,
+        PBX,
+        &invite("d2", 1, "2", &sdp("10.0.0.10", 4100, "sendrecv"), ""),
+    );
+    let order: Vec<(&str, &str)> = h
+        .events
+        .iter()
+        .map(|e| {
+            let kind = match e {
+                Event::CallStarted { .. } => "started",
+                Event::CallEnded { .. } => "ended",
+                _ => "other",
+            };
+            (e.call_id(), kind)
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [("d1", "started"), ("d1", "ended"), ("d2", "started")]
+    );
+    let c = h.only_call();
+    assert_eq!(c.end_reason, EndReason::NoResponse);
+    assert_eq!(c.ended_at, ms(32_000), "at the timer's own instant");
+    assert_eq!(
+        h.t.poll_timeout(),
+        Some(ms(72_000)),
+        "d2's no-response timer"
+    );
+}
+
+#[test]
+fn lifecycle_events_carry_call_id_and_snapshot() {
+    let mut h = Harness::new();
+    answered_call(&mut h, "ev1");
+    h.sip(2000, CALLER, PBX, &request("BYE", "ev1", 2, true, ""));
+    h.run_until(ms(60_000));
+    let mut kinds = Vec::new();
+    for e in &h.events {
+        assert_eq!(e.call_id(), "ev1", "{e:?}");
+        assert_eq!(e.call(), h.events[0].call());
+        match e {
+            Event::CallStarted { snapshot, at, .. } => {
+                kinds.push("started");
+                assert_eq!(snapshot.started_at, *at);
+                assert_eq!(snapshot.answered_at, None);
+                assert_eq!(snapshot.end_reason, EndReason::CrashRecovered);
+                assert_eq!(snapshot.from_raw.as_deref(), Some("+14155550101"));
+            }
+            Event::CallRinging { snapshot, .. } => {
+                kinds.push("ringing");
+                assert_eq!(snapshot.outcome, Outcome::NoAnswer);
+            }
+            Event::CallAnswered { snapshot, at, .. } => {
+                kinds.push("answered");
+                assert_eq!(*at, ms(1000));
+                assert_eq!(snapshot.outcome, Outcome::Answered);
+                assert_eq!(snapshot.answered_at, Some(ms(1000)));
+                assert_eq!(snapshot.end_reason, EndReason::CrashRecovered);
+            }
+            Event::CallEnded { record, .. } => {
+                kinds.push("ended");
+                assert_eq!(record.end_reason, EndReason::CallerBye);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(kinds, ["started", "ringing", "answered", "ended"]);
+}
+
+#[test]
 fn capture_end_closes_open_calls_at_last_activity() {
     let mut h = Harness::new();
     answered_call(&mut h, "e1");
