@@ -30,7 +30,7 @@ impl Timestamp {
     }
     /// `self + d`, saturating; how the core adds its configured timeouts.
     pub fn saturating_add(self, d: Duration) -> Self {
-        self.saturating_add_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        self.saturating_add_micros(duration_micros(d))
     }
     /// `self - earlier`, zero when `earlier` is later.
     pub const fn duration_since(self, earlier: Timestamp) -> Duration {
@@ -54,6 +54,12 @@ impl Timestamp {
             None => String::from("1970-01-01T00:00:00.000000Z"),
         }
     }
+}
+
+/// A configured duration in the core's unit, saturating: worked out once
+/// before a loop that compares it with many `micros_since`.
+pub fn duration_micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl serde::Serialize for Timestamp {

@@ -1,6 +1,7 @@
 //! A call's media: SDP endpoints and codecs per side, and one RTP leg per sender.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::rtp::codec::{codec_for, Codec};
 use crate::rtp::dtmf::DtmfDetector;
@@ -21,7 +22,7 @@ const MAX_PAYLOAD_TYPES: usize = 32;
 pub(crate) const REANCHOR_SAMPLES: i64 = 4000;
 /// A second source for the same leg (a relay copy, a second capture point) is
 /// ignored while the first one is still talking.
-pub(crate) const SOURCE_SWITCH_US: i64 = 500_000;
+pub(crate) const SOURCE_SWITCH: Duration = Duration::from_millis(500);
 
 /// What one side's SDP said: the payload types it uses.
 #[derive(Debug, Default)]
@@ -107,7 +108,7 @@ impl Default for Leg {
 pub(crate) fn stream_config() -> StreamConfig {
     StreamConfig {
         reorder_window: 16,
-        max_reorder_delay_us: 100_000,
+        max_reorder_delay: Duration::from_millis(100),
         probation: 2,
         clock_rate: SAMPLE_RATE,
         ..StreamConfig::default()
@@ -124,7 +125,7 @@ impl Leg {
     pub fn accepts(&mut self, src: SocketAddr, now: Timestamp) -> bool {
         match (self.src, self.last_seen) {
             (Some(cur), _) if cur == src => true,
-            (Some(_), Some(last)) if now.micros_since(last) < SOURCE_SWITCH_US => false,
+            (Some(_), Some(last)) if now.duration_since(last) < SOURCE_SWITCH => false,
             _ => {
                 self.src = Some(src);
                 self.stream = RtpStream::new(stream_config());

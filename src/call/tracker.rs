@@ -9,6 +9,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::reasm::{Defragmenter, TcpReassembler};
 use crate::rtp::RtpRepr;
@@ -21,7 +22,7 @@ use super::events::{Ctx, EventQueue};
 use super::record::EndReason;
 use super::{CallHandle, CallState, Event, Side, Stats, TrackerConfig};
 
-const HOUSEKEEPING_US: i64 = 1_000_000;
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 const MAX_MEDIA_INDEX: usize = 400_000;
 
 pub struct Tracker {
@@ -330,7 +331,7 @@ impl Tracker {
         let now = now.max(self.now);
         self.now = now;
         if self.next_housekeeping.is_none() {
-            self.next_housekeeping = Some(now.saturating_add_micros(HOUSEKEEPING_US));
+            self.next_housekeeping = Some(now.saturating_add(HOUSEKEEPING));
         }
         while let Some(&Reverse((at, handle))) = self.timers.peek() {
             if at > now {
@@ -354,7 +355,7 @@ impl Tracker {
         }
         if self.next_housekeeping.is_some_and(|t| t <= now) {
             self.housekeeping(now);
-            self.next_housekeeping = Some(now.saturating_add_micros(HOUSEKEEPING_US));
+            self.next_housekeeping = Some(now.saturating_add(HOUSEKEEPING));
         }
     }
 

@@ -6,6 +6,8 @@
 //! packets that must wait (out of order, or a new source still on probation)
 //! are copied, into slots allocated once and reused.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::packet::{PayloadType, RtpRepr, SeqNum, Ssrc};
@@ -13,7 +15,7 @@ use super::reorder::{
     count_release, emit_direct, release_all, release_below, release_consecutive, update_jitter,
     Ring, Slot, Source,
 };
-use crate::time::Timestamp;
+use crate::time::{duration_micros, Timestamp};
 
 /// RFC 3550 A.1: a forward jump of at least this many is not a loss but a
 /// (possible) restart of the sender.
@@ -29,7 +31,7 @@ pub struct StreamConfig {
     /// Packets held for reordering (clamped to 1..=1024).
     pub reorder_window: usize,
     /// How long a packet may wait for an earlier gap to fill.
-    pub max_reorder_delay_us: i64,
+    pub max_reorder_delay: Duration,
     /// RFC 3550 MIN_SEQUENTIAL: consecutive packets before a new SSRC counts
     /// (clamped to 1..=16; 0 behaves as 1).
     pub probation: u32,
@@ -44,7 +46,7 @@ impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             reorder_window: 16,
-            max_reorder_delay_us: 100_000,
+            max_reorder_delay: Duration::from_millis(100),
             probation: 2,
             clock_rate: 8000,
             max_payload: 2048,
@@ -156,7 +158,7 @@ impl RtpStream {
 
     /// Feeds one packet captured at `now`. In-order packets are released
     /// through `emit` at once; out-of-order ones wait in the reorder window
-    /// until the gap fills, the window is full, or `max_reorder_delay_us` passes.
+    /// until the gap fills, the window is full, or `max_reorder_delay` passes.
     pub fn push(&mut self, now: Timestamp, hdr: &RtpRepr<'_>, emit: &mut impl FnMut(Ordered<'_>)) {
         self.stats.received += 1;
         if self.ring.buffered > 0 {
@@ -438,7 +440,7 @@ impl RtpStream {
         if self.ring.buffered == 0 {
             return;
         }
-        let delay = self.cfg.max_reorder_delay_us;
+        let delay = duration_micros(self.cfg.max_reorder_delay);
         let due = self
             .ring
             .slots
