@@ -151,6 +151,16 @@ impl Tracker {
         self.next_housekeeping = None;
     }
 
+    /// The call table and what a call's methods may touch, borrowed apart.
+    fn calls_and_ctx(&mut self) -> (&mut HashMap<CallHandle, Call>, Ctx<'_>) {
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            events: &mut self.events,
+            stats: &mut self.stats,
+        };
+        (&mut self.calls, ctx)
+    }
+
     /// One SIP message of a call-making method, sorted by ingress.
     pub(super) fn on_sip(
         &mut self,
@@ -190,11 +200,12 @@ impl Tracker {
         };
 
         let fp = fingerprint(cseq, method, code, from_tag, to_tag);
-        let Some(call) = self.calls.get_mut(&handle) else {
+        let (calls, mut ctx) = self.calls_and_ctx();
+        let Some(call) = calls.get_mut(&handle) else {
             return;
         };
         if call.dedup.seen(fp) {
-            self.stats.sip_duplicates += 1;
+            ctx.stats.sip_duplicates += 1;
             return;
         }
         call.last_activity = call.last_activity.max(now);
@@ -207,11 +218,6 @@ impl Tracker {
             cseq,
             from_tag,
             to_tag,
-        };
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            events: &mut self.events,
-            stats: &mut self.stats,
         };
         let media = match code {
             None => call.on_request(&m, &mut ctx),
@@ -280,13 +286,9 @@ impl Tracker {
         repr: &RtpRepr<'_>,
         to_known_address: bool,
     ) {
-        let Some(call) = self.calls.get_mut(&handle) else {
+        let (calls, mut ctx) = self.calls_and_ctx();
+        let Some(call) = calls.get_mut(&handle) else {
             return;
-        };
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            events: &mut self.events,
-            stats: &mut self.stats,
         };
         match call.on_rtp(now, sender, src, repr, &mut ctx) {
             Err(RtpRefused::AfterEnd) => self.stats.rtp_after_end += 1,
@@ -374,12 +376,8 @@ impl Tracker {
                 }
             }
         }
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            events: &mut self.events,
-            stats: &mut self.stats,
-        };
-        for call in self.calls.values_mut() {
+        let (calls, mut ctx) = self.calls_and_ctx();
+        for call in calls.values_mut() {
             call.flush_media(now, false, &mut ctx);
         }
     }
@@ -389,12 +387,7 @@ impl Tracker {
         let Some(mut call) = self.calls.remove(&handle) else {
             return;
         };
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            events: &mut self.events,
-            stats: &mut self.stats,
-        };
-        call.flush_media(now, true, &mut ctx);
+        call.flush_media(now, true, &mut self.calls_and_ctx().1);
         self.by_call_id.remove(&call.call_id);
         for (addr, _) in &call.media.addrs {
             if self
