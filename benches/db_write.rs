@@ -12,16 +12,21 @@
 #[path = "../tests/db_support/mod.rs"]
 mod db_support;
 
+// Benchmark tooling, kept out of the library; each user takes a part of it.
+#[allow(dead_code)]
+#[path = "../tools/loadgen/mod.rs"]
+mod loadgen;
+
 use std::fs::File;
 use std::io::BufWriter;
 use std::time::Instant;
 
 use db_support::TestDb;
+use loadgen::{write_capture, LoadSpec};
 use pbxbridge::call::EndReason;
 use pbxbridge::capture::pcapfile::PcapFileReader;
 use pbxbridge::config::Config;
 use pbxbridge::db::Backend;
-use pbxbridge::loadgen::{write_capture, LoadSpec};
 use pbxbridge::pipeline::Pipeline;
 use pbxbridge::report::CallReport;
 use pbxbridge::time::Timestamp;

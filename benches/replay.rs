@@ -9,16 +9,21 @@
 //! it runs a tiny scenario as a smoke test. `--no-recording` measures the
 //! packet path alone (tracker, RTP, G.711 decode).
 
+// Benchmark tooling, kept out of the library; each user takes a part of it.
+#[allow(dead_code)]
+#[path = "../tools/loadgen/mod.rs"]
+mod loadgen;
+
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use loadgen::{write_capture, LoadSpec};
 use pbxbridge::call::EndReason;
 use pbxbridge::capture::pcapfile::PcapFileReader;
 use pbxbridge::config::Config;
-use pbxbridge::loadgen::{write_capture, LoadSpec};
 use pbxbridge::pipeline::Pipeline;
 use pbxbridge::time::Timestamp;
 

@@ -2,13 +2,18 @@
 //!
 //! cargo run --release --example gencap -- --calls 1000 --concurrent 1000 --talk-secs 30 --out /tmp/load.pcap
 
+// Benchmark tooling, kept out of the library; each user takes a part of it.
+#[allow(dead_code)]
+#[path = "../tools/loadgen/mod.rs"]
+mod loadgen;
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use pbxbridge::loadgen::{write_capture, LoadSpec};
+use loadgen::{write_capture, LoadSpec};
 use pbxbridge::time::Timestamp;
 
 #[derive(Parser, Debug)]

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, Purpose};
+use crate::time::Timestamp;
+
+mod calls;
+
+pub use calls::run_calls;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,10 +61,16 @@ pub enum Command {
         /// Config file (TOML). Without it the embedded defaults are used.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Database URL, overriding the config file's database.url.
+        #[arg(long)]
+        db: Option<String>,
     },
-    /// Check a config file and print what is wrong with it, if anything.
-    CheckConfig { file: PathBuf },
-    /// Look at written calls and link them to CRM records by hand.
+    /// Check a config file as `run` would, and print every problem with it.
+    CheckConfig {
+        /// The config file (TOML) to check.
+        file: PathBuf,
+    },
+    /// The call log: list and show written calls, link them to CRM records by hand.
     Calls {
         #[command(flatten)]
         target: DbArgs,
@@ -133,33 +144,62 @@ pub enum CallsCommand {
     Link {
         /// The call's SIP Call-ID.
         call_id: String,
+        /// A type from [[crm.records]], e.g. contact.
         #[arg(value_name = "TYPE")]
         record_type: String,
+        /// The record's id.
         #[arg(value_name = "ID")]
         record_id: String,
     },
     /// Remove a link; matching never adds it back.
     Unlink {
+        /// The call's SIP Call-ID.
         call_id: String,
+        /// A type from [[crm.records]], e.g. contact.
         #[arg(value_name = "TYPE")]
         record_type: String,
+        /// The record's id.
         #[arg(value_name = "ID")]
         record_id: String,
     },
     /// Show a call and its links (removed ones marked).
     Show {
+        /// The call's SIP Call-ID.
         call_id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// List a CRM record's calls, newest first.
+    /// List the newest calls; the options narrow the list.
     List {
-        /// The record: TYPE ID, e.g. `--record contact 42`.
-        #[arg(long, num_args = 2, value_names = ["TYPE", "ID"], required = true)]
+        /// Calls with this number as any party's, read as a CRM phone value is
+        /// (national numbers in pbx.default_country): `(415) 555-1212`,
+        /// `+14155551212`, or an extension.
+        #[arg(long)]
+        number: Option<String>,
+        /// Calls started at or after this: RFC 3339 (`2026-11-21T10:00:00Z`)
+        /// or a date (`2026-11-21`, from its start, UTC).
+        #[arg(long, value_name = "TIME", value_parser = calls::parse_since)]
+        since: Option<Timestamp>,
+        /// Calls started before this: RFC 3339, or a date (that whole day
+        /// included, UTC).
+        #[arg(long, value_name = "TIME", value_parser = calls::parse_until)]
+        until: Option<Timestamp>,
+        /// Calls with this outcome; repeat for several.
+        #[arg(long, value_parser = calls::OUTCOMES)]
+        outcome: Vec<String>,
+        /// Calls in this direction; repeat for several.
+        #[arg(long, value_parser = calls::DIRECTIONS)]
+        direction: Vec<String>,
+        /// Calls of this agent: the extension or the CRM user's id.
+        #[arg(long)]
+        agent: Option<String>,
+        /// A CRM record's calls, with how each was linked: TYPE ID, e.g.
+        /// `--record contact 42`.
+        #[arg(long, num_args = 2, value_names = ["TYPE", "ID"])]
         record: Vec<String>,
-        /// At most this many calls.
-        #[arg(long, default_value_t = 100)]
+        /// At most this many calls, newest first (1 to 1000).
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
         /// Print JSON.
         #[arg(long)]
@@ -187,16 +227,20 @@ pub enum IndexCommand {
     },
 }
 
-/// Applies command-line overrides on top of the config file.
+/// The config a command runs with: the file (or the embedded defaults) with
+/// the command line's overrides on top, checked for `purpose`. `run` and
+/// `check-config` both come here, so they cannot disagree; every problem is
+/// reported at once.
 pub fn effective_config(
     config: Option<&PathBuf>,
     db: Option<&String>,
     recordings: Option<&PathBuf>,
     log_format: Option<&String>,
+    purpose: Purpose,
 ) -> Result<Config, crate::config::ConfigError> {
-    let mut cfg = match config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
+    let (mut cfg, problems) = match config {
+        Some(p) => Config::read(p)?,
+        None => (Config::default(), Vec::new()),
     };
     if let Some(db) = db {
         cfg.database.url = db.clone();
@@ -209,7 +253,7 @@ pub fn effective_config(
         Some("text") => cfg.log.format = LogFormat::Text,
         _ => {}
     }
-    Ok(cfg)
+    cfg.checked(config.map(PathBuf::as_path), problems, purpose)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,8 +278,10 @@ pub enum CommandError {
     Retention(#[from] crate::store::retention::RetentionError),
     #[error("--expires {text:?}: give seconds or a number with s, m, h or d, from 1s to 7d")]
     BadLifetime { text: String },
-    #[error("links: storage.backend is local; its recordings are served through the HTTP API")]
+    #[error("links: storage.backend is local: recordings are files under recording.dir, and links need the s3 backend (an HTTP API to serve files is not built yet)")]
     NoLinkStorage,
+    #[error("--number {text:?}: not a phone number or extension (national numbers are read as in pbx.default_country {country:?})")]
+    BadNumber { text: String, country: String },
     #[error("{failed} recordings could not be expired (see above)")]
     ExpireFailed { failed: usize },
 }
@@ -247,127 +293,12 @@ impl CommandError {
             CommandError::Link(
                 crate::db::LinkError::UnknownType { .. } | crate::db::LinkError::BadRecordId { .. },
             ) => 2,
-            CommandError::UnknownIndexType { .. } | CommandError::BadLifetime { .. } => 2,
+            CommandError::UnknownIndexType { .. }
+            | CommandError::BadLifetime { .. }
+            | CommandError::BadNumber { .. } => 2,
             _ => 1,
         }
     }
-}
-
-/// Runs a `calls` subcommand against the configured database, printing on stdout.
-pub async fn run_calls(cfg: &Config, cmd: &CallsCommand) -> Result<(), CommandError> {
-    use crate::db::links;
-    let sensor = cfg.pbx.sensor.as_str();
-    // Check what a person typed before connecting: a typo is not a database problem.
-    match cmd {
-        CallsCommand::Link {
-            record_type,
-            record_id,
-            ..
-        }
-        | CallsCommand::Unlink {
-            record_type,
-            record_id,
-            ..
-        } => links::check_record(&cfg.crm, record_type, record_id)?,
-        CallsCommand::List { record, .. } => {
-            let (t, id) = record_arg(record);
-            links::check_record(&cfg.crm, t, id)?
-        }
-        CallsCommand::Show { .. } => {}
-    }
-    let db = crate::db::DbTarget::from_config(cfg).connect().await?;
-    let out = match cmd {
-        CallsCommand::Link {
-            call_id,
-            record_type,
-            record_id,
-            ..
-        } => {
-            let change = links::link(
-                &db,
-                sensor,
-                call_id,
-                record_type,
-                record_id,
-                crate::db::LinkSource::Manual,
-            )
-            .await?;
-            println!(
-                "{call_id}: {record_type} {record_id}: {}",
-                change_text(change)
-            );
-            Ok(())
-        }
-        CallsCommand::Unlink {
-            call_id,
-            record_type,
-            record_id,
-            ..
-        } => {
-            let change = links::unlink(&db, sensor, call_id, record_type, record_id).await?;
-            println!(
-                "{call_id}: {record_type} {record_id}: {}",
-                change_text(change)
-            );
-            Ok(())
-        }
-        CallsCommand::Show { call_id, json, .. } => {
-            let Some((call, links)) = links::call_with_links(&db, sensor, call_id).await? else {
-                db.close().await;
-                return Err(crate::db::DbError::NoSuchCall {
-                    sensor: sensor.to_owned(),
-                    call_id: call_id.clone(),
-                }
-                .into());
-            };
-            if *json {
-                let v = serde_json::json!({ "call": call, "links": links });
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                print_call(&call, &links);
-            }
-            Ok(())
-        }
-        CallsCommand::List {
-            record,
-            limit,
-            json,
-            ..
-        } => {
-            let (t, id) = record_arg(record);
-            let calls = links::calls_for_record(&db, t, id, *limit).await?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&calls)?);
-            } else if calls.is_empty() {
-                println!("{t} {id}: no calls");
-            } else {
-                for c in &calls {
-                    let via = match (&c.via_type, &c.via_id) {
-                        (Some(vt), Some(vi)) => format!(" via {vt} {vi}"),
-                        _ => String::new(),
-                    };
-                    println!(
-                        "{}  {}  {}  {}  {}  {:.0} s  {}{}{}",
-                        c.call.started_at,
-                        c.call.call_id,
-                        c.call.direction,
-                        c.call.other_number.as_deref().unwrap_or("-"),
-                        c.call.outcome,
-                        c.call.duration,
-                        c.source,
-                        c.field
-                            .as_deref()
-                            .map(|f| format!(" ({f})"))
-                            .unwrap_or_default(),
-                        via
-                    );
-                }
-            }
-            Ok(())
-        }
-    };
-    db.close().await;
-    out
 }
 
 /// Runs `match-past-calls` and prints what it added.
@@ -394,81 +325,6 @@ pub async fn run_match_past_calls(
         plural(report.links_added, "link")
     );
     Ok(())
-}
-
-fn record_arg(record: &[String]) -> (&str, &str) {
-    match record {
-        [t, id, ..] => (t.as_str(), id.as_str()),
-        // clap takes exactly two values.
-        _ => ("", ""),
-    }
-}
-
-fn change_text(c: crate::db::LinkChange) -> &'static str {
-    use crate::db::LinkChange::*;
-    match c {
-        Added => "linked",
-        Restored => "linked again (it had been removed)",
-        AlreadyLinked => "already linked",
-        Removed => "unlinked; matching will not link it again",
-        AlreadyRemoved => "already unlinked",
-        NotLinked => "was not linked; matching will not link it",
-    }
-}
-
-fn print_call(call: &crate::db::CallRow, links: &[crate::db::Link]) {
-    println!("call {} (sensor {})", call.call_id, call.sensor);
-    println!(
-        "  {}  {} -> {}  {}  {:.0} s  {} (ended {})",
-        call.direction,
-        call.from_number.as_deref().unwrap_or("-"),
-        call.to_number.as_deref().unwrap_or("-"),
-        call.outcome,
-        call.duration,
-        call.started_at,
-        call.end_reason
-    );
-    if let Some(agent) = &call.agent {
-        match (&call.agent_type, &call.agent_id) {
-            (Some(t), Some(id)) => println!(
-                "  agent {agent}: {t} {id}{}",
-                call.agent_name
-                    .as_deref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default()
-            ),
-            _ => println!("  agent {agent}"),
-        }
-    }
-    println!("  recording: {}", call.recording_status);
-    if links.is_empty() {
-        println!("links: none");
-        return;
-    }
-    println!("links:");
-    for l in links {
-        println!(
-            "  {} {}{}  {}{}{}{}",
-            l.record_type,
-            l.record_id,
-            l.display_name
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default(),
-            l.source,
-            l.field
-                .as_deref()
-                .map(|f| format!("  field {f}"))
-                .unwrap_or_default(),
-            match (&l.via_type, &l.via_id) {
-                (Some(t), Some(i)) => format!("  via {t} {i}"),
-                _ => String::new(),
-            },
-            l.removed_at
-                .map(|t| format!("  removed {t}"))
-                .unwrap_or_default()
-        );
-    }
 }
 
 /// Runs an `index` subcommand: stats on stdout, or a rebuild reported per type.

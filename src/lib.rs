@@ -9,7 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
-pub mod loadgen;
 pub mod logging;
 pub mod matching;
 pub mod ops;

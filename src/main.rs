@@ -2,27 +2,36 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pbxbridge::cli::{self, effective_config, Cli, Command};
-use pbxbridge::config::Config;
+use pbxbridge::config::{Config, Purpose};
 use pbxbridge::{daemon, logging, replay};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
+        // Exactly the checks `run` makes before it starts.
+        Command::CheckConfig { file } => {
+            match effective_config(Some(&file), None, None, None, Purpose::Run) {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    print_error(&e);
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Run { config } => {
-            let cfg = match effective_config(config.as_ref(), None, None, cli.log_format.as_ref()) {
+        }
+        Command::Run { config, db } => {
+            let cfg = match effective_config(
+                config.as_ref(),
+                db.as_ref(),
+                None,
+                cli.log_format.as_ref(),
+                Purpose::Run,
+            ) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    print_error(&e);
                     return ExitCode::from(2);
                 }
             };
@@ -39,7 +48,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "pbxbridge stopped on an error");
-                    eprintln!("error: {e}");
+                    print_error(&e);
                     ExitCode::FAILURE
                 }
             }
@@ -80,10 +89,11 @@ fn main() -> ExitCode {
                 db.as_ref(),
                 recordings.as_ref(),
                 cli.log_format.as_ref(),
+                Purpose::Any,
             ) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    print_error(&e);
                     return ExitCode::from(2);
                 }
             };
@@ -105,7 +115,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    print_error(&e);
                     ExitCode::FAILURE
                 }
             }
@@ -119,10 +129,16 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: std::future::Future<Output = Result<(), cli::CommandError>>,
 {
-    let cfg = match effective_config(target.config.as_ref(), target.db.as_ref(), None, log_format) {
+    let cfg = match effective_config(
+        target.config.as_ref(),
+        target.db.as_ref(),
+        None,
+        log_format,
+        Purpose::Any,
+    ) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(&e);
             return ExitCode::from(2);
         }
     };
@@ -134,9 +150,16 @@ where
     match rt.block_on(f(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(&e);
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `error: ` in front of each line: some errors list several problems.
+fn print_error(e: &dyn std::fmt::Display) {
+    for line in e.to_string().lines() {
+        eprintln!("error: {line}");
     }
 }
 

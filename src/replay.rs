@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 use crate::call::{EndReason, Stats};
-use crate::capture::pcapfile::PcapFileReader;
+use crate::capture::pcapfile::{CaptureError, PcapFileReader};
 use crate::config::Config;
 use crate::daemon::{
     db_task, Holder, Outbox, OutboxError, PersistStats, StateLock, StateLockError,
@@ -23,6 +23,9 @@ use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// One line per input that cannot be replayed.
+    #[error("{}", inputs_text(.0))]
+    Inputs(Vec<CaptureError>),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
@@ -99,6 +102,9 @@ pub struct ReplaySummary {
 /// while the database is away, so reading captures never waits for it. At the
 /// end replay waits up to `db_wait` for the outbox to empty.
 pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    // A mistyped path must leave no database, state folder or recordings
+    // behind: every input is opened once before anything else is touched.
+    check_inputs(&opts.files)?;
     let target = crate::db::DbTarget::from_config(&cfg);
     let state_dir = opts
         .state_dir
@@ -258,6 +264,30 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         });
     }
     Ok(summary)
+}
+
+/// Every input that is not a readable pcap/pcapng file, all of them at once.
+fn check_inputs(files: &[PathBuf]) -> Result<(), ReplayError> {
+    let bad: Vec<CaptureError> = files.iter().filter_map(|f| check_input(f).err()).collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(ReplayError::Inputs(bad))
+    }
+}
+
+fn check_input(path: &Path) -> Result<(), CaptureError> {
+    match std::fs::metadata(path) {
+        // A pipe or a device (`/dev/stdin`) can be read only once, by the
+        // replay itself: reading its header here would lose it.
+        Ok(m) if !m.is_file() && !m.is_dir() => Ok(()),
+        _ => PcapFileReader::open(path).map(drop),
+    }
+}
+
+fn inputs_text(errors: &[CaptureError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
 }
 
 /// Waits for the state folder while another replay has it (it ends by itself),
@@ -442,7 +472,6 @@ fn replay_files(
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "skipping capture file");
-                eprintln!("error: {e}");
                 failed += 1;
                 continue;
             }
@@ -457,7 +486,6 @@ fn replay_files(
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "capture file is damaged; the rest of it is skipped");
-                    eprintln!("error: {e}");
                     failed += 1;
                     break;
                 }

@@ -9,6 +9,11 @@
 
 mod db_support;
 
+// Benchmark tooling, kept out of the library; each user takes a part of it.
+#[allow(dead_code)]
+#[path = "../tools/loadgen/mod.rs"]
+mod loadgen;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -16,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use db_support::servers::PrivateServer;
+use loadgen::{call_identity, write_capture, LoadSpec};
 use pbxbridge::db::{Backend, Db, DbOptions};
-use pbxbridge::loadgen::{call_identity, write_capture, LoadSpec};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 

@@ -31,6 +31,8 @@ pub enum CaptureError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: is a directory, not a capture file", path.display())]
+    IsDirectory { path: PathBuf },
     #[error("{}: empty file", path.display())]
     Empty { path: PathBuf },
     #[error("{}: not a pcap or pcapng file", path.display())]
@@ -56,6 +58,7 @@ impl CaptureError {
     pub fn reason(&self) -> &'static str {
         match self {
             CaptureError::Open { .. } => "open_failed",
+            CaptureError::IsDirectory { .. } => "is_directory",
             CaptureError::Empty { .. } => "empty_file",
             CaptureError::NotPcap { .. } => "not_pcap",
             CaptureError::Read { .. } => "read_failed",
@@ -153,6 +156,13 @@ impl PcapFileReader {
             path: path.to_path_buf(),
             source,
         })?;
+        // Linux opens a directory for reading; only the first read fails, and
+        // "read error near byte 0" would not say why.
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(CaptureError::IsDirectory {
+                path: path.to_path_buf(),
+            });
+        }
         let reader = create_reader(INITIAL_BUFFER, file).map_err(|e| match e {
             PcapError::Eof => CaptureError::Empty {
                 path: path.to_path_buf(),

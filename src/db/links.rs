@@ -94,7 +94,7 @@ pub struct BackfillReport {
     pub links_added: u64,
 }
 
-const CALL_ROW_COLUMNS: &str = "c.id, c.sensor, c.call_id, c.direction, c.from_number, \
+pub(super) const CALL_ROW_COLUMNS: &str = "c.id, c.sensor, c.call_id, c.direction, c.from_number, \
     c.to_number, c.other_number, c.agent, c.agent_type, c.agent_id, c.agent_name, c.started_at, \
     c.answered_at, c.ended_at, c.duration, c.outcome, c.end_reason, c.recording_status, \
     c.recording_path";
@@ -128,6 +128,7 @@ macro_rules! call_row {
         }
     }};
 }
+pub(super) use call_row;
 
 /// Checks a record type and id from a person (CLI, API) before linking.
 pub fn check_record(crm: &CrmConfig, record_type: &str, record_id: &str) -> Result<(), LinkError> {
@@ -361,34 +362,11 @@ pub async fn calls_for_record(
     record_id: &str,
     limit: u32,
 ) -> Result<Vec<RecordCall>, DbError> {
-    let q = query_err("listing a record's calls");
-    let sql = db.sql(&format!(
-        "SELECT {CALL_ROW_COLUMNS}, l.source, l.field, l.via_type, l.via_id \
-         FROM {{call_links}} l JOIN {{calls}} c ON c.id = l.call_row \
-         WHERE l.record_type = ? AND l.record_id = ? AND l.removed_at IS NULL \
-         ORDER BY c.started_at DESC, c.id DESC LIMIT ?"
-    ));
-    with_pool!(db.pool(), p => {
-        let rows = sqlx::query(&sql)
-            .bind(record_type)
-            .bind(record_id)
-            .bind(i64::from(limit))
-            .fetch_all(p)
-            .await
-            .map_err(&q)?;
-        rows.iter()
-            .map(|r| -> Result<RecordCall, sqlx::Error> {
-                Ok(RecordCall {
-                    call: call_row!(r),
-                    source: r.try_get(19)?,
-                    field: r.try_get(20)?,
-                    via_type: r.try_get(21)?,
-                    via_id: r.try_get(22)?,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&q)
-    })
+    let filter = super::call_list::CallFilter {
+        limit,
+        ..Default::default()
+    };
+    super::call_list::record_calls(db, record_type, record_id, &filter).await
 }
 
 /// Links every call already written whose other party has one of the record's

@@ -25,6 +25,7 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+pub mod call_list;
 mod calls;
 mod dbtime;
 pub mod dialect;

@@ -1,7 +1,8 @@
 //! The operator's HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
 //!
-//! Kept apart from the CRM API so it can listen on localhost or a management
-//! network only, and so a scrape storm can never slow the CRM's requests.
+//! Kept apart from any CRM-facing API (none is built yet) so it can listen on
+//! localhost or a management network only, and so a scrape storm can never
+//! slow the CRM's requests.
 
 use std::future::Future;
 use std::sync::Arc;

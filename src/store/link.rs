@@ -1,6 +1,6 @@
 //! Handing a recording to the CRM: a time-limited presigned link (S3), or the
-//! bytes themselves, a range at a time (what the HTTP API serves for the share
-//! backend, and for S3 when the CRM should not see the bucket).
+//! bytes themselves, a range at a time (for an HTTP API, not built yet, to serve
+//! for the share backend, and for S3 when the CRM should not see the bucket).
 
 use std::ops::Range;
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub enum LinkError {
         "call {call_id:?}: the recording was deleted by retention (recording_status \"expired\")"
     )]
     Expired { call_id: String },
-    #[error("call {call_id:?}: the recording is kept by the {backend} backend, which has no links; fetch it through the HTTP API")]
+    #[error("call {call_id:?}: the recording is kept by the {backend} backend, which has no links; read the file where that backend keeps it (an HTTP API to serve it is not built yet)")]
     NotLinkable { call_id: String, backend: String },
     #[error("call {call_id:?}: recording_status is \"stored\" but recording_key is empty")]
     NoKey { call_id: String },
