@@ -43,7 +43,9 @@ impl Tracker {
     /// SIP goes to the call logic with the addresses and capture time the agent saw,
     /// so signalling from HEP and RTP from a live interface make one call.
     pub fn handle_hep(&mut self, now: Timestamp, datagram: &[u8]) {
-        self.advance(now);
+        // Time moves to the agent's capture time (`route_hep`), not to arrival:
+        // only the timers due by arrival fire first.
+        self.fire_due(now);
         self.route_hep(now, datagram);
     }
 

@@ -318,13 +318,19 @@ impl Tracker {
     /// its own instant, so a call ends when its timer says, not when the next
     /// packet happens to come.
     pub(super) fn advance(&mut self, now: Timestamp) {
+        self.fire_due(now);
+        self.step(now);
+    }
+
+    /// Fires the timers due by `now`, each at its own instant, without moving
+    /// time to `now` itself.
+    pub(super) fn fire_due(&mut self, now: Timestamp) {
         while let Some(at) = self.poll_timeout() {
             if at > now {
                 break;
             }
             self.step(at);
         }
-        self.step(now);
     }
 
     /// Fires the timers due by `now` and housekeeping.
