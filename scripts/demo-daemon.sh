@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" -eq 0 ] || { echo "demo-daemon: run as root (live capture on lo, SIPp plays RTP from raw sockets)" >&2; exit 1; }
 install_missing demo-daemon sip-tester python3
-command -v cargo >/dev/null 2>&1 || { echo "demo-daemon: cargo not found: run ./scripts/demo.sh first (it installs Rust)" >&2; exit 1; }
+cargo_on_path || { echo "demo-daemon: cargo not found: run ./scripts/demo.sh first (it installs Rust)" >&2; exit 1; }
 
 config=config/loopback.toml
 caller=+14155550101 # an outside number: the call is inbound

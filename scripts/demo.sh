@@ -25,8 +25,7 @@ rust_min=1.85 # Cargo.toml rust-version; Debian 12's own rustc is 1.63
 # libpcap-dev: the pcap crate links libpcap; ca-certificates: cargo fetches
 # crates over HTTPS; curl only when rustup has to be fetched.
 pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates)
-[ -f "${CARGO_HOME:-$HOME/.cargo}/env" ] && . "${CARGO_HOME:-$HOME/.cargo}/env"
-command -v cargo >/dev/null 2>&1 || pkgs+=(curl)
+cargo_on_path || pkgs+=(curl)
 install_missing demo "${pkgs[@]}"
 
 # ---------------------------------------------------------------- Rust
@@ -92,4 +91,4 @@ echo "The call's row in ./pbxbridge.db (pbxbridge calls show '$call_id'):"
 "$bin" calls show "$call_id"
 echo
 echo "Its recording (stereo WAV, left = caller, right = callee): ${wav:-not found under ./recordings}"
-echo "Play it with any player (e.g. aplay $wav); all rows: sqlite3 pbxbridge.db 'select * from calls'"
+echo "Play it with any player (e.g. aplay $wav); every row: sqlite3 pbxbridge.db 'select * from calls'"

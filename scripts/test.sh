@@ -185,7 +185,7 @@ install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates s
 setup_postgres
 setup_mariadb
 
-if ! command -v cargo >/dev/null 2>&1; then
+if ! cargo_on_path; then
     echo "cargo not found: install the Rust toolchain first (./scripts/demo.sh does, with rustup)" >&2
     exit 1
 fi

@@ -83,3 +83,12 @@ install_missing() {
     after=$(enabled_links)
     disable_new_units "$who" "$before" "$after"
 }
+
+# Puts rustup's cargo on PATH when the shell has not (a shell started before
+# rustup ran, or a non-login one: rustup adds it in ~/.profile).
+cargo_on_path() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -f "${CARGO_HOME:-$HOME/.cargo}/env" ]; then
+        . "${CARGO_HOME:-$HOME/.cargo}/env"
+    fi
+    command -v cargo >/dev/null 2>&1
+}
