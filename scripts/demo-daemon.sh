@@ -48,7 +48,7 @@ http_get() {
 }
 
 echo "demo-daemon: starting pbxbridge run --config $config (log: below, prefixed 'daemon |')"
-"$bin" run --config "$config" 2> >(sed -u 's/^/daemon | /' >&2) &
+NO_COLOR=1 "$bin" run --config "$config" 2> >(sed -u 's/^/daemon | /' >&2) &
 daemon=$!
 for _ in $(seq 1 300); do
     kill -0 "$daemon" 2>/dev/null || { echo "demo-daemon: the daemon exited at start" >&2; daemon=""; exit 1; }
@@ -59,9 +59,9 @@ http_get /readyz >/dev/null 2>&1 || { echo "demo-daemon: the daemon is not ready
 
 # What each side says: the fixtures' G.711 audio as RTP for SIPp's play_pcap_audio.
 secs=$(((talk_ms + 2000) / 1000))
-for side in caller callee; do
-    python3 pcap-fixtures/rtp-pcap.py --audio "pcap-fixtures/audio/$side.pcmu" --pt 0 \
-        --duration "$secs" --out "$work/$side.rtp.pcap"
+for side in caller:0x1000c001 callee:0x2000c002; do
+    python3 pcap-fixtures/rtp-pcap.py --audio "pcap-fixtures/audio/${side%:*}.pcmu" --pt 0 \
+        --duration "$secs" --ssrc "${side#*:}" --out "$work/${side%:*}.rtp.pcap"
 done
 scen=$PWD/pcap-fixtures/scenarios
 sipp_common=(-i 127.0.0.1 -m 1 -nostdin -key pt 0 -key codec PCMU -timeout 30s -timeout_error)
