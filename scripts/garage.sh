@@ -16,8 +16,10 @@ version=2.5.0
 cache=${PBXBRIDGE_CACHE:-/var/cache/pbxbridge}
 root="$cache/garage-$version"
 
+# A release build says "garage v2.5.0 [...]", one from `cargo install`
+# "garage cargo:2.5.0 [...]".
 is_ours() {
-    [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "v$version"
+    [ -x "$1" ] && "$1" --version 2>/dev/null | grep -qE "^garage (v|cargo:)${version//./\\.} "
 }
 
 for candidate in "$(command -v garage 2>/dev/null || true)" \
