@@ -8,16 +8,19 @@
 # A garage 2.5.0 already on PATH or in ~/.cargo/bin is used as it is. The build
 # keeps its target folder in the cache too, so an interrupted build resumes
 # where it stopped. Only the features the tests use are built (SQLite
-# metadata, bundled C libraries), without LTO: about 12 min on 2 cores, where
-# a default `cargo install garage` takes about 23.
+# metadata, bundled C libraries), without LTO. Measured: 57 min in all on a
+# 2-core machine busy with other builds (a plain `cargo install garage` took
+# 23 min on a quiet one); later runs take no time.
 set -euo pipefail
 
 version=2.5.0
 cache=${PBXBRIDGE_CACHE:-/var/cache/pbxbridge}
 root="$cache/garage-$version"
 
+# A release build says "garage v2.5.0 [...]", one from `cargo install`
+# "garage cargo:2.5.0 [...]".
 is_ours() {
-    [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "v$version"
+    [ -x "$1" ] && "$1" --version 2>/dev/null | grep -qE "^garage (v|cargo:)${version//./\\.} "
 }
 
 for candidate in "$(command -v garage 2>/dev/null || true)" \
@@ -29,7 +32,7 @@ for candidate in "$(command -v garage 2>/dev/null || true)" \
 done
 
 mkdir -p "$cache"
-echo "Garage $version: not found; building it into $root (about 12 min on 2 cores, once)" >&2
+echo "Garage $version: not found; building it into $root (tens of minutes on 2 cores, once)" >&2
 start=$(date +%s)
 CARGO_TARGET_DIR="$cache/garage-build" \
     CARGO_PROFILE_RELEASE_LTO=false \

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them all. Used by CI (.ci/run) and by
-# developers alike: `./scripts/test.sh`.
+# developers alike: `./scripts/test.sh` (as root on Debian: it installs
+# packages, and the end-to-end tests capture live).
+#
+# It leaves the host's services as they were: packages are installed without
+# starting or enabling their services (scripts/lib/debian.sh), and the
+# database servers it starts itself are throwaways on free ports, stopped and
+# deleted at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/debian.sh
+. scripts/lib/debian.sh
 
 # `--db-only`: set up the database servers as below, show that they answer,
 # stop what was started, and exit (to check this part on its own).
 db_only=false
 [ "${1:-}" = "--db-only" ] && db_only=true
 
-# Ports to use or start servers on (the tests' defaults are 5432 and 3306).
+# Where to look for servers the tests may use as they are.
 pg_port=${PBXBRIDGE_TEST_PG_PORT:-5432}
 my_port=${PBXBRIDGE_TEST_MYSQL_PORT:-3306}
 cleanup_dirs=()
@@ -33,6 +41,7 @@ cleanup() {
     if [ -n "${log:-}" ]; then rm -f "$log"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 as_root_or_die() {
     if [ "$(id -u)" -ne 0 ]; then
@@ -41,15 +50,12 @@ as_root_or_die() {
     fi
 }
 
-apt_install() {
-    as_root_or_die "missing Debian packages: $*"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q "$@"
-}
-
 port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # Waits until `$2...` succeeds (a server accepting connections), up to 60 s.
@@ -70,112 +76,129 @@ pg_bin() {
     ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
-# PostgreSQL: the one on 127.0.0.1 when it answers, else a throwaway cluster
-# (initdb into a temp folder as user postgres, trust auth on 127.0.0.1).
+# Does the server on this port take what the tests log in with? Debian's own
+# servers do not: peer/scram auth for postgres, unix_socket auth for root.
+pg_accepts() {
+    PGPASSFILE=/dev/null PGCONNECT_TIMEOUT=5 \
+        psql -w -X -Atq -d "postgres://postgres@127.0.0.1:$1/postgres" -c 'SELECT 1' >/dev/null 2>&1
+}
+my_accepts() {
+    mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$1" -uroot --connect-timeout=5 \
+        -Ne 'SELECT 1' >/dev/null 2>&1
+}
+
+# PostgreSQL: the server on 127.0.0.1:$pg_port when it lets postgres in
+# without a password, else a throwaway cluster on a free port (initdb into a
+# temp folder as user postgres, trust auth on 127.0.0.1).
 setup_postgres() {
     if [ -n "${PBXBRIDGE_TEST_POSTGRES:-}" ]; then
         echo "PostgreSQL: using PBXBRIDGE_TEST_POSTGRES"
         return
     fi
-    if port_open "$pg_port"; then
+    if pg_accepts "$pg_port"; then
         echo "PostgreSQL: using the server on 127.0.0.1:$pg_port"
-    else
-        as_root_or_die "PostgreSQL is not running on 127.0.0.1:$pg_port"
-        [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || apt_install postgresql
-        local bin dir
-        bin=$(pg_bin)
-        dir=$(mktemp -d /tmp/pbxbridge-pg.XXXXXX)
-        cleanup_dirs+=("$dir")
-        chown postgres: "$dir"
-        runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log"
-        runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $pg_port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-        pg_started=$dir
-        echo "PostgreSQL: started a throwaway $(basename "$(dirname "$bin")") server on 127.0.0.1:$pg_port (data in $dir, stopped at exit)"
+        export PBXBRIDGE_TEST_POSTGRES="postgres://postgres@127.0.0.1:$pg_port/postgres"
+        return
     fi
-    wait_for "PostgreSQL on 127.0.0.1:$pg_port" pg_isready -h 127.0.0.1 -p "$pg_port" -U postgres
-    export PBXBRIDGE_TEST_POSTGRES="postgres://postgres@127.0.0.1:$pg_port/postgres"
+    if port_open "$pg_port"; then
+        echo "PostgreSQL: the server on 127.0.0.1:$pg_port does not let postgres in without a password; starting a throwaway"
+    fi
+    as_root_or_die "PostgreSQL: no usable server on 127.0.0.1:$pg_port"
+    local bin dir port
+    bin=$(pg_bin)
+    port=$(free_port)
+    dir=$(mktemp -d /tmp/pbxbridge-pg.XXXXXX)
+    cleanup_dirs+=("$dir")
+    chown postgres: "$dir"
+    runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log"
+    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    pg_started=$dir
+    wait_for "PostgreSQL on 127.0.0.1:$port" pg_accepts "$port"
+    echo "PostgreSQL: started a throwaway $(basename "$(dirname "$bin")") server on 127.0.0.1:$port (data in $dir, stopped at exit)"
+    export PBXBRIDGE_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
 }
 
-# MariaDB: the one on 127.0.0.1 when it answers, else a throwaway server
-# (mariadb-install-db into a temp folder; root without password on 127.0.0.1).
+# MariaDB: the server on 127.0.0.1:$my_port when it lets root in without a
+# password, else a throwaway server on a free port (mariadb-install-db into a
+# temp folder; root without password on 127.0.0.1).
 setup_mariadb() {
     if [ -n "${PBXBRIDGE_TEST_MYSQL:-}" ]; then
         echo "MariaDB: using PBXBRIDGE_TEST_MYSQL"
         return
     fi
-    if port_open "$my_port"; then
+    if my_accepts "$my_port"; then
         echo "MariaDB: using the server on 127.0.0.1:$my_port"
-    else
-        as_root_or_die "MariaDB is not running on 127.0.0.1:$my_port"
-        command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
-        local dir
-        dir=$(mktemp -d /tmp/pbxbridge-mariadb.XXXXXX)
-        cleanup_dirs+=("$dir")
-        mariadb-install-db --no-defaults --datadir="$dir/data" --user=root \
-            --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1
-        setsid /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --user=root \
-            --port="$my_port" --bind-address=127.0.0.1 --socket="$dir/mysqld.sock" \
-            --pid-file="$dir/mysqld.pid" --skip-log-bin --innodb-flush-log-at-trx-commit=0 \
-            >"$dir/server.log" 2>&1 </dev/null &
-        cleanup_pids+=("$!")
-        wait_for "MariaDB on $dir/mysqld.sock" mariadb-admin --socket="$dir/mysqld.sock" -uroot ping
-        # root@localhost has no password; make 127.0.0.1 the same root.
-        mariadb --socket="$dir/mysqld.sock" -uroot -e \
-            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"
-        echo "MariaDB: started a throwaway server on 127.0.0.1:$my_port (data in $dir, stopped at exit)"
+        export PBXBRIDGE_TEST_MYSQL="mysql://root@127.0.0.1:$my_port/mysql"
+        return
     fi
-    wait_for "MariaDB on 127.0.0.1:$my_port" mariadb-admin --protocol=tcp -h 127.0.0.1 -P "$my_port" -uroot ping
-    export PBXBRIDGE_TEST_MYSQL="mysql://root@127.0.0.1:$my_port/mysql"
+    if port_open "$my_port"; then
+        echo "MariaDB: the server on 127.0.0.1:$my_port does not let root in without a password; starting a throwaway"
+    fi
+    as_root_or_die "MariaDB: no usable server on 127.0.0.1:$my_port"
+    local dir port
+    port=$(free_port)
+    dir=$(mktemp -d /tmp/pbxbridge-mariadb.XXXXXX)
+    cleanup_dirs+=("$dir")
+    mariadb-install-db --no-defaults --datadir="$dir/data" --user=root \
+        --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1
+    setsid /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --user=root \
+        --port="$port" --bind-address=127.0.0.1 --socket="$dir/mysqld.sock" \
+        --pid-file="$dir/mysqld.pid" --skip-log-bin --innodb-flush-log-at-trx-commit=0 \
+        >"$dir/server.log" 2>&1 </dev/null &
+    cleanup_pids+=("$!")
+    wait_for "MariaDB on $dir/mysqld.sock" mariadb-admin --no-defaults --socket="$dir/mysqld.sock" -uroot ping
+    # root@localhost has no password; make 127.0.0.1 the same root.
+    mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot -e \
+        "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"
+    wait_for "MariaDB on 127.0.0.1:$port" my_accepts "$port"
+    echo "MariaDB: started a throwaway server on 127.0.0.1:$port (data in $dir, stopped at exit)"
+    export PBXBRIDGE_TEST_MYSQL="mysql://root@127.0.0.1:$port/mysql"
 }
 
+# The database servers' packages: their clients probe the servers above, and
+# their binaries run the throwaway servers and tests/db_outage.rs's private
+# ones. Installed without starting Debian's own servers on 5432/3306.
+db_pkgs=(postgresql mariadb-server python3)
+
 if $db_only; then
+    install_missing test.sh "${db_pkgs[@]}"
     setup_postgres
     setup_mariadb
-    psql "${PBXBRIDGE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:$pg_port/postgres}" -Atc "SELECT 'PostgreSQL answers: ' || version()"
-    mariadb --protocol=tcp -h 127.0.0.1 -P "$my_port" -uroot -Ne "SELECT CONCAT('MariaDB answers: ', VERSION())"
+    psql -X -Atc "SELECT 'PostgreSQL answers: ' || version()" "$PBXBRIDGE_TEST_POSTGRES"
+    my=${PBXBRIDGE_TEST_MYSQL#mysql://root@127.0.0.1:}
+    mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "${my%%/*}" -uroot -Ne "SELECT CONCAT('MariaDB answers: ', VERSION())"
     exit 0
 fi
 
-# System packages the build and tests need (Debian). Only touches apt when
-# something is missing, so a warm machine starts testing at once.
-need=()
-for p in build-essential pkg-config libpcap-dev systemd; do
-    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "missing Debian packages: ${need[*]} (run as root or install them)" >&2
-        exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q "${need[@]}"
-fi
+# System packages the build and tests need (Debian): a C toolchain, libpcap's
+# headers, CA certificates for crates.io, systemd-analyze (tests/systemd_unit.rs)
+# and the database servers. Only touches apt when something is missing, so a
+# warm machine starts testing at once.
+install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates systemd "${db_pkgs[@]}"
 
 # The end-to-end tests (tests/e2e_*.rs) drive real peers: SIPp, Kamailio,
 # tshark, tcpreplay; they capture live, so they need root.
 ./scripts/e2e-deps.sh
 
-# The database tests need PostgreSQL and MariaDB (tests/db_support); the
-# private servers of tests/db_outage.rs need their binaries too.
+# The database tests (tests/db_support) use these servers.
 setup_postgres
 setup_mariadb
-[ -x "$(pg_bin)/initdb" ] || apt_install postgresql
-[ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
 
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "cargo not found: install the Rust toolchain (rustup) first" >&2
+if ! cargo_on_path; then
+    echo "cargo not found: install the Rust toolchain first (./scripts/demo.sh does, with rustup)" >&2
     exit 1
 fi
-
-# The storage tests (tests/s3_storage.rs, tests/store_support) run a real
-# S3 server: Garage. Reuse an installed binary; building one takes long.
-if ! command -v garage >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/garage" ]; then
-    echo "Garage: not installed; building it with cargo install (about 14 min on 2 cores)"
-    cargo install garage --locked --version 2.5.0
+# A minimal rustup profile (./scripts/demo.sh installs one) lacks these two.
+if command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
 fi
-echo "Garage: $("$(command -v garage || echo "${CARGO_HOME:-$HOME/.cargo}/bin/garage")" --version)"
+
+# The storage tests (tests/s3_storage.rs, tests/store_support) run a real S3
+# server: Garage, built once into a cache (scripts/garage.sh says how long).
+PBXBRIDGE_GARAGE=$(./scripts/garage.sh)
+export PBXBRIDGE_GARAGE
+echo "Garage: $PBXBRIDGE_GARAGE ($("$PBXBRIDGE_GARAGE" --version | head -n 1))"
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -260,7 +260,7 @@ pub fn effective_config(
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
-    Link(#[from] crate::db::LinkError),
+    Link(#[from] crate::db::CallLinkError),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
     #[error("cannot print JSON: {0}")]
@@ -272,7 +272,7 @@ pub enum CommandError {
     #[error("{failed} of {total} record types could not be indexed (see the errors above)")]
     IndexFailed { failed: usize, total: usize },
     #[error(transparent)]
-    RecordingLink(#[from] crate::store::link::LinkError),
+    RecordingLink(#[from] crate::store::link::RecordingLinkError),
     #[error(transparent)]
     Storage(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -292,7 +292,8 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CommandError::Link(
-                crate::db::LinkError::UnknownType { .. } | crate::db::LinkError::BadRecordId { .. },
+                crate::db::CallLinkError::UnknownType { .. }
+                | crate::db::CallLinkError::BadRecordId { .. },
             ) => 2,
             CommandError::UnknownIndexType { .. }
             | CommandError::BadLifetime { .. }

@@ -3,6 +3,7 @@
 //! The core (`wire`, `reasm`, `sip`, `rtp`, `call`) is sans-IO: it never touches
 //! sockets, files or the clock. Drivers feed it `(timestamp, bytes)` and drain events.
 
+pub mod backoff;
 pub mod call;
 pub mod capture;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod rtp;
+pub mod sinks;
 pub mod sip;
 pub mod store;
 pub mod time;

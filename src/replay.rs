@@ -3,22 +3,19 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use crate::call::{EndReason, Stats};
 use crate::capture::pcapfile::{CaptureError, PcapFileReader};
 use crate::config::Config;
-use crate::daemon::{
-    db_task, Holder, Outbox, OutboxError, PersistStats, StateLock, StateLockError,
-};
-use crate::db::DbError;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::report::{CallReport, RecordingStatus};
-use crate::store::uploader::{UploadControl, UploadStats, Uploader};
+use crate::sinks::{OutboxError, Role, Sinks, SinksError, Submitter};
+use crate::store::uploader::UploadStats;
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,24 +26,18 @@ pub enum ReplayError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Sinks(#[from] SinksError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
-    #[error(transparent)]
-    Lock(#[from] StateLockError),
-    #[error("cannot use state folder {path}: {source}")]
-    State {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{failed} of {total} capture files could not be read (see the errors above)")]
     Files { failed: usize, total: usize },
-    #[error("{calls} calls could not be written to the database within {waited_secs} s (--db-wait); they are kept in the outbox {outbox} and are written by the next replay or by the daemon using that state folder")]
+    #[error("{calls} calls could not be written to the database within {waited_secs} s (--db-wait); they are kept in the outbox {outbox} and are written by the next replay or by the daemon using that state folder{}", cause.as_deref().map(|c| format!(". The database's last error: {c}")).unwrap_or_default())]
     NotWritten {
         calls: u64,
         waited_secs: u64,
         outbox: PathBuf,
+        /// The database's last error, when it was away.
+        cause: Option<String>,
     },
     #[error("{files} recordings ({mib} MiB) could not be uploaded to storage within {waited_secs} s (--db-wait); they stay in {dir} and are uploaded by the next replay or by the daemon")]
     NotUploaded {
@@ -98,70 +89,32 @@ pub struct ReplaySummary {
 
 /// Reads every file in order through one pipeline (so a call may span files).
 /// Each batch of finished calls goes into the outbox (fsynced) before it is
-/// printed; the daemon's database writer drains the outbox meanwhile, retrying
+/// printed; the sinks' database writer drains the outbox meanwhile, retrying
 /// while the database is away, so reading captures never waits for it. At the
 /// end replay waits up to `db_wait` for the outbox to empty.
 pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     // A mistyped path must leave no database, state folder or recordings
     // behind: every input is opened once before anything else is touched.
     check_inputs(&opts.files)?;
-    let target = crate::db::DbTarget::from_config(&cfg);
     let state_dir = opts
         .state_dir
         .clone()
         .unwrap_or_else(|| cfg.daemon.state_dir.clone());
-    std::fs::create_dir_all(&state_dir).map_err(|source| ReplayError::State {
-        path: state_dir.clone(),
-        source,
-    })?;
-    let _lock = lock_state(&state_dir, opts.db_wait).await?;
-    let outbox_dir = state_dir.join("outbox");
-    let outbox = Arc::new(Outbox::open(&outbox_dir)?);
-    let leftover = calls_in(&outbox)?;
-    if leftover > 0 {
-        tracing::info!(
-            calls = leftover,
-            outbox = %outbox_dir.display(),
-            "calls an earlier run left in the outbox are written too"
-        );
-    }
+    let role = Role::Replay {
+        lock_wait: opts.db_wait,
+    };
+    // Replay stops by itself: `finish` is its stop.
+    let sinks = Sinks::start(&cfg, &state_dir, role, std::future::pending()).await?;
     let mut pipeline = Pipeline::new(&cfg)?;
     let recordings_dir = pipeline.recordings_dir().map(PathBuf::from);
-    preflight(&target).await?;
-    // Uploads run alongside: what an earlier run left goes first.
-    let uploader = recordings_dir
-        .as_deref()
-        .and_then(|d| Uploader::new(&cfg.storage, d, target.clone()));
-    let uploads = uploader.as_ref().map(|u| (u.stats(), u.control()));
-    let mut upload_task = uploader.map(|u| tokio::spawn(u.run()));
-
-    let stats = Arc::new(PersistStats::default());
-    let wake = Arc::new(Notify::new());
-    let finish = Arc::new(AtomicBool::new(false));
-    // Calls are matched against the phone index: bring it up to date first
-    // (the writer waits for it; reading the captures does not).
-    let index = crate::daemon::index_task_once(&cfg);
-    let mut writer = tokio::spawn(db_task(
-        crate::daemon::Writer {
-            target,
-            linker: Arc::new(crate::matching::linker::Linker::new(&cfg.crm)),
-            index_ready: Some(index.ready.clone()),
-        },
-        outbox.clone(),
-        stats.clone(),
-        wake.clone(),
-        finish.clone(),
-        Arc::new(Notify::new()),
-        opts.db_wait,
-    ));
 
     let (tx, mut rx) = mpsc::channel::<Vec<CallReport>>(64);
     let files = opts.files.clone();
     let started = Instant::now();
     let worker = {
-        let (outbox, wake) = (outbox.clone(), wake.clone());
+        let submitter = sinks.submitter();
         tokio::task::spawn_blocking(move || {
-            let sink = Sink { outbox, wake, tx };
+            let sink = Sink { submitter, tx };
             let out = replay_files(&mut pipeline, &files, &sink);
             (pipeline, out)
         })
@@ -186,36 +139,19 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         .map_err(|e| ReplayError::Worker(e.to_string()))?;
     // The packet rate in the summary is the replay's, not the database's.
     let elapsed_secs = started.elapsed().as_secs_f64();
-    finish.store(true, Ordering::Release);
-    wake.notify_one();
-    if let Err(e) = queued {
-        // What reached the outbox stays there for the next run.
-        writer.abort();
-        index.stop();
-        if let Some(t) = &upload_task {
-            t.abort();
-        }
-        return Err(e.into());
-    }
-    let expected = leftover + calls.len() as u64;
-    let deadline = tokio::time::Instant::now() + opts.db_wait;
-    wait_for_writer(&mut writer, &outbox, &stats, expected, opts.db_wait).await;
-    index.stop();
-    let mut unuploaded = None;
-    if let (Some(task), Some((st, ctl))) = (&mut upload_task, &uploads) {
-        ctl.finish();
-        if !wait_for_uploads(task, st, ctl, deadline).await {
-            unuploaded = Some(ReplayError::NotUploaded {
-                files: st.pending_files.load(Ordering::Relaxed),
-                mib: st
-                    .pending_bytes
-                    .load(Ordering::Relaxed)
-                    .div_ceil(1024 * 1024),
-                waited_secs: opts.db_wait.as_secs(),
-                dir: recordings_dir.clone().unwrap_or_default(),
-            });
-        }
-    }
+    // What reached the outbox stays there for the next run.
+    queued?;
+    let uploads = sinks.upload_stats().cloned();
+    let outbox_dir = sinks.outbox_dir();
+    let finished = sinks.finish(opts.db_wait).await;
+    let unuploaded = finished
+        .unuploaded
+        .map(|(files, bytes)| ReplayError::NotUploaded {
+            files,
+            mib: bytes.div_ceil(1024 * 1024),
+            waited_secs: opts.db_wait.as_secs(),
+            dir: recordings_dir.clone().unwrap_or_default(),
+        });
 
     let (defrag, tcp) = pipeline.tracker().reasm_stats();
     let mut reasm = Vec::new();
@@ -234,12 +170,13 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         elapsed_secs,
         files_failed,
         recordings_dir,
-        uploads: uploads.map(|(st, _)| st),
+        uploads,
     };
-    let unwritten = (!outbox.is_empty()).then(|| ReplayError::NotWritten {
-        calls: unwritten_calls(expected, &stats),
+    let unwritten = (finished.outbox_batches > 0).then(|| ReplayError::NotWritten {
+        calls: finished.unwritten_calls,
         waited_secs: opts.db_wait.as_secs(),
-        outbox: outbox_dir.clone(),
+        outbox: outbox_dir,
+        cause: finished.last_db_error,
     });
     if let (Some(_), Some(e)) = (&unwritten, &unuploaded) {
         eprintln!("error: {e}");
@@ -290,143 +227,6 @@ fn inputs_text(errors: &[CaptureError]) -> String {
     lines.join("\n")
 }
 
-/// Waits for the state folder while another replay has it (it ends by itself),
-/// but not behind the daemon, which never lets go.
-async fn lock_state(dir: &Path, wait: Duration) -> Result<StateLock, ReplayError> {
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut told = false;
-    loop {
-        match StateLock::try_acquire(dir, "replay") {
-            Ok(lock) => return Ok(lock),
-            Err((Holder::Other(holder), e @ StateLockError::Busy { .. })) => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(e.into());
-                }
-                if !told {
-                    tracing::info!(state_dir = %dir.display(), %holder, "the state folder is in use; waiting for that process to finish with it");
-                    told = true;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err((_, e)) => return Err(e.into()),
-        }
-    }
-}
-
-/// A database that refuses us (bad URL, password, a newer schema) will not get
-/// better by waiting: say so at once. One that cannot be reached is the
-/// outbox's job.
-async fn preflight(target: &crate::db::DbTarget) -> Result<(), ReplayError> {
-    match target.connect().await {
-        Ok(db) => {
-            db.close().await;
-            Ok(())
-        }
-        Err(e) if e.is_unavailable() => {
-            tracing::warn!(error = %e, "database unreachable; finished calls wait in the outbox until it answers");
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Calls waiting in the outbox (one JSON line each).
-fn calls_in(outbox: &Outbox) -> Result<u64, OutboxError> {
-    let mut n = 0u64;
-    for path in outbox.pending()? {
-        let text = std::fs::read(&path).map_err(|source| OutboxError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        n += text
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.trim_ascii().is_empty())
-            .count() as u64;
-    }
-    Ok(n)
-}
-
-fn unwritten_calls(expected: u64, stats: &PersistStats) -> u64 {
-    expected.saturating_sub(stats.db_rows_written.load(Ordering::Relaxed))
-}
-
-/// Lets the writer finish (it stops by itself once the outbox is empty and
-/// `finish` is set), saying every few seconds what is still waiting, and stops
-/// it at `limit`.
-async fn wait_for_writer(
-    writer: &mut tokio::task::JoinHandle<()>,
-    outbox: &Outbox,
-    stats: &PersistStats,
-    expected: u64,
-    limit: Duration,
-) {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let tick = (tokio::time::Instant::now() + Duration::from_secs(5)).min(deadline);
-        tokio::select! {
-            _ = &mut *writer => return,
-            _ = tokio::time::sleep_until(tick) => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            writer.abort();
-            let _ = (&mut *writer).await;
-            return;
-        }
-        if outbox.is_empty() {
-            continue;
-        }
-        let calls = unwritten_calls(expected, stats);
-        let left = deadline
-            .saturating_duration_since(tokio::time::Instant::now())
-            .as_secs();
-        if stats.db_ready.load(Ordering::Relaxed) {
-            tracing::info!(
-                calls,
-                "writing to the database: {calls} calls still in the outbox"
-            );
-        } else {
-            tracing::warn!(
-                calls,
-                retrying_for_secs = left,
-                "database unreachable; {calls} calls wait in the outbox, retrying for up to {left} s more (--db-wait)"
-            );
-        }
-    }
-}
-
-/// Lets the uploader empty the spool until `deadline`, saying every few
-/// seconds what still waits; false (and the uploader stopped) if it could not.
-async fn wait_for_uploads(
-    task: &mut tokio::task::JoinHandle<()>,
-    stats: &UploadStats,
-    control: &UploadControl,
-    deadline: tokio::time::Instant,
-) -> bool {
-    loop {
-        let tick = (tokio::time::Instant::now() + Duration::from_secs(5)).min(deadline);
-        tokio::select! {
-            _ = &mut *task => return true,
-            _ = tokio::time::sleep_until(tick) => {}
-        }
-        let files = stats.pending_files.load(Ordering::Relaxed);
-        let mib = stats.pending_bytes.load(Ordering::Relaxed) / (1024 * 1024);
-        if tokio::time::Instant::now() >= deadline {
-            control.stop();
-            task.abort();
-            let _ = (&mut *task).await;
-            tracing::warn!(
-                files,
-                "storage did not take every recording in time; {files} recordings ({mib} MiB) stay in the spool"
-            );
-            return false;
-        }
-        tracing::info!(
-            files,
-            "uploading recordings: {files} ({mib} MiB) still in the spool"
-        );
-    }
-}
-
 fn reasm_counters(s: &crate::reasm::ReasmStats) -> Vec<(String, u64)> {
     // The stats struct serialises to a flat map of counters.
     match serde_json::to_value(s) {
@@ -440,8 +240,7 @@ fn reasm_counters(s: &crate::reasm::ReasmStats) -> Vec<(String, u64)> {
 
 /// Where the worker puts finished calls: first the outbox, then the printer.
 struct Sink {
-    outbox: Arc<Outbox>,
-    wake: Arc<Notify>,
+    submitter: Submitter,
     tx: mpsc::Sender<Vec<CallReport>>,
 }
 
@@ -451,8 +250,7 @@ impl Sink {
         if batch.is_empty() {
             return Ok(true);
         }
-        self.outbox.append(&batch)?;
-        self.wake.notify_one();
+        self.submitter.submit(&batch)?;
         Ok(self.tx.blocking_send(batch).is_ok())
     }
 }

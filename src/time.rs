@@ -4,6 +4,7 @@
 //! it is read.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Microseconds since the Unix epoch, taken from the capture (pcap record, HEP chunk).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,6 +37,14 @@ impl Timestamp {
         };
         Timestamp(self.0.saturating_add(s * 1_000_000))
     }
+    /// `self + d`, saturating; how the core adds its configured timeouts.
+    pub fn saturating_add(self, d: Duration) -> Self {
+        self.saturating_add_micros(duration_micros(d))
+    }
+    /// `self - earlier`, zero when `earlier` is later.
+    pub const fn duration_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(self.micros_since(earlier) as u64)
+    }
     /// `self - earlier` in microseconds, never negative.
     pub const fn micros_since(self, earlier: Timestamp) -> i64 {
         let d = self.0.saturating_sub(earlier.0);
@@ -54,6 +63,12 @@ impl Timestamp {
             None => String::from("1970-01-01T00:00:00.000000Z"),
         }
     }
+}
+
+/// A configured duration in the core's unit, saturating: worked out once
+/// before a loop that compares it with many `micros_since`.
+pub fn duration_micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl serde::Serialize for Timestamp {
@@ -95,6 +110,19 @@ mod tests {
             "2023-11-14T22:13:20.123456Z"
         );
         assert_eq!(Timestamp(5).micros_since(Timestamp(9)), 0);
+        assert_eq!(Timestamp(5).duration_since(Timestamp(9)), Duration::ZERO);
+        assert_eq!(
+            Timestamp(9).duration_since(Timestamp(5)),
+            Duration::from_micros(4)
+        );
+        assert_eq!(
+            Timestamp(1).saturating_add(Duration::from_secs(2)),
+            Timestamp(2_000_001)
+        );
+        assert_eq!(
+            Timestamp(1).saturating_add(Duration::MAX),
+            Timestamp(i64::MAX)
+        );
     }
 
     /// The core's time is the packet's: no file of it reads the clock.

@@ -5,7 +5,7 @@ mod db_support;
 
 use db_support::{answered_call as report, count, crm, exec, strings, TestDb, ALL};
 use pbxbridge::call::Direction;
-use pbxbridge::db::links::{self, LinkChange, LinkError};
+use pbxbridge::db::links::{self, CallLinkError, LinkChange};
 use pbxbridge::db::{Db, DbError, LinkSource};
 use pbxbridge::matching::linker::Linker;
 
@@ -525,7 +525,7 @@ async fn manual_links_unlinks_and_backfill_on_every_backend() {
         assert!(matches!(missing, DbError::NoSuchCall { .. }), "{missing}");
         assert!(matches!(
             links::check_record(&cfg.crm, "planet", "1"),
-            Err(LinkError::UnknownType { .. })
+            Err(CallLinkError::UnknownType { .. })
         ));
 
         // The number becomes a lead's: its past calls are found, once.
@@ -549,7 +549,7 @@ async fn manual_links_unlinks_and_backfill_on_every_backend() {
         );
         assert!(matches!(
             links::match_past_calls(&db, &cfg.crm, "planet", "2").await,
-            Err(LinkError::UnknownType { .. })
+            Err(CallLinkError::UnknownType { .. })
         ));
 
         let lead_calls = links::calls_for_record(&db, "lead", "2", 50).await.unwrap();

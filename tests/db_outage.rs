@@ -1,6 +1,7 @@
 //! Nothing lost, nothing twice, while the database goes away: `pbxbridge
 //! replay` against private PostgreSQL and MariaDB servers that the test stops
-//! and starts again (never the shared ones on 5432/3306).
+//! and starts again, on free ports (never the shared ones the other database
+//! tests use).
 //!
 //! The capture reaches replay through a FIFO, so the test decides when the
 //! second half of the calls exists: the server is stopped after the first rows

@@ -290,7 +290,7 @@ async fn virtual_hosted_style_builds_bucket_host_urls() {
 use db_support::TestDb;
 use pbxbridge::db::{Db, DbTime, Pool};
 use pbxbridge::report::RecordingStatus;
-use pbxbridge::store::link::{open_recording, recording_link, LinkError};
+use pbxbridge::store::link::{open_recording, recording_link, RecordingLinkError};
 use pbxbridge::store::retention::expire;
 use pbxbridge::time::Timestamp;
 
@@ -447,15 +447,18 @@ async fn links_and_retention_on_every_database() {
             &pattern(500)[10..20]
         );
 
-        let err = |r: Result<String, LinkError>| r.expect_err("must not give a link");
+        let err = |r: Result<String, RecordingLinkError>| r.expect_err("must not give a link");
         let e = err(recording_link(&db, &st, "default", "nope@pbx", Duration::from_secs(60)).await);
-        assert!(matches!(e, LinkError::NoCall { .. }), "{backend:?}: {e}");
+        assert!(
+            matches!(e, RecordingLinkError::NoCall { .. }),
+            "{backend:?}: {e}"
+        );
         let e =
             err(recording_link(&db, &st, "default", "pending@pbx", Duration::from_secs(60)).await);
         assert!(
             matches!(
                 e,
-                LinkError::NotStored {
+                RecordingLinkError::NotStored {
                     status: RecordingStatus::Pending,
                     ..
                 }
@@ -471,7 +474,7 @@ async fn links_and_retention_on_every_database() {
         )
         .await);
         assert!(
-            matches!(e, LinkError::NotLinkable { .. }),
+            matches!(e, RecordingLinkError::NotLinkable { .. }),
             "{backend:?}: {e}"
         );
         let e = err(recording_link(
@@ -482,7 +485,10 @@ async fn links_and_retention_on_every_database() {
             Duration::from_secs(8 * 86_400),
         )
         .await);
-        assert!(matches!(e, LinkError::Lifetime { .. }), "{backend:?}: {e}");
+        assert!(
+            matches!(e, RecordingLinkError::Lifetime { .. }),
+            "{backend:?}: {e}"
+        );
 
         // What the HTTP API will serve: a range and the whole size.
         let opened = open_recording(&st, &new_key, Some(100..150))
@@ -534,7 +540,10 @@ async fn links_and_retention_on_every_database() {
             "{backend:?}: the call rows stay"
         );
         let e = err(recording_link(&db, &st, "default", "old@pbx", Duration::from_secs(60)).await);
-        assert!(matches!(e, LinkError::Expired { .. }), "{backend:?}: {e}");
+        assert!(
+            matches!(e, RecordingLinkError::Expired { .. }),
+            "{backend:?}: {e}"
+        );
 
         let again = expire(&db, Some(&st), &cfg, now, false)
             .await

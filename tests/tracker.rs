@@ -48,13 +48,6 @@ impl Harness {
         }
     }
     fn frame(&mut self, at: Timestamp, frame: &[u8]) {
-        while let Some(t) = self.t.poll_timeout() {
-            if t > at {
-                break;
-            }
-            self.t.handle_timeout(t);
-            self.drain();
-        }
         self.t.handle_frame(at, LinkType::Ethernet, frame);
         self.drain();
     }
@@ -63,13 +56,8 @@ impl Harness {
         self.frame(ms(at_ms), &udp(src, dst, msg.as_bytes()));
     }
     fn run_until(&mut self, at: Timestamp) {
-        while let Some(t) = self.t.poll_timeout() {
-            if t > at {
-                break;
-            }
-            self.t.handle_timeout(t);
-            self.drain();
-        }
+        self.t.handle_timeout(at);
+        self.drain();
     }
     fn ended(&self) -> Vec<&CallRecord> {
         self.events
@@ -543,6 +531,83 @@ fn timers_close_calls_that_never_end() {
 }
 
 #[test]
+fn timers_due_before_a_packet_fire_inside_handle_frame_first() {
+    // No driver loop: the next packet alone runs the timer that fell due
+    // before it, and the call it closes ends before the packet's call starts.
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("d1", 1, "1", "", ""));
+    h.sip(
+        40_000,
+        CALLER,
+        PBX,
+        &invite("d2", 1, "2", &sdp("10.0.0.10", 4100, "sendrecv"), ""),
+    );
+    let order: Vec<(&str, &str)> = h
+        .events
+        .iter()
+        .map(|e| {
+            let kind = match e {
+                Event::CallStarted { .. } => "started",
+                Event::CallEnded { .. } => "ended",
+                _ => "other",
+            };
+            (e.call_id(), kind)
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [("d1", "started"), ("d1", "ended"), ("d2", "started")]
+    );
+    let c = h.only_call();
+    assert_eq!(c.end_reason, EndReason::NoResponse);
+    assert_eq!(c.ended_at, ms(32_000), "at the timer's own instant");
+    assert_eq!(
+        h.t.poll_timeout(),
+        Some(ms(72_000)),
+        "d2's no-response timer"
+    );
+}
+
+#[test]
+fn lifecycle_events_carry_call_id_and_snapshot() {
+    let mut h = Harness::new();
+    answered_call(&mut h, "ev1");
+    h.sip(2000, CALLER, PBX, &request("BYE", "ev1", 2, true, ""));
+    h.run_until(ms(60_000));
+    let mut kinds = Vec::new();
+    for e in &h.events {
+        assert_eq!(e.call_id(), "ev1", "{e:?}");
+        assert_eq!(e.call(), h.events[0].call());
+        match e {
+            Event::CallStarted { snapshot, at, .. } => {
+                kinds.push("started");
+                assert_eq!(snapshot.started_at, *at);
+                assert_eq!(snapshot.answered_at, None);
+                assert_eq!(snapshot.end_reason, EndReason::CrashRecovered);
+                assert_eq!(snapshot.from_raw.as_deref(), Some("+14155550101"));
+            }
+            Event::CallRinging { snapshot, .. } => {
+                kinds.push("ringing");
+                assert_eq!(snapshot.outcome, Outcome::NoAnswer);
+            }
+            Event::CallAnswered { snapshot, at, .. } => {
+                kinds.push("answered");
+                assert_eq!(*at, ms(1000));
+                assert_eq!(snapshot.outcome, Outcome::Answered);
+                assert_eq!(snapshot.answered_at, Some(ms(1000)));
+                assert_eq!(snapshot.end_reason, EndReason::CrashRecovered);
+            }
+            Event::CallEnded { record, .. } => {
+                kinds.push("ended");
+                assert_eq!(record.end_reason, EndReason::CallerBye);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(kinds, ["started", "ringing", "answered", "ended"]);
+}
+
+#[test]
 fn capture_end_closes_open_calls_at_last_activity() {
     let mut h = Harness::new();
     answered_call(&mut h, "e1");
@@ -551,6 +616,59 @@ fn capture_end_closes_open_calls_at_last_activity() {
     let c = h.only_call();
     assert_eq!(c.end_reason, EndReason::CaptureEnd);
     assert_eq!(c.ended_at, ms(1010));
+}
+
+#[test]
+fn capture_end_ignores_unrelated_traffic_after_the_call() {
+    // The call's record must not depend on where the capture stops: a second
+    // call's packets an hour later do not stretch the first one.
+    let mut h = Harness::new();
+    answered_call(&mut h, "e2");
+    h.sip(
+        3_600_000,
+        CALLER,
+        PBX,
+        &invite("e3", 1, "9", &sdp("10.0.0.10", 4100, "sendrecv"), ""),
+    );
+    h.t.close_all(ms(3_600_500), EndReason::CaptureEnd);
+    h.drain();
+    let e = h.ended();
+    let c = e.iter().find(|c| c.call_id == "e2").expect("call e2 ended");
+    assert_eq!(c.end_reason, EndReason::CaptureEnd);
+    assert_eq!(c.ended_at, ms(1010));
+    assert_eq!(c.talk_micros(), 10_000);
+}
+
+#[test]
+fn shutdown_ends_an_answered_call_without_rtp_at_the_stop() {
+    // Issue 10: SIGTERM with a call up and no RTP recorded a talk time of 0 s
+    // because the call ended at its last packet (the ACK).
+    let mut h = Harness::new();
+    let answer = answered_call(&mut h, "s1");
+    let stop = ms(95_000);
+    h.t.close_all(stop, EndReason::Shutdown);
+    h.drain();
+    let c = h.only_call();
+    assert_eq!(c.end_reason, EndReason::Shutdown);
+    assert_eq!(c.outcome, Outcome::Answered);
+    assert_eq!(c.answered_at, Some(ms(answer)));
+    assert_eq!(c.ended_at, stop);
+    assert_eq!(c.talk_micros(), stop.micros_since(ms(answer)));
+    assert_eq!(c.talk_micros(), 94_000_000);
+}
+
+#[test]
+fn shutdown_keeps_the_end_of_calls_signalling_already_ended() {
+    // A BYE seen before the stop is the call's end; the stop only cuts the
+    // wait for its 200.
+    let mut h = Harness::new();
+    answered_call(&mut h, "s2");
+    h.sip(5000, CALLER, PBX, &request("BYE", "s2", 2, true, ""));
+    h.t.close_all(ms(6000), EndReason::Shutdown);
+    h.drain();
+    let c = h.only_call();
+    assert_eq!((c.end_reason, c.ended_at), (EndReason::CallerBye, ms(5000)));
+    assert_eq!(c.talk_micros(), 4_000_000);
 }
 
 #[test]

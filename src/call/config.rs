@@ -1,5 +1,7 @@
 //! Tracker settings: pure data, built by the driver from the TOML config.
 
+use std::time::Duration;
+
 use ipnet::IpNet;
 use regex::Regex;
 
@@ -15,20 +17,25 @@ pub struct TrackerConfig {
     pub max_calls: usize,
     /// Caps the media addresses one call may register (re-INVITEs, forks, NAT learning).
     pub max_media_addrs_per_call: usize,
-    pub no_response_us: i64,
-    pub ring_timeout_us: i64,
-    pub rtp_timeout_us: i64,
-    pub max_duration_us: i64,
-    pub bye_timeout_us: i64,
+    /// INVITE with no response at all.
+    pub no_response: Duration,
+    /// Ringing (or trying) with no final response.
+    pub ring_timeout: Duration,
+    /// No RTP after the answer.
+    pub rtp_timeout: Duration,
+    /// Answered calls are closed this long after the answer, whatever happens.
+    pub max_duration: Duration,
+    /// A BYE whose 200 was not seen.
+    pub bye_timeout: Duration,
     /// How long a finished call stays to absorb retransmissions and a late 2xx.
-    pub linger_us: i64,
+    pub linger: Duration,
     /// How long an ended Call-ID is remembered so stray retransmissions don't start a new call.
-    pub ended_memory_us: i64,
+    pub ended_memory: Duration,
     pub max_ended_memory: usize,
     pub reasm: ReasmLimits,
     /// A HEP capture time further than this from the receive time is not trusted:
     /// a sender with a wrong clock would otherwise fire every timer early or late.
-    pub hep_max_skew_us: i64,
+    pub hep_max_skew: Duration,
     /// UDP ports whose datagrams in a capture are decoded as HEP.
     pub hep_ports: Vec<u16>,
 }
@@ -42,16 +49,16 @@ impl Default for TrackerConfig {
             internal_networks: Vec::new(),
             max_calls: 100_000,
             max_media_addrs_per_call: 16,
-            no_response_us: 32_000_000,
-            ring_timeout_us: 300_000_000,
-            rtp_timeout_us: 300_000_000,
-            max_duration_us: 4 * 3600 * 1_000_000,
-            bye_timeout_us: 32_000_000,
-            linger_us: 2_000_000,
-            ended_memory_us: 64_000_000,
+            no_response: Duration::from_secs(32),
+            ring_timeout: Duration::from_secs(300),
+            rtp_timeout: Duration::from_secs(300),
+            max_duration: Duration::from_secs(4 * 3600),
+            bye_timeout: Duration::from_secs(32),
+            linger: Duration::from_secs(2),
+            ended_memory: Duration::from_secs(64),
             max_ended_memory: 100_000,
             reasm: ReasmLimits::default(),
-            hep_max_skew_us: 10_000_000,
+            hep_max_skew: Duration::from_secs(10),
             hep_ports: vec![crate::wire::hep::DEFAULT_PORT],
         }
     }

@@ -1,11 +1,15 @@
 //! One call: the INVITE dialog set of a Call-ID, forks included.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use super::media::CallMedia;
-use super::record::{CallRecord, Direction, EndReason, LegQuality, Outcome};
-use super::{CallHandle, Side, TrackerConfig};
+use crate::sip::{self, Message, Method, StartLine};
 use crate::time::Timestamp;
+
+use super::events::Ctx;
+use super::media::CallMedia;
+use super::record::EndReason;
+use super::{CallHandle, Event, Side, TrackerConfig, Update};
 
 /// Forking B2BUAs and proxies can add caller-side tags; more than this is hostile.
 const MAX_CALLER_TAGS: usize = 8;
@@ -53,9 +57,41 @@ pub(crate) struct Closing {
     pub by_timer: bool,
 }
 
+/// A call closed from outside: the daemon stopped, the capture ended, or a
+/// crash snapshot, with the instant its record says it ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forced {
+    pub reason: EndReason,
+    pub at: Timestamp,
+}
+
+impl Forced {
+    /// When a call still up ends for `reason`, the tracker's clock being `now`.
+    ///
+    /// - `Shutdown`: the daemon watched the line until it stopped and saw no
+    ///   hangup, so the call was up until then (issue 10: it used to end at the
+    ///   ACK, a talk time of 0 s for a call with no RTP).
+    /// - `CaptureEnd`: a replay knows only the call's own packets. Where the
+    ///   capture stops depends on unrelated traffic (other calls, where a file
+    ///   was cut), so the call ends at its own last packet: the same call gives
+    ///   the same record whatever else the capture holds.
+    /// - `CrashRecovered` (the in-flight snapshot): the call's last packet so
+    ///   far; recovery moves it on to the daemon's last heartbeat
+    ///   (`pipeline::inflight`), the last moment the line was known watched.
+    pub fn new(reason: EndReason, now: Timestamp, call: &Call) -> Forced {
+        let at = match reason {
+            EndReason::Shutdown => now,
+            _ => call.last_activity,
+        };
+        Forced { reason, at }
+    }
+}
+
 pub(crate) struct Call {
     pub handle: CallHandle,
     pub call_id: Box<[u8]>,
+    /// The Call-ID as text, shared by every event of the call.
+    pub id: Arc<str>,
     pub started_at: Timestamp,
     pub last_activity: Timestamp,
     pub from_raw: Option<String>,
@@ -90,6 +126,7 @@ impl Call {
         Call {
             handle,
             call_id: call_id.into(),
+            id: String::from_utf8_lossy(call_id).into(),
             started_at: now,
             last_activity: now,
             from_raw: None,
@@ -166,15 +203,15 @@ impl Call {
                 Side::Callee => EndReason::CalleeBye,
             };
             let at = match self.bye_confirmed {
-                Some(t) => t.saturating_add_micros(cfg.linger_us),
-                None => bye_at.saturating_add_micros(cfg.bye_timeout_us),
+                Some(t) => t.saturating_add(cfg.linger),
+                None => bye_at.saturating_add(cfg.bye_timeout),
             };
             return natural(at, reason, bye_at);
         }
         if let Some(answered) = self.answered_at {
-            let max = answered.saturating_add_micros(cfg.max_duration_us);
+            let max = answered.saturating_add(cfg.max_duration);
             if let Some(last) = self.media.last_rtp {
-                let silent = last.saturating_add_micros(cfg.rtp_timeout_us);
+                let silent = last.saturating_add(cfg.rtp_timeout);
                 if silent < max {
                     return timer(silent, EndReason::RtpTimeout, last);
                 }
@@ -183,119 +220,232 @@ impl Call {
         }
         if let Some((487, t)) = self.failure.filter(|_| self.cancel_at.is_none()) {
             // 487 answers a CANCEL (or an early BYE) that the capture missed.
-            return natural(t.saturating_add_micros(cfg.linger_us), EndReason::Cancel, t);
+            return natural(t.saturating_add(cfg.linger), EndReason::Cancel, t);
         }
         if let Some(cancel_at) = self.cancel_at {
             let at = match self.failure {
-                Some((_, t)) => t.saturating_add_micros(cfg.linger_us),
-                None => cancel_at.saturating_add_micros(cfg.bye_timeout_us),
+                Some((_, t)) => t.saturating_add(cfg.linger),
+                None => cancel_at.saturating_add(cfg.bye_timeout),
             };
             return natural(at, EndReason::Cancel, cancel_at);
         }
         if let Some((_, t)) = self.failure {
-            return natural(
-                t.saturating_add_micros(cfg.linger_us),
-                EndReason::Rejected,
-                t,
-            );
+            return natural(t.saturating_add(cfg.linger), EndReason::Rejected, t);
         }
         if self.got_response {
-            let at = self.started_at.saturating_add_micros(cfg.ring_timeout_us);
+            let at = self.started_at.saturating_add(cfg.ring_timeout);
             return timer(at, EndReason::RingTimeout, at);
         }
-        let at = self.started_at.saturating_add_micros(cfg.no_response_us);
+        let at = self.started_at.saturating_add(cfg.no_response);
         timer(at, EndReason::NoResponse, at)
     }
+}
 
-    /// The record for a call closed now. `forced` is the reason when the capture
-    /// or the daemon stops with the call still up.
-    pub fn finish(&self, cfg: &TrackerConfig, forced: Option<EndReason>) -> CallRecord {
-        let closing = self.closing(cfg);
-        let (reason, ended_at) = match forced {
-            Some(reason) if closing.by_timer => (reason, self.last_activity),
-            _ => (closing.reason, closing.ended_at),
-        };
-        let ended_at = ended_at.max(self.started_at);
-        let outcome = if self.answered_at.is_some() {
-            Outcome::Answered
-        } else if self.cancel_at.is_some() || matches!(self.failure, Some((487, _))) {
-            Outcome::Cancelled
-        } else if let Some((code, _)) = self.failure {
-            Outcome::for_failure(code)
-        } else if self.ringing_at.is_some() {
-            Outcome::NoAnswer
-        } else {
-            Outcome::Failed
-        };
-        let sip_code = if self.answered_at.is_some() {
-            Some(self.answer_code)
-        } else {
-            self.failure.map(|(code, _)| code)
-        };
-        let direction = self.direction(cfg);
-        let agent = self.agent(cfg, direction);
-        let quality = |side: Side| {
-            let leg = self.media.leg(side);
-            LegQuality {
-                packets: leg.packets,
-                lost: leg.stream.stats().lost,
-                jitter_ms: leg.jitter_ms(),
-            }
-        };
-        CallRecord {
-            call_id: String::from_utf8_lossy(&self.call_id).into_owned(),
-            direction,
-            from_raw: self.from_raw.clone(),
-            to_raw: self.to_raw.clone(),
-            from_display: self.from_display.clone(),
-            agent,
-            started_at: self.started_at,
-            answered_at: self.answered_at.map(|a| a.min(ended_at)),
-            ended_at,
-            outcome,
-            sip_code,
-            end_reason: reason,
-            answered_elsewhere: self.answered_elsewhere,
-            dtmf: self.dtmf.clone(),
-            codec: self.media.codec,
-            unsupported_codec: self.media.unsupported.clone(),
-            encrypted_media: self.media.encrypted,
-            audio_seen: self.media.audio_seen,
-            held: self.ever_held,
-            sip_src: self.sip_src.map(|a| a.to_string()),
-            sip_dst: self.sip_dst.map(|a| a.to_string()),
-            caller_rtp: quality(Side::Caller),
-            callee_rtp: quality(Side::Callee),
+/// A SIP message of a known call, as the dialog handlers see it.
+#[derive(Clone, Copy)]
+pub(crate) struct Incoming<'m, 'a> {
+    pub now: Timestamp,
+    pub msg: &'m Message<'a>,
+    /// The request's method, or for a response the method in its CSeq.
+    pub method: Method<'a>,
+    pub cseq: u32,
+    pub from_tag: Option<&'a [u8]>,
+    pub to_tag: Option<&'a [u8]>,
+}
+
+/// A media address a call's SDP announced: the tracker indexes it.
+pub(crate) type MediaAddr = (SocketAddr, Side);
+
+/// The dialog transitions, one SIP message at a time.
+impl Call {
+    /// The call as its first message (the INVITE, or a response to one we
+    /// missed) shows it.
+    pub fn start(
+        handle: CallHandle,
+        call_id: &[u8],
+        now: Timestamp,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> Call {
+        let mut call = Call::new(handle, call_id, now);
+        let is_request = matches!(msg.start(), StartLine::Request { .. });
+        // A response travels callee → caller.
+        let (caller_addr, callee_addr) = if is_request { (src, dst) } else { (dst, src) };
+        call.sip_src = Some(caller_addr);
+        call.sip_dst = Some(callee_addr);
+        if let Some(from) = msg.from() {
+            call.from_raw = from.uri.user.map(lossy);
+            call.from_display = from.display.map(|d| lossy(d).trim_matches('"').to_string());
+            call.add_caller_tag(from.tag);
         }
+        let ruri_user = match msg.start() {
+            StartLine::Request { uri, .. } => {
+                sip::Uri::parse(uri).ok().and_then(|u| u.user.map(lossy))
+            }
+            StartLine::Response { .. } => None,
+        };
+        call.to_raw = ruri_user.or_else(|| msg.to().and_then(|t| t.uri.user.map(lossy)));
+        call
     }
 
-    fn direction(&self, cfg: &TrackerConfig) -> Direction {
-        let is_ext = |u: &Option<String>| u.as_deref().is_some_and(|u| cfg.is_extension(u));
-        match (is_ext(&self.from_raw), is_ext(&self.to_raw)) {
-            (true, true) => Direction::Internal,
-            (true, false) => Direction::Outgoing,
-            (false, true) => Direction::Incoming,
-            (false, false) => {
-                let internal = |a: Option<SocketAddr>| a.map(|a| cfg.is_internal_ip(a.ip()));
-                match (internal(self.sip_src), internal(self.sip_dst)) {
-                    (Some(true), Some(true)) => Direction::Internal,
-                    (Some(true), Some(false)) => Direction::Outgoing,
-                    (Some(false), Some(true)) => Direction::Incoming,
-                    _ => Direction::Unknown,
+    pub fn on_request(&mut self, m: &Incoming<'_, '_>, ctx: &mut Ctx<'_>) -> Option<MediaAddr> {
+        let Incoming {
+            now,
+            msg,
+            method,
+            cseq,
+            from_tag,
+            to_tag,
+        } = *m;
+        match method {
+            Method::Invite if to_tag.is_none() => {
+                // Initial INVITE, or its retry after 401/407 with a higher CSeq:
+                // the same call goes on.
+                self.add_caller_tag(from_tag);
+                if cseq > self.invite_cseq {
+                    self.invite_cseq = cseq;
+                    if self.answered_at.is_none() {
+                        if let Some((code, _)) = self.failure {
+                            if self.cancel_at.is_none() && code != 487 {
+                                self.failure = None;
+                            }
+                        }
+                    }
                 }
             }
+            Method::Cancel if self.answered_at.is_none() && self.cancel_at.is_none() => {
+                self.cancel_at = Some(now);
+                self.answered_elsewhere = msg.reason_cause().is_some_and(|(proto, cause)| {
+                    proto.eq_ignore_ascii_case(b"SIP") && cause == 200
+                });
+            }
+            Method::Bye if self.bye.is_none() => {
+                let by = self.side_of_from_tag(from_tag);
+                self.bye = Some((now, by));
+                tracing::debug!(call_id = %self.id, by = ?by, "BYE");
+            }
+            Method::Info => {
+                if let Some(digit) = sip_info_digit(msg) {
+                    self.push_dtmf(digit);
+                }
+            }
+            _ => {}
         }
+        let body = msg.sdp()?;
+        let side = self.side_of_from_tag(from_tag);
+        self.apply_sdp(now, side, body, ctx)
     }
 
-    /// The internal user who took part: for forks, the branch that answered.
-    fn agent(&self, cfg: &TrackerConfig, direction: Direction) -> Option<String> {
-        let ext = |u: &Option<String>| u.clone().filter(|u| cfg.is_extension(u));
-        match direction {
-            Direction::Outgoing => ext(&self.from_raw),
-            Direction::Incoming | Direction::Internal => {
-                ext(&self.answer_contact).or_else(|| ext(&self.to_raw))
+    pub fn on_response(
+        &mut self,
+        m: &Incoming<'_, '_>,
+        code: u16,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<MediaAddr> {
+        let Incoming {
+            now,
+            msg,
+            method,
+            from_tag,
+            to_tag,
+            ..
+        } = *m;
+        // The body of a response is the responder's: the side opposite the request's sender.
+        let responder = self.side_of_from_tag(from_tag).other();
+        match method {
+            Method::Invite if self.answered_at.is_none() => {
+                self.got_response = true;
+                match code {
+                    101..=199 if self.ringing_at.is_none() => {
+                        self.ringing_at = Some(now);
+                        ctx.events.push(Event::CallRinging {
+                            call: self.handle,
+                            call_id: Arc::clone(&self.id),
+                            at: now,
+                            snapshot: self.snapshot(ctx.cfg),
+                        });
+                    }
+                    200..=299 => {
+                        self.answered_at = Some(now);
+                        self.answer_code = code;
+                        self.answer_tag = to_tag.map(Into::into);
+                        self.answer_contact = msg.contact().and_then(|c| c.uri.user.map(lossy));
+                        tracing::debug!(call_id = %self.id, "answered");
+                        ctx.events.push(Event::CallAnswered {
+                            call: self.handle,
+                            call_id: Arc::clone(&self.id),
+                            at: now,
+                            snapshot: self.snapshot(ctx.cfg),
+                        });
+                    }
+                    401 | 407 => {}
+                    300..=699 if self.failure.is_none() => {
+                        self.failure = Some((code, now));
+                    }
+                    _ => {}
+                }
             }
-            Direction::Unknown => None,
+            // A re-INVITE's answer, or another fork's late 2xx: the first answer stands.
+            Method::Invite if (200..300).contains(&code) => {
+                let other_fork = match (&self.answer_tag, to_tag) {
+                    (Some(a), Some(t)) => **a != *t,
+                    _ => false,
+                };
+                if other_fork {
+                    return None;
+                }
+            }
+            Method::Bye
+                if (200..300).contains(&code)
+                    && self.bye.is_some()
+                    && self.bye_confirmed.is_none() =>
+            {
+                self.bye_confirmed = Some(now);
+            }
+            _ => {}
         }
+        // Only the answering branch's media counts once a fork has answered.
+        let from_answer_branch = match (&self.answer_tag, to_tag) {
+            (Some(a), Some(t)) => **a == *t,
+            _ => true,
+        };
+        if from_answer_branch && (100..300).contains(&code) {
+            let body = msg.sdp()?;
+            return self.apply_sdp(now, responder, body, ctx);
+        }
+        None
     }
+
+    /// Hold or resume seen in an answered call's SDP.
+    pub(super) fn updated(&self, now: Timestamp, update: Update, ctx: &mut Ctx<'_>) {
+        ctx.events.push(Event::CallUpdated {
+            call: self.handle,
+            call_id: Arc::clone(&self.id),
+            at: now,
+            update,
+            snapshot: self.snapshot(ctx.cfg),
+        });
+    }
+}
+
+pub(crate) fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `application/dtmf-relay` INFO bodies: `Signal=5`.
+fn sip_info_digit(msg: &Message<'_>) -> Option<char> {
+    let ct = msg.content_type()?;
+    if !ct.to_ascii_lowercase().starts_with(b"application/dtmf") {
+        return None;
+    }
+    let body = std::str::from_utf8(msg.body()).ok()?;
+    body.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("signal") {
+            return None;
+        }
+        let c = v.trim().chars().next()?;
+        (c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')).then_some(c)
+    })
 }

@@ -1,14 +1,18 @@
 //! A call's media: SDP endpoints and codecs per side, and one RTP leg per sender.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::rtp::codec::{codec_for, Codec};
 use crate::rtp::dtmf::DtmfDetector;
 use crate::rtp::stream::{RtpStream, StreamConfig};
-use crate::sip::sdp::{Direction as SdpDirection, Sdp};
+use crate::rtp::PayloadType;
+use crate::sip::sdp::{self, Direction as SdpDirection, Sdp};
 use crate::time::Timestamp;
 
-use super::Side;
+use super::dialog::{Call, MediaAddr};
+use super::events::Ctx;
+use super::{Side, Update};
 
 /// G.711 and telephone-event run at 8 kHz; the recording timeline is in these samples.
 pub(crate) const SAMPLE_RATE: u32 = 8000;
@@ -18,12 +22,12 @@ const MAX_PAYLOAD_TYPES: usize = 32;
 pub(crate) const REANCHOR_SAMPLES: i64 = 4000;
 /// A second source for the same leg (a relay copy, a second capture point) is
 /// ignored while the first one is still talking.
-pub(crate) const SOURCE_SWITCH_US: i64 = 500_000;
+pub(crate) const SOURCE_SWITCH: Duration = Duration::from_millis(500);
 
 /// What one side's SDP said: the payload types it uses.
 #[derive(Debug, Default)]
 pub(crate) struct SideSdp {
-    pub payload_types: Vec<(u8, Codec, String)>,
+    pub payload_types: Vec<(PayloadType, Codec, String)>,
     pub direction: Option<SdpDirection>,
     /// SRTP (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVPF): payloads are ciphertext.
     pub encrypted: bool,
@@ -34,7 +38,8 @@ impl SideSdp {
         let Some(audio) = sdp.audio() else { return };
         self.payload_types.clear();
         for &pt in audio.formats.iter().take(MAX_PAYLOAD_TYPES) {
-            let map = audio.rtpmap(pt);
+            let pt = PayloadType(pt);
+            let map = audio.rtpmap(pt.0);
             let codec = codec_for(
                 pt,
                 map.map(|m| m.encoding.as_str()),
@@ -50,7 +55,7 @@ impl SideSdp {
         self.encrypted = audio.proto.to_ascii_uppercase().contains("SAVP");
     }
 
-    pub fn lookup(&self, pt: u8) -> Option<(Codec, &str)> {
+    pub fn lookup(&self, pt: PayloadType) -> Option<(Codec, &str)> {
         self.payload_types
             .iter()
             .find(|(p, _, _)| *p == pt)
@@ -58,8 +63,8 @@ impl SideSdp {
     }
 }
 
-fn static_name(pt: u8) -> &'static str {
-    match pt {
+fn static_name(pt: PayloadType) -> &'static str {
+    match pt.0 {
         0 => "PCMU",
         3 => "GSM",
         4 => "G723",
@@ -103,7 +108,7 @@ impl Default for Leg {
 pub(crate) fn stream_config() -> StreamConfig {
     StreamConfig {
         reorder_window: 16,
-        max_reorder_delay_us: 100_000,
+        max_reorder_delay: Duration::from_millis(100),
         probation: 2,
         clock_rate: SAMPLE_RATE,
         ..StreamConfig::default()
@@ -120,7 +125,7 @@ impl Leg {
     pub fn accepts(&mut self, src: SocketAddr, now: Timestamp) -> bool {
         match (self.src, self.last_seen) {
             (Some(cur), _) if cur == src => true,
-            (Some(_), Some(last)) if now.micros_since(last) < SOURCE_SWITCH_US => false,
+            (Some(_), Some(last)) if now.duration_since(last) < SOURCE_SWITCH => false,
             _ => {
                 self.src = Some(src);
                 self.stream = RtpStream::new(stream_config());
@@ -152,11 +157,19 @@ impl CallMedia {
             Side::Callee => &self.legs[1],
         }
     }
+
+    pub fn leg_mut(&mut self, side: Side) -> &mut Leg {
+        let [caller, callee] = &mut self.legs;
+        match side {
+            Side::Caller => caller,
+            Side::Callee => callee,
+        }
+    }
 }
 
 /// The codec of a payload type sent by `sender`: the receiver's SDP defines the
 /// numbers it expects, the sender's is the fallback, static types the last resort.
-pub(crate) fn codec_of(sdp: &[SideSdp; 2], sender: Side, pt: u8) -> (Codec, &str) {
+pub(crate) fn codec_of(sdp: &[SideSdp; 2], sender: Side, pt: PayloadType) -> (Codec, &str) {
     let [caller, callee] = sdp;
     let (recv, send) = match sender {
         Side::Caller => (callee, caller),
@@ -165,4 +178,42 @@ pub(crate) fn codec_of(sdp: &[SideSdp; 2], sender: Side, pt: u8) -> (Codec, &str
     recv.lookup(pt)
         .or_else(|| send.lookup(pt))
         .unwrap_or_else(|| (codec_for(pt, None, None), static_name(pt)))
+}
+
+impl Call {
+    /// What `side`'s SDP says: its codecs, whether it holds the call, and the
+    /// address it receives audio on, returned for the tracker's media index.
+    pub(super) fn apply_sdp(
+        &mut self,
+        now: Timestamp,
+        side: Side,
+        body: &[u8],
+        ctx: &mut Ctx<'_>,
+    ) -> Option<MediaAddr> {
+        let parsed = match sdp::parse(body) {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.stats.drop_reason(e.reason());
+                return None;
+            }
+        };
+        self.media.sdp[side.index()].update(&parsed);
+        let audio = parsed.audio()?;
+        let addr = audio.effective_connection(&parsed);
+        let dir = audio.effective_direction(&parsed);
+        let held = matches!(addr, Some(a) if a.is_unspecified())
+            || matches!(dir, SdpDirection::SendOnly | SdpDirection::Inactive);
+        if self.answered_at.is_some() && held != self.on_hold[side.index()] {
+            self.on_hold[side.index()] = held;
+            self.ever_held |= held;
+            let update = if held {
+                Update::Hold { by: side }
+            } else {
+                Update::Resume { by: side }
+            };
+            self.updated(now, update, ctx);
+        }
+        let ip = addr.filter(|a| !a.is_unspecified())?;
+        (audio.port != 0).then(|| (SocketAddr::new(ip, audio.port), side))
+    }
 }

@@ -2,9 +2,20 @@
 //!
 //! Inputs are `handle_*(now, …)`, outputs are `poll_*()`. Time is only ever the
 //! capture timestamp of the packet being handled, so a pcap replay is deterministic.
+//!
+//! Split as quinn-proto splits `Endpoint` from `Connection`:
+//! - `tracker` and `ingress`: the [`Tracker`], which owns every call. It decodes
+//!   frames and HEP, defragments, reassembles TCP, sorts SIP from RTP, finds the
+//!   call a packet belongs to (Call-ID, media-address index) and runs the timers.
+//! - `dialog`, `media`, `audio`: one call's own logic, as methods of `Call`: SIP
+//!   transitions, what its SDP says, its RTP legs turned into placed audio.
+//! - `record`: the finished call as the drivers see it.
 
+mod audio;
 mod config;
 mod dialog;
+mod events;
+mod ingress;
 mod media;
 mod record;
 mod stats;
@@ -14,6 +25,8 @@ pub use config::TrackerConfig;
 pub use record::{parse_name, CallRecord, Direction, EndReason, LegQuality, Outcome, UnknownName};
 pub use stats::Stats;
 pub use tracker::Tracker;
+
+use std::sync::Arc;
 
 use crate::time::Timestamp;
 
@@ -69,24 +82,37 @@ pub enum Update {
     Resume { by: Side },
 }
 
+/// What the tracker tells its driver. Every event names its call both ways
+/// (the handle, cheap to key on, and the Call-ID for logs and files) and carries
+/// what a driver needs, so no driver has to ask the tracker back.
+///
+/// `snapshot` is the call as its record would read if the daemon died at that
+/// moment (`end_reason = crash_recovered`); the daemon keeps it on disk so a
+/// crash loses no call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     CallStarted {
         call: CallHandle,
-        call_id: String,
+        call_id: Arc<str>,
         at: Timestamp,
+        snapshot: Box<CallRecord>,
     },
     CallRinging {
         call: CallHandle,
+        call_id: Arc<str>,
         at: Timestamp,
+        snapshot: Box<CallRecord>,
     },
     CallAnswered {
         call: CallHandle,
+        call_id: Arc<str>,
         at: Timestamp,
+        snapshot: Box<CallRecord>,
     },
     /// Decoded audio that `leg` sent, placed at `offset` samples (8 kHz) after the answer.
     Media {
         call: CallHandle,
+        call_id: Arc<str>,
         leg: Side,
         offset: u64,
         sample_rate: u32,
@@ -94,11 +120,38 @@ pub enum Event {
     },
     CallUpdated {
         call: CallHandle,
+        call_id: Arc<str>,
         at: Timestamp,
         update: Update,
+        snapshot: Box<CallRecord>,
     },
     CallEnded {
         call: CallHandle,
+        call_id: Arc<str>,
         record: Box<CallRecord>,
     },
+}
+
+impl Event {
+    pub fn call(&self) -> CallHandle {
+        match self {
+            Event::CallStarted { call, .. }
+            | Event::CallRinging { call, .. }
+            | Event::CallAnswered { call, .. }
+            | Event::Media { call, .. }
+            | Event::CallUpdated { call, .. }
+            | Event::CallEnded { call, .. } => *call,
+        }
+    }
+
+    pub fn call_id(&self) -> &str {
+        match self {
+            Event::CallStarted { call_id, .. }
+            | Event::CallRinging { call_id, .. }
+            | Event::CallAnswered { call_id, .. }
+            | Event::Media { call_id, .. }
+            | Event::CallUpdated { call_id, .. }
+            | Event::CallEnded { call_id, .. } => call_id,
+        }
+    }
 }

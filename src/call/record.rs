@@ -5,7 +5,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use std::net::SocketAddr;
+
 use crate::time::Timestamp;
+
+use super::dialog::{Call, Forced};
+use super::{Side, TrackerConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -255,5 +260,110 @@ impl CallRecord {
         self.answered_at
             .map(|a| self.ended_at.micros_since(a))
             .unwrap_or(0)
+    }
+}
+
+/// Building the record from a call's state.
+impl Call {
+    /// What is known of an open call now, as its record would read if the
+    /// daemon died here: the snapshot the lifecycle events carry.
+    pub fn snapshot(&self, cfg: &TrackerConfig) -> Box<CallRecord> {
+        let forced = Forced::new(EndReason::CrashRecovered, self.last_activity, self);
+        let mut rec = self.finish(cfg, Some(forced));
+        rec.end_reason = EndReason::CrashRecovered;
+        Box::new(rec)
+    }
+
+    /// The record for a call closed now. `forced` is set when the capture or
+    /// the daemon stops with the call still up: a call that signalling already
+    /// ended keeps its own reason and time, any other ends as `forced` says.
+    pub fn finish(&self, cfg: &TrackerConfig, forced: Option<Forced>) -> CallRecord {
+        let closing = self.closing(cfg);
+        let (reason, ended_at) = match forced {
+            Some(f) if closing.by_timer => (f.reason, f.at),
+            _ => (closing.reason, closing.ended_at),
+        };
+        let ended_at = ended_at.max(self.started_at);
+        let outcome = if self.answered_at.is_some() {
+            Outcome::Answered
+        } else if self.cancel_at.is_some() || matches!(self.failure, Some((487, _))) {
+            Outcome::Cancelled
+        } else if let Some((code, _)) = self.failure {
+            Outcome::for_failure(code)
+        } else if self.ringing_at.is_some() {
+            Outcome::NoAnswer
+        } else {
+            Outcome::Failed
+        };
+        let sip_code = if self.answered_at.is_some() {
+            Some(self.answer_code)
+        } else {
+            self.failure.map(|(code, _)| code)
+        };
+        let direction = self.direction(cfg);
+        let agent = self.agent(cfg, direction);
+        let quality = |side: Side| {
+            let leg = self.media.leg(side);
+            LegQuality {
+                packets: leg.packets,
+                lost: leg.stream.stats().lost,
+                jitter_ms: leg.jitter_ms(),
+            }
+        };
+        CallRecord {
+            call_id: String::from_utf8_lossy(&self.call_id).into_owned(),
+            direction,
+            from_raw: self.from_raw.clone(),
+            to_raw: self.to_raw.clone(),
+            from_display: self.from_display.clone(),
+            agent,
+            started_at: self.started_at,
+            answered_at: self.answered_at.map(|a| a.min(ended_at)),
+            ended_at,
+            outcome,
+            sip_code,
+            end_reason: reason,
+            answered_elsewhere: self.answered_elsewhere,
+            dtmf: self.dtmf.clone(),
+            codec: self.media.codec,
+            unsupported_codec: self.media.unsupported.clone(),
+            encrypted_media: self.media.encrypted,
+            audio_seen: self.media.audio_seen,
+            held: self.ever_held,
+            sip_src: self.sip_src.map(|a| a.to_string()),
+            sip_dst: self.sip_dst.map(|a| a.to_string()),
+            caller_rtp: quality(Side::Caller),
+            callee_rtp: quality(Side::Callee),
+        }
+    }
+
+    fn direction(&self, cfg: &TrackerConfig) -> Direction {
+        let is_ext = |u: &Option<String>| u.as_deref().is_some_and(|u| cfg.is_extension(u));
+        match (is_ext(&self.from_raw), is_ext(&self.to_raw)) {
+            (true, true) => Direction::Internal,
+            (true, false) => Direction::Outgoing,
+            (false, true) => Direction::Incoming,
+            (false, false) => {
+                let internal = |a: Option<SocketAddr>| a.map(|a| cfg.is_internal_ip(a.ip()));
+                match (internal(self.sip_src), internal(self.sip_dst)) {
+                    (Some(true), Some(true)) => Direction::Internal,
+                    (Some(true), Some(false)) => Direction::Outgoing,
+                    (Some(false), Some(true)) => Direction::Incoming,
+                    _ => Direction::Unknown,
+                }
+            }
+        }
+    }
+
+    /// The internal user who took part: for forks, the branch that answered.
+    fn agent(&self, cfg: &TrackerConfig, direction: Direction) -> Option<String> {
+        let ext = |u: &Option<String>| u.clone().filter(|u| cfg.is_extension(u));
+        match direction {
+            Direction::Outgoing => ext(&self.from_raw),
+            Direction::Incoming | Direction::Internal => {
+                ext(&self.answer_contact).or_else(|| ext(&self.to_raw))
+            }
+            Direction::Unknown => None,
+        }
     }
 }

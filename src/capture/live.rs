@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use pcap::{Active, Capture};
 
+use crate::backoff::Backoff;
 use crate::capture::thread::{SourceThread, StopFlags};
 use crate::capture::{Input, InputSender, SendError};
 use crate::config::CaptureConfig;
@@ -389,7 +390,7 @@ impl Worker {
     fn run(mut self, cap: Capture<Active>, link: LinkType) {
         let interface = self.settings.interface.clone();
         let mut current = Some((cap, link));
-        let mut backoff = REOPEN_MIN;
+        let mut backoff = Backoff::new(REOPEN_MIN, REOPEN_MAX);
         while let Some((mut cap, link)) = current.take() {
             let ended = self.capture(&mut cap, link);
             let last = read_stats(&mut cap);
@@ -412,7 +413,7 @@ impl Worker {
             }
             // Reopen until it works or we are told to stop.
             while !self.stopping() {
-                self.sleep(backoff);
+                self.sleep(backoff.next_wait());
                 if self.stopping() {
                     break;
                 }
@@ -420,13 +421,12 @@ impl Worker {
                     Ok(opened) => {
                         self.stats.reopens.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(interface, "live capture reopened");
-                        backoff = REOPEN_MIN;
+                        backoff.reset();
                         current = Some(opened);
                         break;
                     }
                     Err(e) => {
                         tracing::warn!(interface, error = %e, "cannot reopen live capture");
-                        backoff = (backoff * 2).min(REOPEN_MAX);
                     }
                 }
             }

@@ -2,14 +2,11 @@
 //!
 //! Threads: one per capture source (live interface, capture folder, HEP
 //! listener) → one bounded input queue → the tracker thread (which hands audio
-//! to the recorder thread) → the persist thread (outbox, fsync) → the database
-//! task. The admin HTTP server and signal handling run on tokio.
+//! to the recorder thread) → the sinks (`crate::sinks`: persist thread,
+//! outbox, database writer, phone index, uploader, retention). The admin HTTP
+//! server and signal handling run on tokio.
 
-mod index_task;
-mod outbox;
-mod persist;
 mod sources;
-mod state_lock;
 mod status;
 mod tracker_thread;
 
@@ -19,17 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::logging::LogHandle;
 use crate::pipeline::{tracker_config, InflightJournal, Pipeline, PipelineError};
+use crate::sinks::{OutboxError, Role, Sinks, SinksError};
 
-pub use index_task::{spawn_once as index_task_once, IndexHandle, IndexMetrics, IndexReady};
-pub use outbox::{Outbox, OutboxError};
-pub use persist::{db_task, PersistStats, Writer};
 pub use sources::SourceError;
-pub use state_lock::{Holder, StateLock, StateLockError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -40,7 +33,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
-    Lock(#[from] StateLockError),
+    Sinks(#[from] SinksError),
     #[error("cannot use state folder {path}: {source}")]
     State {
         path: PathBuf,
@@ -73,8 +66,6 @@ pub struct RunOptions {
 
 /// How long a stop waits for the database before leaving calls in the outbox.
 const STOP_DB_DEADLINE: Duration = Duration::from_secs(20);
-/// How long a stop lets an upload in progress finish.
-const UPLOAD_STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     if cfg.capture.interfaces.is_empty() && cfg.capture.folder.is_none() && !cfg.hep.enabled {
@@ -85,10 +76,13 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         let path = path.to_path_buf();
         move |source| DaemonError::State { path, source }
     };
-    std::fs::create_dir_all(&state_dir).map_err(state_err(&state_dir))?;
-    // Replay drains the same outbox; only one of them may at a time.
-    let _lock = StateLock::acquire_daemon(&state_dir)?;
-    let outbox = Arc::new(Outbox::open(&state_dir.join("outbox"))?);
+    // Stops the sinks' background work as soon as a signal says stop.
+    let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut sinks = Sinks::start(&cfg, &state_dir, Role::Daemon, async move {
+        let _ = shutdown_rx.await;
+    })
+    .await?;
+    let outbox = sinks.outbox().clone();
     let inflight_dir = state_dir.join("inflight");
     let journal = InflightJournal::open(&inflight_dir).map_err(state_err(&inflight_dir))?;
 
@@ -123,59 +117,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
 
     let mut pipeline = Pipeline::new(&cfg)?;
     pipeline.set_inflight(journal.clone());
-    // The spool is resumed from the start: what earlier runs left goes first.
-    let uploader = pipeline.recordings_dir().and_then(|d| {
-        crate::store::uploader::Uploader::new(
-            &cfg.storage,
-            d,
-            crate::db::DbTarget::from_config(&cfg),
-        )
-    });
-    let upload_stats = uploader.as_ref().map(|u| u.stats());
-    let upload_control = uploader.as_ref().map(|u| u.control());
-    let upload_task = uploader.map(|u| tokio::spawn(u.run()));
-    let (retention_stop, retention_rx) = tokio::sync::watch::channel(false);
-    let retention = tokio::spawn(retention_task(cfg.clone(), retention_rx));
-
-    // The database writer may wait on `index.ready` before matching calls.
-    let index = index_task::spawn(&cfg);
     let stop = Arc::new(AtomicBool::new(false));
-    let persist_stats = Arc::new(PersistStats::default());
-    let wake_db = Arc::new(Notify::new());
-    let db_done = Arc::new(Notify::new());
-    // Set once the persist thread has put the very last record in the outbox:
-    // only then may the database writer drain for the last time and finish.
-    let last_record_queued = Arc::new(AtomicBool::new(false));
-    let db = tokio::spawn(persist::db_task(
-        persist::Writer {
-            target: crate::db::DbTarget::from_config(&cfg),
-            linker: Arc::new(crate::matching::linker::Linker::new(&cfg.crm)),
-            index_ready: Some(index.ready.clone()),
-        },
-        outbox.clone(),
-        persist_stats.clone(),
-        wake_db.clone(),
-        last_record_queued.clone(),
-        db_done.clone(),
-        STOP_DB_DEADLINE,
-    ));
-
-    let (report_tx, report_rx) = crossbeam_channel::bounded(1024);
-    let persist = {
-        let (outbox, journal, stats, wake) = (
-            outbox.clone(),
-            journal.clone(),
-            persist_stats.clone(),
-            wake_db.clone(),
-        );
-        std::thread::Builder::new()
-            .name("pbxbridge-persist".into())
-            .spawn(move || persist::persist_thread(report_rx, outbox, journal, stats, wake))
-            .map_err(|source| DaemonError::Thread {
-                what: "persist",
-                source,
-            })?
-    };
+    // Each batch reaches the outbox before its in-flight snapshots go.
+    let report_tx = sinks.persist_thread(Some(journal.clone()))?;
+    let persist_stats = sinks.stats().clone();
 
     let (input_tx, input_rx) = crate::capture::input_queue(cfg.capture.queue_packets);
     let sources = sources::start(&cfg, &input_tx, &state_dir, stop.clone())?;
@@ -187,9 +132,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         sources.stats(),
         persist_stats.clone(),
         outbox.clone(),
-        index.metrics.clone(),
+        sinks.index_metrics().clone(),
     );
-    if let Some(stats) = &upload_stats {
+    if let Some(stats) = sinks.upload_stats() {
         ops.set_uploads(stats.clone());
     }
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
@@ -230,7 +175,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     // Stop order matters: no new input, then every open call ends and is
     // recorded, then the records reach the outbox, then the database.
     ops.stopping();
-    index.stop();
+    let _ = shutdown.send(());
     stop.store(true, Ordering::Release);
     let source_stats = tokio::task::spawn_blocking(move || sources.stop_and_join())
         .await
@@ -241,24 +186,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         .map_err(|_| DaemonError::TrackerPanicked)?
         .map_err(|_| DaemonError::TrackerPanicked)?;
     drop(pipeline); // waits for the recorder thread to finish every WAV
-    let _ = tokio::task::spawn_blocking(move || persist.join()).await;
-    last_record_queued.store(true, Ordering::Release);
-    wake_db.notify_one();
-    db_done.notified().await;
-    let _ = db.await;
-    let _ = retention_stop.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), retention).await;
-    // The last recordings stay in the spool for the next start; an upload in
-    // hand may finish.
-    if let (Some(ctl), Some(mut task)) = (upload_control, upload_task) {
-        ctl.stop();
-        if tokio::time::timeout(UPLOAD_STOP_GRACE, &mut task)
-            .await
-            .is_err()
-        {
-            task.abort();
-        }
-    }
+                    // The tracker thread held the last sender: the persist thread ends once
+                    // the very last record is in the outbox, and the writer drains after it.
+    sinks.finish(STOP_DB_DEADLINE).await;
     if let Some(admin) = admin {
         admin.abort();
     }
@@ -336,35 +266,4 @@ fn reload(
     // Keep what was not applied as it was, so the next reload reports it again.
     current.log.level = new.log.level;
     current.tracker = new.tracker;
-}
-
-/// Deletes recordings past `storage.retention_days` on a schedule; waits for
-/// the database first (retrying), and does nothing when retention is off.
-async fn retention_task(cfg: Config, stop: tokio::sync::watch::Receiver<bool>) {
-    if cfg.storage.retention_days == 0 {
-        return;
-    }
-    let storage = match crate::store::Storage::from_config(&cfg.storage) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "retention is off: the storage cannot be opened");
-            return;
-        }
-    };
-    let target = crate::db::DbTarget::from_config(&cfg);
-    let mut backoff = Duration::from_secs(1);
-    let db = loop {
-        if *stop.borrow() {
-            return;
-        }
-        match target.connect().await {
-            Ok(db) => break db,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "retention waits for the database");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
-            }
-        }
-    };
-    crate::store::retention::run_periodically(db, storage, cfg, stop).await;
 }

@@ -16,12 +16,10 @@ use crate::ops::OpsState;
 use crate::pipeline::Pipeline;
 use crate::store::uploader::UploadStats;
 
-use super::index_task::IndexMetrics;
-use super::outbox::Outbox;
-use super::persist::PersistStats;
 use super::sources::SourceStats;
 use super::tracker_thread::Observer;
 use super::DaemonError;
+use crate::sinks::{IndexMetrics, Outbox, PersistStats};
 
 /// The operator's view: metrics, health, systemd.
 pub struct Ops {

@@ -14,7 +14,7 @@ use crate::report::RecordingStatus;
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub enum CallLinkError {
     #[error("record type {record_type:?} is not configured in [[crm.records]] (known: {known})")]
     UnknownType { record_type: String, known: String },
     #[error("record id {record_id:?} must be 1 to 191 bytes")]
@@ -133,10 +133,14 @@ macro_rules! call_row {
 pub(super) use call_row;
 
 /// Checks a record type and id from a person (CLI, API) before linking.
-pub fn check_record(crm: &CrmConfig, record_type: &str, record_id: &str) -> Result<(), LinkError> {
+pub fn check_record(
+    crm: &CrmConfig,
+    record_type: &str,
+    record_id: &str,
+) -> Result<(), CallLinkError> {
     if !crm.records.iter().any(|r| r.kind == record_type) {
         let known: Vec<&str> = crm.records.iter().map(|r| r.kind.as_str()).collect();
-        return Err(LinkError::UnknownType {
+        return Err(CallLinkError::UnknownType {
             record_type: record_type.to_owned(),
             known: if known.is_empty() {
                 "none".into()
@@ -146,7 +150,7 @@ pub fn check_record(crm: &CrmConfig, record_type: &str, record_id: &str) -> Resu
         });
     }
     if record_id.is_empty() || record_id.len() > 191 {
-        return Err(LinkError::BadRecordId {
+        return Err(CallLinkError::BadRecordId {
             record_id: record_id.to_owned(),
         });
     }
@@ -383,7 +387,7 @@ pub async fn match_past_calls(
     crm: &CrmConfig,
     record_type: &str,
     record_id: &str,
-) -> Result<BackfillReport, LinkError> {
+) -> Result<BackfillReport, CallLinkError> {
     check_record(crm, record_type, record_id)?;
     let is_agent = crm
         .records

@@ -6,11 +6,14 @@
 //! template, so an edited migration or a database from a newer pbxbridge is
 //! refused rather than half-understood.
 
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 
 use super::dialect::{Backend, Dialect};
 use super::{DbError, Pool};
+use crate::backoff::Backoff;
 
 pub struct Migration {
     pub version: i64,
@@ -179,6 +182,7 @@ pub async fn migrate(pool: &Pool, d: &Dialect, url: &str) -> Result<(), DbError>
             // (busy snapshot, or an index the winner made). Trying again, it
             // finds the steps applied.
             let mut attempt = 0;
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
             loop {
                 let mut conn = p.acquire().await.map_err(err0)?;
                 let out = async { run_migrations!(&mut *conn, d, url) }.await;
@@ -186,7 +190,7 @@ pub async fn migrate(pool: &Pool, d: &Dialect, url: &str) -> Result<(), DbError>
                     Err(DbError::Migrate { .. }) if attempt < 5 => {
                         attempt += 1;
                         drop(conn);
-                        tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                        tokio::time::sleep(backoff.next_wait()).await;
                     }
                     other => return other,
                 }

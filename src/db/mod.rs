@@ -12,6 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use crate::backoff::Backoff;
+
 /// Runs `$body` with `$p` bound to the typed pool: the body is compiled once
 /// per backend, so every bind and decode is checked for all three.
 macro_rules! with_pool {
@@ -27,6 +29,7 @@ pub(crate) use with_pool;
 
 pub mod call_list;
 mod calls;
+mod connect;
 mod dbtime;
 pub mod dialect;
 pub mod links;
@@ -35,16 +38,20 @@ mod names;
 mod phone_index;
 pub mod recording_lookup;
 mod recordings;
+mod retry;
+mod shared;
 
 pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;
 pub use dialect::{Backend, Dialect};
-pub use links::{BackfillReport, CallRow, Link, LinkChange, LinkError, RecordCall};
+pub use links::{BackfillReport, CallLinkError, CallRow, Link, LinkChange, RecordCall};
 pub use migrate::MIGRATIONS;
 pub use phone_index::{
     CrmChunk, IndexCounts, IndexMsg, IndexRow, IndexState, InvalidValue, ReadEnd, WriteMode,
 };
 pub use recordings::RecordingState;
+pub use retry::{retry_until, FailureLog};
+pub use shared::SharedDb;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -54,6 +61,29 @@ pub enum DbError {
     #[error("cannot open database {url:?}: {source}")]
     Connect {
         url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("connection refused to {addr} — is the server running?")]
+    Refused { addr: String },
+    #[error("database host {host:?} is unknown (the name does not resolve: {reason})")]
+    UnknownHost { host: String, reason: String },
+    #[error(
+        "no answer from {addr} within {secs} s — is the address right, or a firewall in the way?"
+    )]
+    NoAnswer { addr: String, secs: u64 },
+    /// Wrong credentials do not fix themselves: not retried.
+    #[error("{addr} refused the login of user {user:?} — wrong user name or password? ({source})")]
+    AuthRefused {
+        addr: String,
+        user: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database {name:?} does not exist on {addr} — create it, or fix the name in the URL ({source})")]
+    NoDatabase {
+        addr: String,
+        name: String,
         #[source]
         source: sqlx::Error,
     },
@@ -89,6 +119,9 @@ impl DbError {
     /// as opposed to refusing a statement: the caller should retry later.
     pub fn is_unavailable(&self) -> bool {
         let source = match self {
+            DbError::Refused { .. } | DbError::UnknownHost { .. } | DbError::NoAnswer { .. } => {
+                return true
+            }
             DbError::Connect { source, .. }
             | DbError::Migrate { source, .. }
             | DbError::Write { source, .. }
@@ -205,12 +238,22 @@ pub enum Pool {
 pub struct Db {
     pool: Pool,
     dialect: Dialect,
+    /// The URL with its password hidden, for errors.
+    shown_url: String,
 }
 
 impl Db {
     /// Opens the database the URL names (creating a SQLite file when missing)
     /// and migrates pbxbridge's tables.
     pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db, DbError> {
+        let db = Db::open(url, opts).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Opens the database without looking at its tables (`SharedDb` checks
+    /// the migrations once, not at every reconnect).
+    pub async fn open(url: &str, opts: &DbOptions) -> Result<Db, DbError> {
         let shown = crate::config::redact_url(url);
         let backend = Backend::from_url(url).ok_or_else(|| DbError::Url {
             url: shown.clone(),
@@ -238,6 +281,8 @@ impl Db {
                 // Switching a new file to WAL needs it to itself and does not
                 // wait for another process doing the same: try again shortly.
                 let mut attempt = 0;
+                let mut backoff =
+                    Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
                 let pool = loop {
                     match SqlitePoolOptions::new()
                         .max_connections(max)
@@ -248,7 +293,7 @@ impl Db {
                         Ok(p) => break p,
                         Err(e) if attempt < 10 && is_sqlite_busy(&e) => {
                             attempt += 1;
-                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                            tokio::time::sleep(backoff.next_wait()).await;
                         }
                         Err(e) => return Err(connect_err(e)),
                     }
@@ -259,6 +304,7 @@ impl Db {
                 let o = PgConnectOptions::from_str(url)
                     .map_err(bad_url)?
                     .application_name("pbxbridge");
+                connect::probe(&o, &connect::server_of!(o, shown)).await?;
                 Pool::Postgres(
                     PgPoolOptions::new()
                         .max_connections(max)
@@ -278,6 +324,7 @@ impl Db {
                     .map_err(bad_url)?
                     .charset("utf8mb4")
                     .timezone(Some(String::from("+00:00")));
+                connect::probe(&o, &connect::server_of!(o, shown)).await?;
                 Pool::MySql(
                     MySqlPoolOptions::new()
                         .max_connections(max)
@@ -290,8 +337,16 @@ impl Db {
         };
         let schema = (!opts.schema.is_empty()).then_some(opts.schema.as_str());
         let dialect = Dialect::new(backend, &opts.table_prefix, schema);
-        migrate::migrate(&pool, &dialect, &shown).await?;
-        Ok(Db { pool, dialect })
+        Ok(Db {
+            pool,
+            dialect,
+            shown_url: shown,
+        })
+    }
+
+    /// Brings pbxbridge's tables to this build's schema.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        migrate::migrate(&self.pool, &self.dialect, &self.shown_url).await
     }
 
     pub fn pool(&self) -> &Pool {

@@ -165,12 +165,14 @@ fn finish_recovered(entry: InflightEntry, alive: Option<Timestamp>) -> CallRepor
                 Some("no audio had been spooled when the daemon stopped".into()),
             ),
         };
-        ended = ended.max(alive.unwrap_or(ended));
+    }
+    // Ringing or answered, a call still up when the daemon was last known
+    // alive lasted at least until then, as a call up at a clean stop lasts
+    // until the stop.
+    ended = ended.max(alive.unwrap_or(ended));
+    if let Some(answered) = entry.answered_us.map(Timestamp::from_micros) {
         report.answered_at = Some(answered);
         report.duration = ended.micros_since(answered) as f64 / 1e6;
-    } else if let Some(answered) = entry.answered_us {
-        ended = ended.max(alive.unwrap_or(ended));
-        report.duration = ended.micros_since(Timestamp::from_micros(answered)) as f64 / 1e6;
     }
     report.ended_at = ended;
     report
@@ -352,6 +354,29 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].duration, 30.0);
         assert_eq!(out[0].ended_at, alive);
+    }
+
+    #[test]
+    fn a_ringing_call_also_ends_when_the_daemon_was_last_alive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = InflightJournal::open(tmp.path()).unwrap();
+        journal
+            .write(&record("ringing@pbx", false), &numbers(), None, None)
+            .unwrap();
+        let alive = Timestamp::from_secs(1_800_000_034);
+        let out = journal.recover(&HashSet::new(), Some(alive)).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].outcome, Outcome::NoAnswer);
+        assert_eq!(out[0].ended_at, alive);
+        assert_eq!(out[0].duration, 0.0);
+        // A heartbeat older than the snapshot never moves the end back.
+        let journal = InflightJournal::open(&tmp.path().join("again")).unwrap();
+        journal
+            .write(&record("ringing@pbx", false), &numbers(), None, None)
+            .unwrap();
+        let stale = Timestamp::from_secs(1_800_000_001);
+        let out = journal.recover(&HashSet::new(), Some(stale)).unwrap();
+        assert_eq!(out[0].ended_at, Timestamp::from_secs(1_800_000_005));
     }
 
     #[test]

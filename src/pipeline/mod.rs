@@ -6,8 +6,9 @@ mod recordings;
 mod writer;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::call::{CallHandle, EndReason, Event, Stats, Tracker, TrackerConfig};
+use crate::call::{CallHandle, CallRecord, EndReason, Event, Stats, Tracker, TrackerConfig};
 use crate::config::Config;
 use crate::phone::{parse_country, Normalizer};
 use crate::report::{CallReport, RecordingReport, RecordingStatus};
@@ -43,18 +44,17 @@ pub struct Pipeline {
 /// Builds the core's settings from the admin's config.
 pub fn tracker_config(cfg: &Config, ext: regex::Regex) -> TrackerConfig {
     let t = &cfg.tracker;
-    let secs = |s: u64| i64::try_from(s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
     TrackerConfig {
         sip_ports: cfg.sip.ports.clone(),
         detect_any_port: cfg.sip.detect_any_port,
         extension_pattern: Some(ext),
         internal_networks: cfg.pbx.internal_networks.clone(),
         max_calls: t.max_calls,
-        no_response_us: secs(t.no_response_secs),
-        ring_timeout_us: secs(t.ring_timeout_secs),
-        rtp_timeout_us: secs(t.rtp_timeout_secs),
-        max_duration_us: secs(t.max_duration_secs),
-        bye_timeout_us: secs(t.bye_timeout_secs),
+        no_response: Duration::from_secs(t.no_response_secs),
+        ring_timeout: Duration::from_secs(t.ring_timeout_secs),
+        rtp_timeout: Duration::from_secs(t.rtp_timeout_secs),
+        max_duration: Duration::from_secs(t.max_duration_secs),
+        bye_timeout: Duration::from_secs(t.bye_timeout_secs),
         // HEP captured in a pcap arrives on the port our own listener would use.
         hep_ports: vec![cfg.hep.listen.port()],
         ..TrackerConfig::default()
@@ -111,20 +111,8 @@ impl Pipeline {
     /// Runs the timers due by `now` when no packet has come to run them
     /// (a quiet line must still end calls whose RTP stopped).
     pub fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<CallReport>) {
-        self.run_timers(now, out);
         self.tracker.handle_timeout(now);
         self.drain(out);
-    }
-
-    fn run_timers(&mut self, now: Timestamp, out: &mut Vec<CallReport>) {
-        // Timers fire at their own instant, before the packet that comes after them.
-        while let Some(t) = self.tracker.poll_timeout() {
-            if t > now {
-                break;
-            }
-            self.tracker.handle_timeout(t);
-            self.drain(out);
-        }
     }
 
     pub fn stats(&self) -> &Stats {
@@ -147,14 +135,12 @@ impl Pipeline {
         frame: &[u8],
         out: &mut Vec<CallReport>,
     ) {
-        self.run_timers(ts, out);
         self.tracker.handle_frame(ts, link, frame);
         self.drain(out);
     }
 
     /// Feeds one HEP datagram (SIP or RTP mirrored by the PBX or a proxy).
     pub fn handle_hep(&mut self, ts: Timestamp, datagram: &[u8], out: &mut Vec<CallReport>) {
-        self.run_timers(ts, out);
         self.tracker.handle_hep(ts, datagram);
         self.drain(out);
     }
@@ -169,13 +155,20 @@ impl Pipeline {
         }
     }
 
+    /// Turns the tracker's events into recorder commands and reports; it only
+    /// consumes them; everything it needs travels in the event.
     fn drain(&mut self, out: &mut Vec<CallReport>) {
         while let Some(ev) = self.tracker.poll_event() {
             let cmd = match ev {
-                Event::CallStarted { call, call_id, .. } => {
+                Event::CallStarted {
+                    call,
+                    call_id,
+                    snapshot,
+                    ..
+                } => {
                     tracing::debug!(call_id = %call_id, "call started");
-                    self.save_snapshot(call);
-                    Cmd::Started(call, call_id)
+                    self.save_snapshot(call, snapshot);
+                    Cmd::Started(call, call_id.to_string())
                 }
                 Event::Media {
                     call,
@@ -183,6 +176,7 @@ impl Pipeline {
                     offset,
                     sample_rate,
                     samples,
+                    ..
                 } => Cmd::Media {
                     call,
                     leg,
@@ -190,7 +184,7 @@ impl Pipeline {
                     sample_rate,
                     samples,
                 },
-                Event::CallEnded { call, record } => {
+                Event::CallEnded { call, record, .. } => {
                     // The INFO line comes with the final record, once the recording is done.
                     tracing::debug!(
                         call_id = %record.call_id,
@@ -209,23 +203,24 @@ impl Pipeline {
                     Cmd::Ended(call, record)
                 }
                 // The tracker reports each of these once per call.
-                Event::CallRinging { call, .. } => {
-                    if let Some(call_id) = self.tracker.call_id(call) {
-                        tracing::info!(call_id, "call ringing");
-                    }
+                Event::CallRinging { call_id, .. } => {
+                    tracing::info!(call_id = %call_id, "call ringing");
                     continue;
                 }
-                Event::CallAnswered { call, .. } => {
-                    if let Some(call_id) = self.tracker.call_id(call) {
-                        tracing::info!(call_id, "call answered");
-                    }
-                    self.save_snapshot(call);
+                Event::CallAnswered {
+                    call,
+                    call_id,
+                    snapshot,
+                    ..
+                } => {
+                    tracing::info!(call_id = %call_id, "call answered");
+                    self.save_snapshot(call, snapshot);
                     continue;
                 }
-                Event::CallUpdated { call, update, .. } => {
-                    if let Some(call_id) = self.tracker.call_id(call) {
-                        tracing::debug!(call_id, ?update, "call updated");
-                    }
+                Event::CallUpdated {
+                    call_id, update, ..
+                } => {
+                    tracing::debug!(call_id = %call_id, ?update, "call updated");
                     continue;
                 }
             };
@@ -240,11 +235,8 @@ impl Pipeline {
 
     /// The file write happens on the recorder thread when there is one: a burst
     /// of new calls must not hold up the thread that reads packets.
-    fn save_snapshot(&mut self, call: CallHandle) {
+    fn save_snapshot(&mut self, call: CallHandle, rec: Box<CallRecord>) {
         let Some(journal) = &self.inflight else {
-            return;
-        };
-        let Some(rec) = self.tracker.snapshot(call) else {
             return;
         };
         let spool = self
@@ -254,7 +246,7 @@ impl Pipeline {
         match &mut self.writer {
             Some(w) => w.push(Cmd::Snapshot {
                 journal: journal.clone(),
-                record: Box::new(rec),
+                record: rec,
                 spool,
             }),
             None => {

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use crate::time::Timestamp;
+use crate::time::{duration_micros, Timestamp};
 use crate::wire::Fragment;
 
 use super::{ReasmLimits, ReasmStats};
@@ -170,7 +170,7 @@ impl Defragmenter {
             return None;
         }
         if let Some(set) = self.sets.get(&key) {
-            if now.micros_since(set.created) > self.limits.frag_timeout_us {
+            if now.duration_since(set.created) > self.limits.frag_timeout {
                 self.stats.frag_timeouts += 1;
                 self.sets.remove(&key);
             }
@@ -216,9 +216,9 @@ impl Defragmenter {
         Some(set.data)
     }
 
-    /// Abandons datagrams whose first piece is older than `frag_timeout_us`.
+    /// Abandons datagrams whose first piece is older than `frag_timeout`.
     pub fn expire(&mut self, now: Timestamp) {
-        let timeout = self.limits.frag_timeout_us;
+        let timeout = duration_micros(self.limits.frag_timeout);
         let before = self.sets.len();
         self.sets
             .retain(|_, s| now.micros_since(s.created) <= timeout);
@@ -260,6 +260,7 @@ impl Defragmenter {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+    use std::time::Duration;
 
     fn ips() -> (IpAddr, IpAddr) {
         (
@@ -372,7 +373,7 @@ mod tests {
         let limits = ReasmLimits {
             max_frag_sets: 2,
             max_frag_bytes: 1500,
-            frag_timeout_us: 1_000,
+            frag_timeout: Duration::from_millis(1),
             ..ReasmLimits::default()
         };
         let mut df = Defragmenter::new(&limits);

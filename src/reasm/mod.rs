@@ -13,6 +13,7 @@ pub mod framing;
 mod tcp;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub use defrag::Defragmenter;
 pub use tcp::{TcpReassembler, MAX_OOO_SEGMENTS, TCP_GAP_WAIT_US};
@@ -25,13 +26,13 @@ pub struct ReasmLimits {
     /// Largest reassembled datagram payload.
     pub max_frag_bytes: usize,
     /// A datagram whose first piece is older than this is abandoned.
-    pub frag_timeout_us: i64,
+    pub frag_timeout: Duration,
     /// TCP directions tracked at once.
     pub max_tcp_streams: usize,
     /// Bytes buffered per direction (unframed in-order bytes plus out-of-order segments).
     pub max_tcp_stream_bytes: usize,
     /// A direction with no segment for this long is forgotten.
-    pub tcp_idle_timeout_us: i64,
+    pub tcp_idle_timeout: Duration,
 }
 
 impl Default for ReasmLimits {
@@ -39,10 +40,10 @@ impl Default for ReasmLimits {
         ReasmLimits {
             max_frag_sets: 1024,
             max_frag_bytes: 64 * 1024,
-            frag_timeout_us: 30_000_000,
+            frag_timeout: Duration::from_secs(30),
             max_tcp_streams: 10_000,
             max_tcp_stream_bytes: 256 * 1024,
-            tcp_idle_timeout_us: 300_000_000,
+            tcp_idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -89,7 +90,7 @@ pub struct ReasmStats {
     pub tcp_invalid_messages: u64,
     /// Complete SIP messages emitted.
     pub tcp_messages: u64,
-    /// Directions forgotten after `tcp_idle_timeout_us`.
+    /// Directions forgotten after `tcp_idle_timeout`.
     pub tcp_streams_expired: u64,
     /// Directions closed by FIN or RST.
     pub tcp_streams_closed: u64,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use memchr::memchr;
 
-use crate::time::Timestamp;
+use crate::time::{duration_micros, Timestamp};
 
 use super::framing::{resync, Framing, MessageScanner};
 use super::{FlowKey, ReasmLimits, ReasmStats};
@@ -315,10 +315,10 @@ impl TcpReassembler {
         }
     }
 
-    /// Forgets directions idle for longer than `tcp_idle_timeout_us`. Their unframed
+    /// Forgets directions idle for longer than `tcp_idle_timeout`. Their unframed
     /// bytes are counted as gap bytes.
     pub fn expire(&mut self, now: Timestamp) {
-        let idle = self.limits.tcp_idle_timeout_us;
+        let idle = duration_micros(self.limits.tcp_idle_timeout);
         let stats = &mut self.stats;
         self.streams.retain(|_, s| {
             let keep = now.micros_since(s.last_seen) <= idle;

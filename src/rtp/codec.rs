@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use super::packet::PayloadType;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Codec {
@@ -15,7 +17,7 @@ pub enum Codec {
     /// RFC 3389 comfort noise (static pt 13 or `CN`): carries no samples we record.
     Comfort,
     /// Anything else, with its payload type.
-    Unsupported(u8),
+    Unsupported(PayloadType),
 }
 
 impl Codec {
@@ -46,7 +48,7 @@ impl Codec {
 /// Resolves a payload type, using the SDP `a=rtpmap` name and clock rate when
 /// known (they win over the static table, as RFC 3551 allows remapping) and
 /// the RFC 3551 static assignments otherwise.
-pub fn codec_for(pt: u8, encoding_name: Option<&str>, clock_rate: Option<u32>) -> Codec {
+pub fn codec_for(pt: PayloadType, encoding_name: Option<&str>, clock_rate: Option<u32>) -> Codec {
     let rate_ok = |want: u32| clock_rate.is_none_or(|r| r == want);
     match encoding_name {
         Some(name) => {
@@ -62,7 +64,7 @@ pub fn codec_for(pt: u8, encoding_name: Option<&str>, clock_rate: Option<u32>) -
                 Codec::Unsupported(pt)
             }
         }
-        None => match pt {
+        None => match pt.0 {
             0 if rate_ok(8000) => Codec::Pcmu,
             8 if rate_ok(8000) => Codec::Pcma,
             13 => Codec::Comfort,
@@ -222,31 +224,37 @@ mod tests {
 
     #[test]
     fn resolves_codecs() {
-        assert_eq!(codec_for(0, None, None), Codec::Pcmu);
-        assert_eq!(codec_for(8, None, Some(8000)), Codec::Pcma);
-        assert_eq!(codec_for(13, None, None), Codec::Comfort);
-        assert_eq!(codec_for(9, None, None), Codec::Unsupported(9));
+        assert_eq!(codec_for(PayloadType(0), None, None), Codec::Pcmu);
+        assert_eq!(codec_for(PayloadType(8), None, Some(8000)), Codec::Pcma);
+        assert_eq!(codec_for(PayloadType(13), None, None), Codec::Comfort);
         assert_eq!(
-            codec_for(101, Some("telephone-event"), Some(8000)),
+            codec_for(PayloadType(9), None, None),
+            Codec::Unsupported(PayloadType(9))
+        );
+        assert_eq!(
+            codec_for(PayloadType(101), Some("telephone-event"), Some(8000)),
             Codec::TelephoneEvent
         );
         assert_eq!(
-            codec_for(96, Some("TELEPHONE-EVENT"), Some(48000)),
+            codec_for(PayloadType(96), Some("TELEPHONE-EVENT"), Some(48000)),
             Codec::TelephoneEvent
         );
-        assert_eq!(codec_for(97, Some("pcmu"), Some(8000)), Codec::Pcmu);
-        assert_eq!(codec_for(98, Some("PCMA"), None), Codec::Pcma);
         assert_eq!(
-            codec_for(0, Some("PCMU"), Some(16000)),
-            Codec::Unsupported(0)
+            codec_for(PayloadType(97), Some("pcmu"), Some(8000)),
+            Codec::Pcmu
+        );
+        assert_eq!(codec_for(PayloadType(98), Some("PCMA"), None), Codec::Pcma);
+        assert_eq!(
+            codec_for(PayloadType(0), Some("PCMU"), Some(16000)),
+            Codec::Unsupported(PayloadType(0))
         );
         assert_eq!(
-            codec_for(111, Some("opus"), Some(48000)),
-            Codec::Unsupported(111)
+            codec_for(PayloadType(111), Some("opus"), Some(48000)),
+            Codec::Unsupported(PayloadType(111))
         );
         assert_eq!(
-            codec_for(0, Some("G722"), Some(8000)),
-            Codec::Unsupported(0)
+            codec_for(PayloadType(0), Some("G722"), Some(8000)),
+            Codec::Unsupported(PayloadType(0))
         );
     }
 

@@ -6,11 +6,12 @@
 pub mod codec;
 pub mod dtmf;
 pub mod packet;
+mod reorder;
 pub mod stream;
 
 pub use codec::{
     alaw_to_linear, codec_for, decode_g711, linear_to_alaw, linear_to_ulaw, ulaw_to_linear, Codec,
 };
 pub use dtmf::{event_char, parse_event, DtmfDetector, DtmfDigit, ToneEvent};
-pub use packet::{looks_like_rtp, parse, RtpError, RtpHeader};
+pub use packet::{looks_like_rtp, parse, PayloadType, RtpError, RtpPacket, RtpRepr, SeqNum, Ssrc};
 pub use stream::{Ordered, RtpStream, StreamConfig, StreamStats};

@@ -16,7 +16,7 @@ use crate::report::RecordingStatus;
 pub const MAX_LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub enum RecordingLinkError {
     #[error("no call {call_id:?} (sensor {sensor:?}) in the database")]
     NoCall { sensor: String, call_id: String },
     #[error(
@@ -57,25 +57,26 @@ pub async fn recording_link(
     sensor: &str,
     call_id: &str,
     expires: Duration,
-) -> Result<String, LinkError> {
+) -> Result<String, RecordingLinkError> {
     if expires < Duration::from_secs(1) || expires > MAX_LINK_LIFETIME {
-        return Err(LinkError::Lifetime { asked: expires });
+        return Err(RecordingLinkError::Lifetime { asked: expires });
     }
-    let rec = recording_of(db, sensor, call_id)
-        .await?
-        .ok_or_else(|| LinkError::NoCall {
-            sensor: sensor.to_owned(),
-            call_id: call_id.to_owned(),
-        })?;
+    let rec =
+        recording_of(db, sensor, call_id)
+            .await?
+            .ok_or_else(|| RecordingLinkError::NoCall {
+                sensor: sensor.to_owned(),
+                call_id: call_id.to_owned(),
+            })?;
     match rec.status {
         RecordingStatus::Stored => {}
         RecordingStatus::Expired => {
-            return Err(LinkError::Expired {
+            return Err(RecordingLinkError::Expired {
                 call_id: call_id.to_owned(),
             })
         }
         other => {
-            return Err(LinkError::NotStored {
+            return Err(RecordingLinkError::NotStored {
                 call_id: call_id.to_owned(),
                 status: other,
             })
@@ -83,13 +84,13 @@ pub async fn recording_link(
     }
     let backend = rec.backend.as_deref().unwrap_or("local");
     if backend != "s3" {
-        return Err(LinkError::NotLinkable {
+        return Err(RecordingLinkError::NotLinkable {
             call_id: call_id.to_owned(),
             backend: backend.to_owned(),
         });
     }
     if storage.backend_name() != "s3" {
-        return Err(LinkError::OtherBackend {
+        return Err(RecordingLinkError::OtherBackend {
             call_id: call_id.to_owned(),
             configured: storage.backend_name(),
             stored: backend.to_owned(),
@@ -98,7 +99,7 @@ pub async fn recording_link(
     let key = rec
         .key
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| LinkError::NoKey {
+        .ok_or_else(|| RecordingLinkError::NoKey {
             call_id: call_id.to_owned(),
         })?;
     let url = storage.presigned_get(&key, expires).await?;

@@ -4,7 +4,6 @@
 //! Storage or database away: retry with backoff, never give up.
 
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,8 +19,9 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 
 use super::{object_key, Storage, StoreError};
+use crate::backoff::Backoff;
 use crate::config::{StorageBackend, StorageConfig};
-use crate::db::{Db, DbError, DbTarget, DbTime};
+use crate::db::{Db, DbError, DbTime, SharedDb};
 use crate::report::{RecordingReport, RecordingStatus};
 
 /// Where finished recordings go, known without reaching storage: the
@@ -161,6 +161,9 @@ struct Remembered {
     modified: SystemTime,
     sha256: String,
 }
+/// Retry steps while storage or the database is away.
+const UPLOAD_BACKOFF_MIN: Duration = Duration::from_millis(500);
+const UPLOAD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 const IDLE_POLL: Duration = Duration::from_secs(2);
 const ROW_POLL: Duration = Duration::from_millis(500);
 const MULTIPART_CHUNK: usize = 8 * 1024 * 1024;
@@ -170,7 +173,7 @@ const MIB: u64 = 1024 * 1024;
 pub struct Uploader {
     cfg: StorageConfig,
     dir: PathBuf,
-    db: DbTarget,
+    db: SharedDb,
     stats: Arc<UploadStats>,
     control: UploadControl,
 }
@@ -188,7 +191,7 @@ enum Done {
 
 impl Uploader {
     /// `None` for the local backend. `dir` is `recording.dir`.
-    pub fn new(cfg: &StorageConfig, dir: &Path, db: DbTarget) -> Option<Uploader> {
+    pub fn new(cfg: &StorageConfig, dir: &Path, db: SharedDb) -> Option<Uploader> {
         RemoteTarget::from_config(cfg)?;
         Some(Uploader {
             cfg: cfg.clone(),
@@ -209,7 +212,7 @@ impl Uploader {
 
     /// Runs until stopped, or with `finish` until the spool is empty.
     pub async fn run(self) {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(UPLOAD_BACKOFF_MIN, UPLOAD_BACKOFF_MAX);
         let mut storage: Option<Storage> = None;
         let mut db: Option<Db> = None;
         let mut remembered: HashMap<String, Remembered> = HashMap::new();
@@ -241,7 +244,7 @@ impl Uploader {
                     }
                     Ok(None) => return,
                     Err(e) => {
-                        let wait = backoff.next();
+                        let wait = backoff.next_wait();
                         self.stats.errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, files = scan.total_files, retry_in_ms = wait.as_millis() as u64, "storage cannot be opened; recordings wait in the spool");
                         self.control.pause(wait).await;
@@ -250,7 +253,7 @@ impl Uploader {
                 },
             };
             if db.is_none() {
-                match self.db.connect().await {
+                match self.db.get().await {
                     Ok(d) => db = Some(d),
                     Err(e) => {
                         tracing::warn!(error = %e, "database unreachable; recordings are uploaded and marked stored once it answers")
@@ -271,7 +274,7 @@ impl Uploader {
                     Ok(Done::RowMissing) => row_missing = true,
                     Ok(Done::NoDb) => failed = Some(file.relative.clone()),
                     Err(e) => {
-                        let wait = backoff.next();
+                        let wait = backoff.next_wait();
                         self.stats.errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
                             call_id = %call_id_of(&file.relative),
@@ -282,6 +285,7 @@ impl Uploader {
                         );
                         if matches!(&e, UploadError::Db(_)) {
                             db = None;
+                            self.db.reset().await;
                         }
                         failed = Some(file.relative.clone());
                         self.control.pause(wait).await;
@@ -290,7 +294,7 @@ impl Uploader {
                 }
             }
             if failed.is_some() && db.is_none() {
-                self.control.pause(backoff.next()).await;
+                self.control.pause(backoff.next_wait()).await;
             } else if row_missing {
                 self.control.pause(ROW_POLL).await;
             }
@@ -661,42 +665,9 @@ fn walk(
     }
 }
 
-/// Exponential from 0.5 s to 60 s, each wait drawn from its upper half so
-/// that many sensors do not retry in step.
-#[derive(Debug, Default)]
-struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let ms = 500u64.saturating_mul(1 << self.attempt.min(7)).min(60_000);
-        self.attempt = self.attempt.saturating_add(1);
-        let r = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        Duration::from_millis(ms / 2 + r % (ms / 2 + 1))
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_to_a_cap() {
-        let mut b = Backoff::default();
-        let waits: Vec<Duration> = (0..12).map(|_| b.next()).collect();
-        assert!(waits[0] <= Duration::from_millis(500));
-        assert!(waits.iter().all(|w| *w <= Duration::from_secs(60)));
-        assert!(waits[11] >= Duration::from_secs(30));
-        b.reset();
-        assert!(b.next() <= Duration::from_millis(500));
-    }
 
     #[test]
     fn scan_lists_finished_files_oldest_first_and_skips_the_rest() {

@@ -6,7 +6,7 @@
 
 pub mod cooked;
 pub mod error;
-mod field;
+pub(crate) mod field;
 pub mod gre;
 pub mod hep;
 mod ip;

@@ -1,7 +1,8 @@
 //! Real databases for tests: a throwaway database per test on the PostgreSQL and
-//! MariaDB servers (127.0.0.1 by default; `scripts/test.sh` starts them when the
-//! machine has none), or a SQLite file in a temporary folder. A server that
-//! cannot be reached fails the test: nothing here skips.
+//! MariaDB servers of `PBXBRIDGE_TEST_POSTGRES`/`PBXBRIDGE_TEST_MYSQL`, or a
+//! SQLite file in a temporary folder. `scripts/test.sh` sets both: the servers
+//! on 5432/3306 when they let the tests in, else throwaways on free ports. A
+//! server that cannot be reached fails the test: nothing here skips.
 #![allow(dead_code)] // each test crate uses its own subset
 
 pub mod crm;
@@ -14,7 +15,8 @@ use pbxbridge::db::{Backend, Db, DbOptions, Pool};
 use pbxbridge::report::{CallReport, RecordingReport, RecordingStatus, RtpReport};
 use pbxbridge::time::Timestamp;
 
-/// Admin URLs of the servers; override with these variables.
+/// Admin URLs of the servers. Unset, the standard ports on 127.0.0.1 (a
+/// developer's own servers, with trust / no-password logins).
 pub const POSTGRES_ENV: &str = "PBXBRIDGE_TEST_POSTGRES";
 pub const MYSQL_ENV: &str = "PBXBRIDGE_TEST_MYSQL";
 
@@ -54,7 +56,7 @@ fn unique_name() -> String {
 }
 
 /// `scheme://user@host:port/db` → the same server, database `name`.
-fn with_database(admin: &str, name: &str) -> String {
+pub fn with_database(admin: &str, name: &str) -> String {
     match admin.rfind('/') {
         Some(i) if i > admin.find("://").map_or(0, |s| s + 2) => {
             let (base, rest) = admin.split_at(i);

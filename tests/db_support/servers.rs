@@ -1,6 +1,7 @@
 //! Private database servers a test may stop and start again: PostgreSQL 15 and
 //! MariaDB, each in its own temporary folder on a free port, never the shared
-//! servers on 5432/3306. Dropping one kills the server and removes its folder.
+//! servers of `PBXBRIDGE_TEST_POSTGRES`/`PBXBRIDGE_TEST_MYSQL`. Dropping one
+//! kills the server and removes its folder.
 //!
 //! We run as root: PostgreSQL refuses that, so it runs as the `postgres` user
 //! (setpriv, which execs, so the child we hold is the server itself).

@@ -422,13 +422,23 @@ impl DaemonEnv {
 
     /// A daemon capturing live on `lo` exactly the SIP and RTP ports of `pairs`.
     pub fn capturing(dir: &Path, pairs: &[&Pair]) -> DaemonEnv {
+        DaemonEnv::capturing_media_of(dir, pairs, pairs.len())
+    }
+
+    /// Like [`DaemonEnv::capturing`], but only the first `with_media` pairs'
+    /// RTP ports are captured: the calls of the others have no RTP for it.
+    pub fn capturing_media_of(dir: &Path, pairs: &[&Pair], with_media: usize) -> DaemonEnv {
         let sip_ports: Vec<u16> = pairs
             .iter()
             .flat_map(|p| [p.uac_port, p.uas_port])
             .collect();
         let filter = pairs
             .iter()
-            .flat_map(|p| p.ports())
+            .enumerate()
+            .flat_map(|(i, p)| {
+                let n = if i < with_media { 4 } else { 2 };
+                p.ports().into_iter().take(n)
+            })
             .map(|p| format!("udp port {p}"))
             .collect::<Vec<_>>()
             .join(" or ");

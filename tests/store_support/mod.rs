@@ -1,6 +1,7 @@
 //! A real S3 server for tests: a single-node Garage in a temporary folder, on
 //! free ports, with one bucket and one key that may read and write it.
-//! `scripts/test.sh` installs the `garage` binary. A missing binary or a server
+//! `scripts/test.sh` builds the `garage` binary once (scripts/garage.sh) and
+//! passes its path in `PBXBRIDGE_GARAGE`. A missing binary or a server
 //! that does not come up fails the test: nothing here skips. Dropping the
 //! value kills the server and removes its folder.
 #![allow(dead_code)] // each test crate uses its own subset
@@ -30,8 +31,19 @@ pub struct Garage {
     child: Option<Child>,
 }
 
-/// `garage` on PATH, else where `cargo install` puts it.
+/// `PBXBRIDGE_GARAGE` (set by `scripts/test.sh` to the binary
+/// `scripts/garage.sh` built), else `garage` on PATH, else where
+/// `cargo install` puts it.
 fn garage_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PBXBRIDGE_GARAGE") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "PBXBRIDGE_GARAGE={} is not a file: run scripts/garage.sh for the path",
+            p.display()
+        );
+        return p;
+    }
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join("garage"))
@@ -47,8 +59,8 @@ fn garage_bin() -> PathBuf {
     match p {
         Some(p) if p.is_file() => p,
         _ => panic!(
-            "the garage binary is missing (not on PATH nor in ~/.cargo/bin): \
-             run scripts/test.sh, or `cargo install garage --locked --version 2.5.0`"
+            "the garage binary is missing (PBXBRIDGE_GARAGE unset, not on PATH nor in \
+             ~/.cargo/bin): run scripts/test.sh, or export PBXBRIDGE_GARAGE=$(scripts/garage.sh)"
         ),
     }
 }

@@ -231,7 +231,7 @@ fn caps_are_counted() {
     assert_eq!(r.stats().tcp_stream_cap_drops, 1);
     assert_eq!(r.streams(), 1);
     // a sweep after the idle timeout makes room
-    let idle = ReasmLimits::default().tcp_idle_timeout_us;
+    let idle = duration_micros(ReasmLimits::default().tcp_idle_timeout);
     r.push(
         Timestamp(idle + 1),
         flow().reversed(),
@@ -286,7 +286,9 @@ fn expire_forgets_idle_streams() {
     assert_eq!(f.r.streams(), 1);
     f.r.expire(Timestamp(1_000));
     assert_eq!(f.r.streams(), 1);
-    f.r.expire(Timestamp(ReasmLimits::default().tcp_idle_timeout_us + 1));
+    f.r.expire(Timestamp(
+        duration_micros(ReasmLimits::default().tcp_idle_timeout) + 1,
+    ));
     assert_eq!(f.r.streams(), 0);
     assert_eq!(f.r.stats().tcp_streams_expired, 1);
 }

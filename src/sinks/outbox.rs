@@ -146,6 +146,22 @@ impl Outbox {
         Ok(ids)
     }
 
+    /// Calls waiting in the outbox (one JSON line each).
+    pub fn calls(&self) -> Result<u64, OutboxError> {
+        let mut n = 0u64;
+        for path in self.pending()? {
+            let text = std::fs::read(&path).map_err(|source| OutboxError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            n += text
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.trim_ascii().is_empty())
+                .count() as u64;
+        }
+        Ok(n)
+    }
+
     /// Batches not yet in the database.
     pub fn len(&self) -> usize {
         self.pending.load(Ordering::Relaxed) as usize

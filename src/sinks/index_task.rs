@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
+use crate::db::SharedDb;
 use crate::matching::index::{self, BuildMode, IndexError, TypeReport};
 use crate::ops::metrics::IndexGauge;
 
@@ -74,7 +76,7 @@ impl IndexReady {
 pub struct IndexHandle {
     pub ready: IndexReady,
     pub metrics: Arc<IndexMetrics>,
-    task: JoinHandle<()>,
+    pub(super) task: JoinHandle<()>,
 }
 
 impl IndexHandle {
@@ -82,18 +84,23 @@ impl IndexHandle {
     pub fn stop(&self) {
         self.task.abort();
     }
+
+    /// Stops the task from elsewhere (the shutdown watcher).
+    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
+    }
 }
 
 /// Starts the task on the current runtime.
-pub fn spawn(cfg: &Config) -> IndexHandle {
-    spawn_mode(cfg, Mode::Daemon)
+pub fn spawn(cfg: &Config, db: SharedDb) -> IndexHandle {
+    spawn_mode(cfg, db, Mode::Daemon)
 }
 
 /// For a one-off run (`pbxbridge replay`): bring the index up to date the
 /// cheap way (`index::ensure_fresh`: a full build only for types never built
 /// or built longer than `crm.rebuild_secs` ago), then stop.
-pub fn spawn_once(cfg: &Config) -> IndexHandle {
-    spawn_mode(cfg, Mode::Once)
+pub fn spawn_once(cfg: &Config, db: SharedDb) -> IndexHandle {
+    spawn_mode(cfg, db, Mode::Once)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -102,10 +109,10 @@ enum Mode {
     Once,
 }
 
-fn spawn_mode(cfg: &Config, mode: Mode) -> IndexHandle {
+fn spawn_mode(cfg: &Config, db: SharedDb, mode: Mode) -> IndexHandle {
     let (tx, rx) = watch::channel(false);
     let metrics = Arc::new(IndexMetrics::default());
-    let task = tokio::spawn(run(cfg.clone(), mode, tx, metrics.clone()));
+    let task = tokio::spawn(run(cfg.clone(), db, mode, tx, metrics.clone()));
     IndexHandle {
         ready: IndexReady(rx),
         metrics,
@@ -113,7 +120,13 @@ fn spawn_mode(cfg: &Config, mode: Mode) -> IndexHandle {
     }
 }
 
-async fn run(cfg: Config, mode: Mode, ready: watch::Sender<bool>, metrics: Arc<IndexMetrics>) {
+async fn run(
+    cfg: Config,
+    shared: SharedDb,
+    mode: Mode,
+    ready: watch::Sender<bool>,
+    metrics: Arc<IndexMetrics>,
+) {
     if cfg.crm.records.is_empty() {
         tracing::info!("no [[crm.records]] configured: calls are not matched to CRM records");
         ready.send_replace(true);
@@ -121,25 +134,23 @@ async fn run(cfg: Config, mode: Mode, ready: watch::Sender<bool>, metrics: Arc<I
     }
     let refresh_every = Duration::from_secs(cfg.crm.refresh_secs);
     let rebuild_every = Duration::from_secs(cfg.crm.rebuild_secs);
-    let mut backoff = BACKOFF_START;
-    let db = loop {
-        match index::connect(&cfg).await {
-            Ok(db) => break db,
-            Err(e) => {
-                if e.is_unavailable() {
-                    tracing::warn!(error = %e, retry_secs = backoff.as_secs(), "phone index: database unreachable; retrying");
-                } else {
-                    tracing::error!(error = %e, retry_secs = backoff.as_secs(), "phone index: cannot open the database; retrying");
-                    ready.send_replace(true);
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-    };
-    backoff = BACKOFF_START;
+    let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
     let mut last_full: Option<Instant> = None;
     loop {
+        let db = match shared.get().await {
+            Ok(db) => db,
+            Err(e) => {
+                let wait = backoff.next_wait();
+                if e.is_unavailable() {
+                    tracing::warn!(error = %e, retry_in = ?wait, "phone index: database unreachable; retrying");
+                } else {
+                    tracing::error!(error = %e, retry_in = ?wait, "phone index: cannot open the database; retrying");
+                    ready.send_replace(true);
+                }
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
         let full = last_full.is_none_or(|t| t.elapsed() >= rebuild_every);
         let started = Instant::now();
         let results = if mode == Mode::Once {
@@ -169,11 +180,10 @@ async fn run(cfg: Config, mode: Mode, ready: watch::Sender<bool>, metrics: Arc<I
             }
         }
         let pause = if away {
-            let p = backoff;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            p
+            shared.reset().await;
+            backoff.next_wait()
         } else {
-            backoff = BACKOFF_START;
+            backoff.reset();
             refresh_every
         };
         tokio::time::sleep(pause).await;
@@ -246,6 +256,10 @@ mod tests {
         cfg
     }
 
+    fn shared(cfg: &Config) -> SharedDb {
+        SharedDb::new(crate::db::DbTarget::from_config(cfg))
+    }
+
     /// A guard against a hang, not a timing assertion.
     async fn wait(h: &mut IndexHandle) {
         tokio::time::timeout(Duration::from_secs(120), h.ready.wait())
@@ -255,7 +269,8 @@ mod tests {
 
     #[tokio::test]
     async fn without_crm_records_it_is_ready_at_once() {
-        let mut h = spawn(&Config::default());
+        let cfg = Config::default();
+        let mut h = spawn(&cfg, shared(&cfg));
         wait(&mut h).await;
         assert!(h.ready.is_ready());
         assert!(h.metrics.snapshot().is_empty());
@@ -265,7 +280,7 @@ mod tests {
     async fn builds_at_start_and_publishes_counts() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = sqlite_with_contacts(dir.path(), "contacts").await;
-        let mut h = spawn(&cfg);
+        let mut h = spawn(&cfg, shared(&cfg));
         wait(&mut h).await;
         let m = h.metrics.snapshot();
         assert_eq!(m.len(), 1);
@@ -277,7 +292,7 @@ mod tests {
     async fn a_broken_type_still_ends_the_first_attempt() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = sqlite_with_contacts(dir.path(), "no_such_table").await;
-        let mut h = spawn(&cfg);
+        let mut h = spawn(&cfg, shared(&cfg));
         wait(&mut h).await;
         assert!(h.metrics.snapshot().is_empty());
         h.stop();

@@ -1,0 +1,207 @@
+//! A call's RTP legs turned into audio placed on the recording timeline.
+//!
+//! The hot path: one call per RTP packet, no allocation but the decoded samples
+//! the `Media` event carries.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::rtp::codec::{decode_g711, Codec};
+use crate::rtp::dtmf::{parse_event, DtmfDetector};
+use crate::rtp::stream::{Ordered, RtpStream};
+use crate::rtp::RtpRepr;
+use crate::time::Timestamp;
+
+use super::dialog::{push_digit, Call};
+use super::events::{Ctx, EventQueue};
+use super::media::{codec_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
+use super::{CallHandle, Event, Side, Stats};
+
+/// Why a call did not take an RTP packet.
+pub(crate) enum RtpRefused {
+    /// After the BYE: not part of the recording.
+    AfterEnd,
+    /// A second source for a leg whose first one still talks.
+    IgnoredSource,
+}
+
+impl Call {
+    /// One RTP packet `sender` sent from `src`. `Ok(true)` when `src` is a new
+    /// source for the leg, which the tracker may learn as where the sender
+    /// receives (symmetric RTP).
+    pub fn on_rtp(
+        &mut self,
+        now: Timestamp,
+        sender: Side,
+        src: SocketAddr,
+        repr: &RtpRepr<'_>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<bool, RtpRefused> {
+        if self.media_end().is_some_and(|end| now >= end) {
+            return Err(RtpRefused::AfterEnd);
+        }
+        let leg = self.media.leg_mut(sender);
+        let new_source = leg.src != Some(src);
+        if !leg.accepts(src, now) {
+            return Err(RtpRefused::IgnoredSource);
+        }
+        leg.last_seen = Some(now);
+        leg.packets += 1;
+        self.last_activity = self.last_activity.max(now);
+        if self.answered_at.is_some_and(|a| now >= a) {
+            self.media.last_rtp = Some(now);
+        }
+        self.with_leg(ctx, sender, |stream, sink| {
+            stream.push(now, repr, &mut |o| sink.deliver(&o));
+        });
+        Ok(new_source)
+    }
+
+    /// Releases audio the reorder buffers held back; `force` at the call's end.
+    pub fn flush_media(&mut self, now: Timestamp, force: bool, ctx: &mut Ctx<'_>) {
+        for sender in [Side::Caller, Side::Callee] {
+            self.with_leg(ctx, sender, |stream, sink| {
+                stream.flush(now, force, &mut |o| sink.deliver(&o));
+            });
+        }
+    }
+
+    /// Runs `f` with the sender's stream and a sink for what it releases.
+    fn with_leg<R>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sender: Side,
+        f: impl FnOnce(&mut RtpStream, &mut MediaSink<'_>) -> R,
+    ) -> R {
+        let answered_at = self.answered_at;
+        let media_end = self.media_end();
+        let CallMedia {
+            sdp,
+            legs,
+            codec,
+            unsupported,
+            encrypted,
+            audio_seen,
+            ..
+        } = &mut self.media;
+        let [caller, callee] = legs;
+        let leg = match sender {
+            Side::Caller => caller,
+            Side::Callee => callee,
+        };
+        let Leg {
+            stream,
+            anchor,
+            dtmf: detector,
+            ..
+        } = leg;
+        let mut sink = MediaSink {
+            handle: self.handle,
+            call_id: &self.id,
+            sender,
+            answered_at,
+            media_end,
+            events: &mut *ctx.events,
+            stats: &mut *ctx.stats,
+            dtmf: &mut self.dtmf,
+            sdp,
+            anchor,
+            detector,
+            codec,
+            unsupported,
+            encrypted,
+            audio_seen,
+        };
+        f(stream, &mut sink)
+    }
+}
+
+/// Everything an ordered RTP packet may touch, borrowed apart from the call
+/// and the leg's stream so the stream can hand packets out without copying.
+struct MediaSink<'a> {
+    handle: CallHandle,
+    call_id: &'a Arc<str>,
+    sender: Side,
+    answered_at: Option<Timestamp>,
+    media_end: Option<Timestamp>,
+    events: &'a mut EventQueue,
+    stats: &'a mut Stats,
+    dtmf: &'a mut String,
+    sdp: &'a [SideSdp; 2],
+    anchor: &'a mut Option<Anchor>,
+    detector: &'a mut DtmfDetector,
+    codec: &'a mut Option<&'static str>,
+    unsupported: &'a mut Option<String>,
+    encrypted: &'a mut bool,
+    audio_seen: &'a mut bool,
+}
+
+impl MediaSink<'_> {
+    fn deliver(&mut self, o: &Ordered<'_>) {
+        let (codec, name) = codec_of(self.sdp, self.sender, o.pt);
+        match codec {
+            Codec::TelephoneEvent => {
+                let Some(ev) = parse_event(o.payload) else {
+                    return self.stats.drop_reason("rtp_bad_telephone_event");
+                };
+                if let Some(d) = self.detector.push(o.ext_ts, o.ext_seq, &ev) {
+                    push_digit(self.dtmf, d.digit);
+                }
+                return;
+            }
+            Codec::Comfort => return,
+            _ => {}
+        }
+        let Some(answered) = self.answered_at else {
+            return; // early media is not recorded
+        };
+        if o.arrival < answered || self.media_end.is_some_and(|e| o.arrival >= e) {
+            return;
+        }
+        // Decoding ciphertext as G.711 would record noise: say so instead.
+        if self.sdp.iter().any(|s| s.encrypted) {
+            *self.encrypted = true;
+            return;
+        }
+        let mut samples = Vec::with_capacity(o.payload.len());
+        if !decode_g711(codec, o.payload, &mut samples) {
+            if self.unsupported.is_none() {
+                *self.unsupported = Some(name.to_string());
+            }
+            return;
+        }
+        if self.codec.is_none() {
+            *self.codec = Some(codec.name());
+        }
+        let by_arrival = o.arrival.micros_since(answered) * i64::from(SAMPLE_RATE) / 1_000_000;
+        let placed = self
+            .anchor
+            .filter(|_| !o.ssrc_changed)
+            .map(|a| a.offset + (o.ext_ts as i64).wrapping_sub(a.ext_ts as i64));
+        let offset = match placed {
+            Some(p) if (p - by_arrival).abs() <= REANCHOR_SAMPLES => p,
+            _ => {
+                *self.anchor = Some(Anchor {
+                    ext_ts: o.ext_ts,
+                    offset: by_arrival,
+                });
+                by_arrival
+            }
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            return;
+        };
+        *self.audio_seen = true;
+        if !self.events.media_room() {
+            return self.stats.drop_reason("media_queue_full");
+        }
+        self.events.push_media(Event::Media {
+            call: self.handle,
+            call_id: Arc::clone(self.call_id),
+            leg: self.sender,
+            offset,
+            sample_rate: SAMPLE_RATE,
+            samples,
+        });
+    }
+}
