@@ -202,6 +202,11 @@ echo "Garage: $PBXBRIDGE_GARAGE ($("$PBXBRIDGE_GARAGE" --version | head -n 1))"
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+# The fuzz targets (fuzz/, a crate of its own) are built and linted too, so a
+# change to the core cannot leave them broken; running them needs nightly
+# (`cargo +nightly fuzz run <target>`), building them does not.
+cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
+cargo clippy --locked --manifest-path fuzz/Cargo.toml --target-dir target/fuzz --all-targets -- -D warnings
 log=$(mktemp)
 set +e
 cargo test --locked --all-targets 2>&1 | tee "$log"

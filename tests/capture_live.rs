@@ -186,12 +186,7 @@ fn full_queue_drops_and_counts_without_blocking() {
     assert_eq!(s.received, n, "{s:?}");
     assert_eq!(s.queue_full, n - 16, "{s:?}");
     assert_eq!(rx.depth(), 16);
-    assert_eq!(
-        rx.counters()
-            .dropped_full
-            .load(std::sync::atomic::Ordering::Relaxed),
-        n - 16
-    );
+    assert_eq!(rx.counters().dropped_full.load(Ordering::Relaxed), n - 16);
     // The 16 queued are the first 16 sent.
     for i in 0..16 {
         match rx.try_recv() {

@@ -58,6 +58,6 @@ fn typical_message_does_not_allocate() {
     assert_eq!(sdp, Some(&b"v=0\r\n"[..]));
     eprintln!(
         "size_of::<Message>() = {} bytes",
-        std::mem::size_of::<sip::Message<'static>>()
+        size_of::<sip::Message<'static>>()
     );
 }

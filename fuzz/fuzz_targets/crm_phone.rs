@@ -22,7 +22,9 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert!(number.len() <= 32);
                 if let Some(e) = extension {
-                    assert!(!e.is_empty() && e.len() <= 16 && e.bytes().all(|b| b.is_ascii_digit()));
+                    assert!(
+                        !e.is_empty() && e.len() <= 16 && e.bytes().all(|b| b.is_ascii_digit())
+                    );
                 }
             }
             PhoneValue::Empty => assert!(raw.trim().is_empty()),

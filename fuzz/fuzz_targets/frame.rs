@@ -40,7 +40,16 @@ fn transport(ts: Timestamp, ip: &IpPacket<'_>, payload: &[u8], tcp: &mut TcpReas
         tcp.push(ts, flow, seq, syn, fin, rst, payload, &mut out);
         // Same segment again (retransmission) and a shifted copy (overlap / reorder).
         tcp.push(ts, flow, seq, syn, fin, rst, payload, &mut out);
-        tcp.push(ts, flow, seq.wrapping_add(3), false, false, false, payload, &mut out);
+        tcp.push(
+            ts,
+            flow,
+            seq.wrapping_add(3),
+            false,
+            false,
+            false,
+            payload,
+            &mut out,
+        );
     }
 }
 

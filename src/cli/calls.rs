@@ -239,7 +239,7 @@ fn change_text(c: crate::db::LinkChange) -> &'static str {
     }
 }
 
-fn print_call(call: &crate::db::CallRow, links: &[crate::db::Link]) {
+fn print_call(call: &CallRow, links: &[crate::db::Link]) {
     println!("call {} (sensor {})", call.call_id, call.sensor);
     println!(
         "  {}  {} -> {}  {}  {:.0} s  {} (ended {})",

@@ -226,7 +226,7 @@ impl Observer for Publisher {
             .hep
             .as_ref()
             .map(|h| {
-                let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
                 HepCounters {
                     datagrams: l(&h.datagrams),
                     tcp_messages: l(&h.tcp_messages),

@@ -473,7 +473,7 @@ impl super::Db {
                         .await
                         .map_err(q("reading the phone index state"))?;
                     let n = |r: &_, i: usize| -> Result<u64, DbError> {
-                        let v: i64 = sqlx::Row::try_get(r, i).map_err(q("reading the phone index state"))?;
+                        let v: i64 = Row::try_get(r, i).map_err(q("reading the phone index state"))?;
                         Ok(v.max(0) as u64)
                     };
                     let (values, valid, invalid, extensions) = match &before {

@@ -142,7 +142,7 @@ pub fn render(registry: &Registry) -> Result<String, fmt::Error> {
 }
 
 impl Collector for SnapshotCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         // A copy, so the tracker's next publish never waits on a slow scrape.
         let snap = self.state.snapshot();
         encode_snapshot(&mut encoder, &snap)?;

@@ -139,7 +139,7 @@ pub async fn install(db: &Db) {
         Option<&'a str>,
         Option<&'a str>,
     );
-    let contacts: [Contact; 3] = [
+    let contacts: [Contact<'_>; 3] = [
         (
             1,
             "Alice",

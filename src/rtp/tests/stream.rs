@@ -124,7 +124,7 @@ fn loss_leaves_gap_after_delay() {
 fn window_overrun_releases_oldest() {
     let cfg = StreamConfig {
         reorder_window: 4,
-        max_reorder_delay: std::time::Duration::from_secs(10),
+        max_reorder_delay: Duration::from_secs(10),
         ..StreamConfig::default()
     };
     let mut h = Harness::new(cfg);

@@ -1,7 +1,7 @@
 //! Matching finished calls to CRM records, linking by hand and in bulk, on
 //! SQLite, PostgreSQL and MariaDB, against the CRM fixture of `db_support::crm`.
 
-mod db_support;
+use crate::db_support;
 
 use db_support::{answered_call as report, count, crm, exec, strings, TestDb, ALL};
 use pbxbridge::call::Direction;

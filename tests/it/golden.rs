@@ -5,7 +5,7 @@
 //! capture itself (tshark) and from what each SIPp scenario does, never from
 //! pbxbridge. Keys starting with `_` are metadata for other tests and ignored.
 
-mod fixture_support;
+use crate::fixture_support;
 
 use fixture_support::*;
 use serde_json::Value;

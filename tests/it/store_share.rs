@@ -3,7 +3,7 @@
 //! SHA-256, the local copy gone; with the share away the calls are still
 //! recorded and wait in the spool, and the next run uploads them once.
 
-mod db_support;
+use crate::db_support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

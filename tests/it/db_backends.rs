@@ -1,7 +1,7 @@
 //! The same behaviour on SQLite, PostgreSQL and MariaDB: migrations, table
 //! prefix and schema, idempotent upserts, times that sort, long Call-IDs.
 
-mod db_support;
+use crate::db_support;
 
 use db_support::{count, strings, TestDb, ALL};
 use pbxbridge::call::{Direction, Outcome};

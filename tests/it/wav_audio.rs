@@ -8,7 +8,7 @@
 //! the source, with silence allowed only where the fixture says the side was
 //! quiet (hold), and only audio sent after the 200 OK.
 
-mod fixture_support;
+use crate::fixture_support;
 
 use std::path::Path;
 
@@ -114,7 +114,7 @@ struct Side<'a> {
 }
 
 /// Checks one channel; returns the number of samples that matched the source.
-fn check_channel(chan: &[i16], side: &Side) -> Result<usize, String> {
+fn check_channel(chan: &[i16], side: &Side<'_>) -> Result<usize, String> {
     let label = &side.label;
     let src = side.src;
     let n = src.len();

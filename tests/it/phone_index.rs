@@ -1,6 +1,6 @@
 //! The phone index over the CRM fixture, on SQLite, PostgreSQL and MariaDB.
 
-mod db_support;
+use crate::db_support;
 
 use db_support::{count, crm, exec, strings, TestDb, ALL};
 use pbxbridge::db::{Backend, Db};

@@ -1,8 +1,8 @@
 //! Recording storage against a real S3 server (Garage, tests/store_support):
 //! uploads, downloads, ranges, presigned links, refusals and config checks.
 
-mod db_support;
-mod store_support;
+use crate::db_support;
+use crate::store_support;
 
 use object_store::{ObjectStore, PutPayload};
 use std::time::Duration;

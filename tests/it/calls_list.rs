@@ -1,7 +1,7 @@
 //! `pbxbridge calls list`: the newest calls, narrowed by number, time,
 //! outcome, direction, agent and CRM record, on SQLite, PostgreSQL and MariaDB.
 
-mod db_support;
+use crate::db_support;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,9 +1,7 @@
 //! The synthetic capture generator of the benchmarks (tools/loadgen): its own
 //! tests, run here since the generator is not part of the library.
 
-#[allow(dead_code)]
-#[path = "../tools/loadgen/mod.rs"]
-mod loadgen;
+use crate::loadgen;
 
 use loadgen::*;
 use pbxbridge::rtp::codec::{linear_to_alaw, linear_to_ulaw};

@@ -2,7 +2,7 @@
 //! replay a capture, ask for the presigned link and play the call — through
 //! the real binary and a real Garage, as a browser would fetch it.
 
-mod store_support;
+use crate::store_support;
 
 use std::io::Cursor;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! becomes stored by its key, and re-upserting the call (retry, restart,
 //! replay) never moves it back to pending.
 
-mod db_support;
+use crate::db_support;
 
 use db_support::{strings, TestDb, ALL};
 use pbxbridge::db::{DbTime, RecordingState};

@@ -2,7 +2,7 @@
 //! capture, and find each call linked to the right contact and lead — on
 //! PostgreSQL, MariaDB and SQLite, through the real binary.
 
-mod db_support;
+use crate::db_support;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! for a server that is away, and no longer: the refused cases run the real
 //! binary against a port with nothing behind it.
 
-mod db_support;
+use crate::db_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
