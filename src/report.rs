@@ -204,7 +204,7 @@ mod tests {
     /// `FromStr` agree, so the database and the JSON spell them alike.
     fn names_agree<T>(all: &[T], as_str: fn(T) -> &'static str)
     where
-        T: Copy + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned,
+        T: Copy + fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned,
         T: FromStr<Err = UnknownName>,
     {
         for v in all.iter().copied() {
