@@ -14,7 +14,7 @@ pub mod matching;
 pub mod ops;
 pub mod pipeline;
 pub mod reasm;
-pub mod record;
+pub mod recording;
 pub mod replay;
 pub mod report;
 pub mod rtp;

@@ -1,9 +1,10 @@
 //! `pbxbridge run`: the long-running daemon beside the PBX.
 //!
 //! Threads: one per capture source (live interface, capture folder, HEP
-//! listener) → one bounded input queue → the tracker thread (which hands audio
-//! to the recorder thread) → the persist thread (outbox, fsync) → the database
-//! task. The admin HTTP server and signal handling run on tokio.
+//! listener) → one bounded input queue → the tracker thread → the recorder
+//! thread (WAV files; builds each finished call's report) → the persist thread
+//! (outbox, fsync) → the database task. The admin HTTP server and signal
+//! handling run on tokio.
 
 mod index_task;
 mod outbox;
@@ -23,7 +24,8 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::logging::LogHandle;
-use crate::pipeline::{tracker_config, InflightJournal, Pipeline, PipelineError};
+use crate::pipeline::{tracker_config, Pipeline, PipelineError};
+use crate::recording::InflightJournal;
 
 pub use index_task::{spawn_once as index_task_once, IndexHandle, IndexMetrics, IndexReady};
 pub use outbox::{Outbox, OutboxError};
@@ -121,7 +123,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         );
     }
 
-    let mut pipeline = Pipeline::new(&cfg)?;
+    // The recorder hands finished calls to the persist thread; a full channel
+    // makes it, and then the tracker thread, wait.
+    let (report_tx, report_rx) = crossbeam_channel::bounded(1024);
+    let mut pipeline = Pipeline::new(&cfg, report_tx)?;
     pipeline.set_inflight(journal.clone());
     // The spool is resumed from the start: what earlier runs left goes first.
     let uploader = pipeline.recordings_dir().and_then(|d| {
@@ -160,7 +165,6 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         STOP_DB_DEADLINE,
     ));
 
-    let (report_tx, report_rx) = crossbeam_channel::bounded(1024);
     let persist = {
         let (outbox, journal, stats, wake) = (
             outbox.clone(),
@@ -197,7 +201,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         let observer = ops.observer();
         std::thread::Builder::new()
             .name("pbxbridge-tracker".into())
-            .spawn(move || tracker_thread::run(pipeline, input_rx, control_rx, report_tx, observer))
+            .spawn(move || tracker_thread::run(pipeline, input_rx, control_rx, observer))
             .map_err(|source| DaemonError::Thread {
                 what: "tracker",
                 source,
@@ -240,7 +244,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         .await
         .map_err(|_| DaemonError::TrackerPanicked)?
         .map_err(|_| DaemonError::TrackerPanicked)?;
-    drop(pipeline); // waits for the recorder thread to finish every WAV
+    // Waits for the recorder thread to finish every WAV and hand on every record.
+    drop(pipeline);
     let _ = tokio::task::spawn_blocking(move || persist.join()).await;
     last_record_queued.store(true, Ordering::Release);
     wake_db.notify_one();

@@ -16,7 +16,7 @@ use crate::db::{Db, DbTarget};
 
 use super::index_task::IndexReady;
 use crate::matching::linker::Linker;
-use crate::pipeline::InflightJournal;
+use crate::recording::InflightJournal;
 use crate::report::CallReport;
 
 use super::outbox::Outbox;

@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::{CallRecord, EndReason};
 use crate::matching::number::Normalizer;
-use crate::record::recover;
 use crate::report::{CallReport, RecordingReport};
 use crate::time::Timestamp;
 
-use super::recordings::{recording_path, safe_file_name};
+use super::files::{recording_path, safe_file_name};
+use super::wav::recover;
 
 /// What the journal holds for one open call.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,7 +228,7 @@ mod tests {
     use super::*;
     use crate::call::{Direction, LegQuality, Outcome};
     use crate::matching::number::parse_country;
-    use crate::record::{Channel, StereoRecorder};
+    use crate::recording::wav::{Channel, StereoRecorder};
 
     fn record(call_id: &str, answered: bool) -> CallRecord {
         CallRecord {
