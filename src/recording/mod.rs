@@ -23,6 +23,9 @@ mod inflight;
 mod thread;
 pub mod wav;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 
 use crate::call::{CallHandle, CallRecord, Side};
