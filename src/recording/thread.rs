@@ -189,8 +189,12 @@ impl<R: Recorder> Worker<R> {
         while let Ok(batch) = rx.recv() {
             self.handle_batch(batch);
             // Batches already waiting are done first: their calls share the
-            // hand-off (and the outbox's fsync behind it).
-            while self.done.len() < HAND_ON {
+            // hand-off (and the outbox's fsync behind it). Bounded, so a queue
+            // that never empties does not hold a finished call back.
+            for _ in 0..QUEUE {
+                if self.done.len() >= HAND_ON {
+                    break;
+                }
                 match rx.try_recv() {
                     Ok(batch) => self.handle_batch(batch),
                     Err(_) => break,
