@@ -49,15 +49,17 @@ fn records(n: usize) -> Vec<CallReport> {
     .unwrap();
     let mut cfg = Config::default();
     cfg.recording.enabled = false;
-    let mut pipeline = Pipeline::new(&cfg).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut pipeline = Pipeline::new(&cfg, tx).unwrap();
     let mut reader = PcapFileReader::open(&pcap).unwrap();
-    let mut base = Vec::new();
     let mut last = Timestamp::default();
     while let Some(p) = reader.next_packet().unwrap() {
         last = p.ts;
-        pipeline.handle_frame(p.ts, p.link, p.data, &mut base);
+        pipeline.handle_frame(p.ts, p.link, p.data);
     }
-    pipeline.close_all(last, EndReason::CaptureEnd, &mut base);
+    pipeline.close_all(last, EndReason::CaptureEnd);
+    pipeline.finish();
+    let base: Vec<CallReport> = rx.into_iter().flatten().collect();
     assert_eq!(base.len(), distinct, "every generated call finished");
     (0..n)
         .map(|i| {

@@ -25,6 +25,7 @@ use pbxbridge::call::EndReason;
 use pbxbridge::capture::pcapfile::PcapFileReader;
 use pbxbridge::config::Config;
 use pbxbridge::pipeline::Pipeline;
+use pbxbridge::report::CallReport;
 use pbxbridge::report::RecordingStatus;
 use pbxbridge::time::Timestamp;
 
@@ -66,11 +67,22 @@ fn run_one(s: &Scenario, dir: &Path) {
     let mut cfg = Config::default();
     cfg.recording.dir = dir.join("rec");
     cfg.recording.enabled = s.record;
-    let mut pipeline = Pipeline::new(&cfg).unwrap();
+    // The sinks' side, as in the daemon: a bounded channel from the recorder
+    // thread, read on a thread of its own.
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<CallReport>>(1024);
+    let sink = std::thread::spawn(move || {
+        let (mut finished, mut stored) = (0usize, 0usize);
+        for batch in rx {
+            finished += batch.len();
+            stored += batch
+                .iter()
+                .filter(|c| c.recording.status == RecordingStatus::Stored)
+                .count();
+        }
+        (finished, stored)
+    });
+    let mut pipeline = Pipeline::new(&cfg, tx).unwrap();
     let mut reader = PcapFileReader::open(&pcap).unwrap();
-    let mut out = Vec::new();
-    let mut finished = 0usize;
-    let mut stored = 0usize;
     let mut peak_active = 0usize;
     let mut rss_at_peak = 0u64;
     let mut last = Timestamp::default();
@@ -79,7 +91,7 @@ fn run_one(s: &Scenario, dir: &Path) {
     let t = Instant::now();
     while let Some(p) = reader.next_packet().unwrap() {
         last = p.ts;
-        pipeline.handle_frame(p.ts, p.link, p.data, &mut out);
+        pipeline.handle_frame(p.ts, p.link, p.data);
         n += 1;
         if n % 20_000 == 0 {
             let active = pipeline.tracker().active_calls();
@@ -88,21 +100,12 @@ fn run_one(s: &Scenario, dir: &Path) {
                 rss_at_peak = rss_kib("VmRSS:");
             }
         }
-        finished += out.len();
-        stored += out
-            .iter()
-            .filter(|c| c.recording.status == RecordingStatus::Stored)
-            .count();
-        out.clear();
     }
-    pipeline.close_all(last, EndReason::CaptureEnd, &mut out);
-    finished += out.len();
-    stored += out
-        .iter()
-        .filter(|c| c.recording.status == RecordingStatus::Stored)
-        .count();
+    pipeline.close_all(last, EndReason::CaptureEnd);
     let secs = t.elapsed().as_secs_f64();
-    let st = pipeline.stats();
+    let tracker = pipeline.finish();
+    let st = tracker.stats();
+    let (finished, stored) = sink.join().unwrap();
     assert_eq!(st.packets, summary.packets, "every packet was read");
     assert_eq!(finished, s.calls, "every call finished");
     if s.record {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pbxbridge::record::{Channel, StereoRecorder};
+use pbxbridge::recording::wav::{Channel, StereoRecorder};
 use pbxbridge::rtp::packet::build_packet;
 use pbxbridge::rtp::{decode_g711, parse, Codec, RtpStream, StreamConfig};
 use pbxbridge::time::Timestamp;

@@ -17,7 +17,7 @@ pub mod ops;
 pub mod phone;
 pub mod pipeline;
 pub mod reasm;
-pub mod record;
+pub mod recording;
 pub mod replay;
 pub mod report;
 pub mod rtp;

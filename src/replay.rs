@@ -105,19 +105,23 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
     };
     // Replay stops by itself: `finish` is its stop.
     let sinks = Sinks::start(&cfg, &state_dir, role, std::future::pending()).await?;
-    let mut pipeline = Pipeline::new(&cfg)?;
+    // The recorder thread hands finished calls to the sink below.
+    let (report_tx, report_rx) = crossbeam_channel::bounded::<Vec<CallReport>>(64);
+    let mut pipeline = Pipeline::new(&cfg, report_tx)?;
     let recordings_dir = pipeline.recordings_dir().map(PathBuf::from);
 
     let (tx, mut rx) = mpsc::channel::<Vec<CallReport>>(64);
     let files = opts.files.clone();
     let started = Instant::now();
-    let worker = {
+    let worker = tokio::task::spawn_blocking(move || {
+        let failed = replay_files(&mut pipeline, &files);
+        // Every recording finished and every report handed on: the sink's
+        // channel closes.
+        (pipeline.finish(), failed)
+    });
+    let sink = {
         let submitter = sinks.submitter();
-        tokio::task::spawn_blocking(move || {
-            let sink = Sink { submitter, tx };
-            let out = replay_files(&mut pipeline, &files, &sink);
-            (pipeline, out)
-        })
+        tokio::task::spawn_blocking(move || Sink { submitter, tx }.drain(report_rx))
     };
 
     let mut calls = Vec::new();
@@ -134,9 +138,10 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         }
         calls.extend(batch);
     }
-    let (pipeline, (files_failed, queued)) = worker
+    let (tracker, files_failed) = worker
         .await
         .map_err(|e| ReplayError::Worker(e.to_string()))?;
+    let queued = sink.await.map_err(|e| ReplayError::Worker(e.to_string()))?;
     // The packet rate in the summary is the replay's, not the database's.
     let elapsed_secs = started.elapsed().as_secs_f64();
     // What reached the outbox stays there for the next run.
@@ -153,7 +158,7 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
             dir: recordings_dir.clone().unwrap_or_default(),
         });
 
-    let (defrag, tcp) = pipeline.tracker().reasm_stats();
+    let (defrag, tcp) = tracker.reasm_stats();
     let mut reasm = Vec::new();
     for (k, v) in reasm_counters(defrag)
         .into_iter()
@@ -164,7 +169,7 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         }
     }
     let summary = ReplaySummary {
-        stats: pipeline.stats().clone(),
+        stats: tracker.stats().clone(),
         reasm,
         calls,
         elapsed_secs,
@@ -238,7 +243,7 @@ fn reasm_counters(s: &crate::reasm::ReasmStats) -> Vec<(String, u64)> {
     }
 }
 
-/// Where the worker puts finished calls: first the outbox, then the printer.
+/// Where finished calls go: first the outbox, then the printer.
 struct Sink {
     submitter: Submitter,
     tx: mpsc::Sender<Vec<CallReport>>,
@@ -253,18 +258,30 @@ impl Sink {
         self.submitter.submit(&batch)?;
         Ok(self.tx.blocking_send(batch).is_ok())
     }
+
+    /// Until the recorder thread lets go; when this stops early (the outbox
+    /// fails, the printer is gone) the recorder stops, and so does reading.
+    fn drain(self, rx: crossbeam_channel::Receiver<Vec<CallReport>>) -> Result<(), OutboxError> {
+        while let Ok(mut batch) = rx.recv() {
+            // Whatever else is already waiting shares the one fsync.
+            while batch.len() < 256 {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
+            if !self.put(batch)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
-/// The number of files that failed, and whether every finished call reached
-/// the outbox.
-fn replay_files(
-    pipeline: &mut Pipeline,
-    files: &[PathBuf],
-    sink: &Sink,
-) -> (usize, Result<(), OutboxError>) {
+/// The number of files that failed.
+fn replay_files(pipeline: &mut Pipeline, files: &[PathBuf]) -> usize {
     let mut failed = 0;
     let mut last_ts = Timestamp::default();
-    let mut out = Vec::new();
     for path in files {
         let mut reader = match PcapFileReader::open(path) {
             Ok(r) => r,
@@ -279,7 +296,7 @@ fn replay_files(
             match reader.next_packet() {
                 Ok(Some(p)) => {
                     last_ts = last_ts.max(p.ts);
-                    pipeline.handle_frame(p.ts, p.link, p.data, &mut out);
+                    pipeline.handle_frame(p.ts, p.link, p.data);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -288,17 +305,15 @@ fn replay_files(
                     break;
                 }
             }
-            if out.len() >= 256 {
-                match sink.put(std::mem::take(&mut out)) {
-                    Ok(true) => {}
-                    Ok(false) => return (failed, Ok(())),
-                    Err(e) => return (failed, Err(e)),
-                }
+            if pipeline.is_stalled() {
+                // The sink stopped (and says why); what is still open stays
+                // in the spool for the next run.
+                return failed;
             }
         }
     }
-    pipeline.close_all(last_ts, EndReason::CaptureEnd, &mut out);
-    (failed, sink.put(out).map(|_| ()))
+    pipeline.close_all(last_ts, EndReason::CaptureEnd);
+    failed
 }
 
 /// The human view: a table of calls and what the input looked like.

@@ -77,7 +77,7 @@ impl Forced {
     ///   the same record whatever else the capture holds.
     /// - `CrashRecovered` (the in-flight snapshot): the call's last packet so
     ///   far; recovery moves it on to the daemon's last heartbeat
-    ///   (`pipeline::inflight`), the last moment the line was known watched.
+    ///   (`recording::inflight`), the last moment the line was known watched.
     pub fn new(reason: EndReason, now: Timestamp, call: &Call) -> Forced {
         let at = match reason {
             EndReason::Shutdown => now,

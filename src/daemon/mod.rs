@@ -1,10 +1,11 @@
 //! `pbxbridge run`: the long-running daemon beside the PBX.
 //!
 //! Threads: one per capture source (live interface, capture folder, HEP
-//! listener) → one bounded input queue → the tracker thread (which hands audio
-//! to the recorder thread) → the sinks (`crate::sinks`: persist thread,
-//! outbox, database writer, phone index, uploader, retention). The admin HTTP
-//! server and signal handling run on tokio.
+//! listener) → one bounded input queue → the tracker thread → the recorder
+//! thread (WAV files; builds each finished call's report) → the sinks
+//! (`crate::sinks`: persist thread, outbox, database writer, phone index,
+//! uploader, retention). The admin HTTP server and signal handling run on
+//! tokio.
 
 mod sources;
 mod status;
@@ -19,7 +20,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
 use crate::logging::LogHandle;
-use crate::pipeline::{tracker_config, InflightJournal, Pipeline, PipelineError};
+use crate::pipeline::{tracker_config, Pipeline, PipelineError};
+use crate::recording::InflightJournal;
 use crate::sinks::{OutboxError, Role, Sinks, SinksError};
 
 pub use sources::SourceError;
@@ -115,12 +117,14 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         );
     }
 
-    let mut pipeline = Pipeline::new(&cfg)?;
-    pipeline.set_inflight(journal.clone());
-    let stop = Arc::new(AtomicBool::new(false));
-    // Each batch reaches the outbox before its in-flight snapshots go.
+    // The recorder hands finished calls to the persist thread; a full channel
+    // makes it, and then the tracker thread, wait. Each batch reaches the
+    // outbox before its in-flight snapshots go.
     let report_tx = sinks.persist_thread(Some(journal.clone()))?;
     let persist_stats = sinks.stats().clone();
+    let mut pipeline = Pipeline::new(&cfg, report_tx)?;
+    pipeline.set_inflight(journal.clone());
+    let stop = Arc::new(AtomicBool::new(false));
 
     let (input_tx, input_rx) = crate::capture::input_queue(cfg.capture.queue_packets);
     let sources = sources::start(&cfg, &input_tx, &state_dir, stop.clone())?;
@@ -142,7 +146,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         let observer = ops.observer();
         std::thread::Builder::new()
             .name("pbxbridge-tracker".into())
-            .spawn(move || tracker_thread::run(pipeline, input_rx, control_rx, report_tx, observer))
+            .spawn(move || tracker_thread::run(pipeline, input_rx, control_rx, observer))
             .map_err(|source| DaemonError::Thread {
                 what: "tracker",
                 source,
@@ -185,9 +189,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         .await
         .map_err(|_| DaemonError::TrackerPanicked)?
         .map_err(|_| DaemonError::TrackerPanicked)?;
-    drop(pipeline); // waits for the recorder thread to finish every WAV
-                    // The tracker thread held the last sender: the persist thread ends once
-                    // the very last record is in the outbox, and the writer drains after it.
+    // Waits for the recorder thread to finish every WAV and hand on every
+    // record. The recorder held the last sender: the persist thread ends once
+    // the very last record is in the outbox, and the writer drains after it.
+    drop(pipeline);
     sinks.finish(STOP_DB_DEADLINE).await;
     if let Some(admin) = admin {
         admin.abort();

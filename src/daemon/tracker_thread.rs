@@ -1,4 +1,5 @@
-//! The one thread that owns the tracker: inputs in, finished calls out.
+//! The one thread that owns the tracker: inputs in, events out to the
+//! recorder thread, which hands finished calls on to the sinks.
 //!
 //! Time inside the tracker is the packets' own capture time. When the line is
 //! quiet, timers still have to fire, so once a second the thread offers the
@@ -10,7 +11,6 @@ use std::time::{Duration, Instant};
 use crate::call::{EndReason, TrackerConfig};
 use crate::capture::{Input, InputReceiver};
 use crate::pipeline::Pipeline;
-use crate::report::CallReport;
 use crate::time::Timestamp;
 
 const QUEUE_LAG_US: i64 = 500_000;
@@ -28,35 +28,25 @@ pub trait Observer: Send {
 }
 
 /// Runs until every input sender is gone, then ends every open call with
-/// `shutdown` and hands the last records on.
+/// `shutdown`; the last records are handed on once every recording is done.
 pub fn run(
     mut pipeline: Pipeline,
     input: InputReceiver,
     control: crossbeam_channel::Receiver<Control>,
-    reports: crossbeam_channel::Sender<Vec<CallReport>>,
     mut observer: Box<dyn Observer>,
 ) -> Pipeline {
-    let mut out: Vec<CallReport> = Vec::new();
     let mut last_tick = Instant::now();
-    let send = |out: &mut Vec<CallReport>| {
-        if !out.is_empty() {
-            // Blocking is right here: a finished call must not be dropped, and
-            // the persist thread only waits on its own disk.
-            let _ = reports.send(std::mem::take(out));
-        }
-    };
     // Ends once every sender is gone and the queue is empty.
     while let Ok(first) = input.recv_timeout(TICK) {
         if let Some(first) = first {
-            handle(&mut pipeline, first, &mut out);
+            handle(&mut pipeline, first);
             for _ in 0..BURST {
                 match input.try_recv() {
-                    Some(i) => handle(&mut pipeline, i, &mut out),
+                    Some(i) => handle(&mut pipeline, i),
                     None => break,
                 }
             }
         }
-        send(&mut out);
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             while let Ok(c) = control.try_recv() {
@@ -65,22 +55,20 @@ pub fn run(
                 }
             }
             let now = Timestamp::now().saturating_add_micros(-QUEUE_LAG_US);
-            pipeline.handle_timeout(now, &mut out);
-            send(&mut out);
+            pipeline.handle_timeout(now);
             observer.tick(&pipeline, &input);
         }
     }
     let open = pipeline.tracker().active_calls();
     tracing::info!(open_calls = open, "capture stopped; ending open calls");
-    pipeline.close_all(Timestamp::now(), EndReason::Shutdown, &mut out);
-    send(&mut out);
+    pipeline.close_all(Timestamp::now(), EndReason::Shutdown);
     observer.tick(&pipeline, &input);
     pipeline
 }
 
-fn handle(pipeline: &mut Pipeline, input: Input, out: &mut Vec<CallReport>) {
+fn handle(pipeline: &mut Pipeline, input: Input) {
     match input {
-        Input::Frame { ts, link, data } => pipeline.handle_frame(ts, link, &data, out),
-        Input::Hep { ts, data } => pipeline.handle_hep(ts, &data, out),
+        Input::Frame { ts, link, data } => pipeline.handle_frame(ts, link, &data),
+        Input::Hep { ts, data } => pipeline.handle_hep(ts, &data),
     }
 }

@@ -1,9 +1,7 @@
-//! Phone numbers: normalisation to E.164, and the index of the CRM's phone
-//! values that calls are matched against.
+//! The index of the CRM's phone values that calls are matched against, and
+//! the linker that matches them (normalisation itself is the leaf
+//! `crate::phone`).
 
 pub mod index;
 pub mod linker;
-/// The normaliser's old path, for code written before it became the leaf
-/// `crate::phone`.
-pub use crate::phone as number;
 pub mod phone;

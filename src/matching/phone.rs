@@ -109,7 +109,7 @@ pub fn parse_crm_phone(raw: &str, rules: &PhoneRules, agent: bool) -> PhoneValue
             extension: None,
         };
     }
-    match super::number::e164(rules.country, &digits) {
+    match crate::phone::e164(rules.country, &digits) {
         Some(number) => PhoneValue::Valid { number, extension },
         None => PhoneValue::Invalid,
     }

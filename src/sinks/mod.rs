@@ -35,7 +35,7 @@ pub use state_lock::{Holder, StateLock, StateLockError};
 
 use crate::config::Config;
 use crate::db::{DbError, DbTarget, SharedDb};
-use crate::pipeline::InflightJournal;
+use crate::recording::InflightJournal;
 use crate::report::CallReport;
 use crate::store::uploader::{UploadControl, UploadStats, Uploader};
 

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::outbox::{Outbox, OutboxError};
 use crate::backoff::Backoff;
-use crate::pipeline::InflightJournal;
+use crate::recording::InflightJournal;
 use crate::report::CallReport;
 
 /// Counters the metrics endpoint shows.

@@ -21,17 +21,18 @@ fn samples() -> Option<PathBuf> {
 fn replay(path: &Path, rec: &Path) -> (Vec<CallReport>, pbxbridge::call::Stats) {
     let mut cfg = Config::default();
     cfg.recording.dir = rec.to_path_buf();
-    let mut p = Pipeline::new(&cfg).unwrap();
-    let mut out = Vec::new();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut p = Pipeline::new(&cfg, tx).unwrap();
     let mut last = Timestamp::default();
     if let Ok(mut r) = PcapFileReader::open(path) {
         while let Ok(Some(pkt)) = r.next_packet() {
             last = last.max(pkt.ts);
-            p.handle_frame(pkt.ts, pkt.link, pkt.data, &mut out);
+            p.handle_frame(pkt.ts, pkt.link, pkt.data);
         }
     }
-    p.close_all(last, EndReason::CaptureEnd, &mut out);
-    (out, p.stats().clone())
+    p.close_all(last, EndReason::CaptureEnd);
+    let stats = p.finish().stats().clone();
+    (rx.into_iter().flatten().collect(), stats)
 }
 
 fn outcomes(calls: &[CallReport]) -> BTreeMap<String, usize> {

@@ -3,11 +3,11 @@
 //! This is driver-side code: it does blocking file I/O and is meant to run on
 //! a thread (or `spawn_blocking`) that owns the recorder, never inside the core.
 
+mod header;
 mod spool;
-mod wav_header;
 
+pub use header::recover;
 pub use spool::{Channel, RecorderConfig, RecorderStats, StereoRecorder};
-pub use wav_header::recover;
 
 use std::path::PathBuf;
 

@@ -1,23 +1,17 @@
-//! The synchronous half of every driver: frames into the tracker, events out to
-//! the recorder, finished calls out as reports. Replay and the live daemon share it.
-
-mod inflight;
-mod recordings;
-mod writer;
+//! What drives the tracker, shared by replay and the live daemon: frames in,
+//! the tracker's events out to the recorder thread, which builds the finished
+//! calls' reports and hands them on to the sinks. Nothing comes back here.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::call::{CallHandle, CallRecord, EndReason, Event, Stats, Tracker, TrackerConfig};
+use crate::call::{EndReason, Event, Stats, Tracker, TrackerConfig};
 use crate::config::Config;
 use crate::phone::{parse_country, Normalizer};
-use crate::report::{CallReport, RecordingReport, RecordingStatus};
+use crate::recording::{InflightJournal, NoRecording, RecorderThread, Recordings};
+use crate::report::CallReport;
 use crate::time::Timestamp;
 use crate::wire::LinkType;
-
-pub use inflight::{InflightEntry, InflightJournal};
-pub use recordings::{recording_path, safe_file_name, spool_path, Recordings};
-use writer::{Cmd, Writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -33,12 +27,10 @@ pub enum PipelineError {
 
 pub struct Pipeline {
     tracker: Tracker,
-    /// The recorder thread; `None` when recording is off.
-    writer: Option<Writer>,
-    /// Where finished recordings go (absolute), when recording is on.
-    recordings_dir: Option<PathBuf>,
-    numbers: Normalizer,
-    inflight: Option<InflightJournal>,
+    /// Writes nothing when recording is off, but still builds the reports.
+    recorder: RecorderThread,
+    /// Whether open calls are kept on disk (the daemon, not replay).
+    inflight: bool,
 }
 
 /// Builds the core's settings from the admin's config.
@@ -62,7 +54,13 @@ pub fn tracker_config(cfg: &Config, ext: regex::Regex) -> TrackerConfig {
 }
 
 impl Pipeline {
-    pub fn new(cfg: &Config) -> Result<Pipeline, PipelineError> {
+    /// Every finished call's report leaves through `reports`, sent from the
+    /// recorder thread once its recording is finished or known absent; when
+    /// that channel is full the recorder, and then this thread, wait.
+    pub fn new(
+        cfg: &Config,
+        reports: crossbeam_channel::Sender<Vec<CallReport>>,
+    ) -> Result<Pipeline, PipelineError> {
         let ext = regex::Regex::new(&cfg.pbx.extension_pattern)
             .map_err(|e| PipelineError::Config(format!("pbx.extension_pattern: {e}")))?;
         let tracker = Tracker::new(tracker_config(cfg, ext.clone()));
@@ -73,35 +71,31 @@ impl Pipeline {
             ))
         })?;
         let numbers = Normalizer::new(country, ext);
-        let (writer, recordings_dir) = if cfg.recording.enabled {
-            let err = |source| PipelineError::Recordings {
-                path: cfg.recording.dir.clone(),
-                source,
-            };
+        let err = |source| PipelineError::Recordings {
+            path: cfg.recording.dir.clone(),
+            source,
+        };
+        let recorder = if cfg.recording.enabled {
             let mut recordings = Recordings::open(&cfg.recording.dir).map_err(err)?;
             recordings.set_remote(crate::store::uploader::RemoteTarget::from_config(
                 &cfg.storage,
             ));
-            let dir = recordings.dir().to_path_buf();
-            (
-                Some(Writer::spawn(recordings, numbers.clone()).map_err(err)?),
-                Some(dir),
-            )
+            RecorderThread::spawn(recordings, numbers, reports)
         } else {
-            (None, None)
-        };
+            RecorderThread::spawn(NoRecording, numbers, reports)
+        }
+        .map_err(err)?;
         Ok(Pipeline {
             tracker,
-            writer,
-            recordings_dir,
-            numbers,
-            inflight: None,
+            recorder,
+            inflight: false,
         })
     }
 
     /// Keeps a snapshot of every open call on disk (the daemon, not replay).
     pub fn set_inflight(&mut self, journal: InflightJournal) {
-        self.inflight = Some(journal);
+        self.recorder.set_journal(journal);
+        self.inflight = true;
     }
 
     pub fn tracker_mut(&mut self) -> &mut Tracker {
@@ -110,56 +104,66 @@ impl Pipeline {
 
     /// Runs the timers due by `now` when no packet has come to run them
     /// (a quiet line must still end calls whose RTP stopped).
-    pub fn handle_timeout(&mut self, now: Timestamp, out: &mut Vec<CallReport>) {
+    pub fn handle_timeout(&mut self, now: Timestamp) {
         self.tracker.handle_timeout(now);
-        self.drain(out);
+        self.drain();
     }
 
     pub fn stats(&self) -> &Stats {
         self.tracker.stats()
     }
 
+    /// Where finished recordings are filed (absolute); `None` when recording is off.
     pub fn recordings_dir(&self) -> Option<&std::path::Path> {
-        self.recordings_dir.as_deref()
+        self.recorder.recordings_dir()
     }
 
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
     }
 
-    /// Feeds one frame; finished calls are appended to `out`.
-    pub fn handle_frame(
-        &mut self,
-        ts: Timestamp,
-        link: LinkType,
-        frame: &[u8],
-        out: &mut Vec<CallReport>,
-    ) {
+    /// The recorder thread has stopped because the sinks are gone: calls
+    /// that end now are lost, so a driver should stop feeding.
+    pub fn is_stalled(&self) -> bool {
+        self.recorder.is_gone()
+    }
+
+    /// Feeds one frame.
+    pub fn handle_frame(&mut self, ts: Timestamp, link: LinkType, frame: &[u8]) {
         self.tracker.handle_frame(ts, link, frame);
-        self.drain(out);
+        self.drain();
     }
 
     /// Feeds one HEP datagram (SIP or RTP mirrored by the PBX or a proxy).
-    pub fn handle_hep(&mut self, ts: Timestamp, datagram: &[u8], out: &mut Vec<CallReport>) {
+    pub fn handle_hep(&mut self, ts: Timestamp, datagram: &[u8]) {
         self.tracker.handle_hep(ts, datagram);
-        self.drain(out);
+        self.drain();
     }
 
     /// Ends every open call (capture over, or shutdown) and waits until every
-    /// recording is finished and every report is in `out`.
-    pub fn close_all(&mut self, now: Timestamp, reason: EndReason, out: &mut Vec<CallReport>) {
+    /// recording is finished and every report handed on.
+    pub fn close_all(&mut self, now: Timestamp, reason: EndReason) {
         self.tracker.close_all(now, reason);
-        self.drain(out);
-        if let Some(w) = &mut self.writer {
-            w.sync(out);
-        }
+        self.drain();
+        self.recorder.sync();
     }
 
-    /// Turns the tracker's events into recorder commands and reports; it only
-    /// consumes them; everything it needs travels in the event.
-    fn drain(&mut self, out: &mut Vec<CallReport>) {
+    /// Stops the recorder thread once it has finished every recording and
+    /// handed every report on (so the sinks see their channel close), and
+    /// gives back the tracker for its counters.
+    pub fn finish(self) -> Tracker {
+        let Pipeline {
+            tracker, recorder, ..
+        } = self;
+        drop(recorder);
+        tracker
+    }
+
+    /// Turns the tracker's events into recorder commands; everything they
+    /// need travels in the event.
+    fn drain(&mut self) {
         while let Some(ev) = self.tracker.poll_event() {
-            let cmd = match ev {
+            match ev {
                 Event::CallStarted {
                     call,
                     call_id,
@@ -167,8 +171,10 @@ impl Pipeline {
                     ..
                 } => {
                     tracing::debug!(call_id = %call_id, "call started");
-                    self.save_snapshot(call, snapshot);
-                    Cmd::Started(call, call_id.to_string())
+                    self.recorder.started(call, call_id);
+                    if self.inflight {
+                        self.recorder.snapshot(call, snapshot);
+                    }
                 }
                 Event::Media {
                     call,
@@ -177,13 +183,7 @@ impl Pipeline {
                     sample_rate,
                     samples,
                     ..
-                } => Cmd::Media {
-                    call,
-                    leg,
-                    offset,
-                    sample_rate,
-                    samples,
-                },
+                } => self.recorder.media(call, leg, offset, sample_rate, samples),
                 Event::CallEnded { call, record, .. } => {
                     // The INFO line comes with the final record, once the recording is done.
                     tracing::debug!(
@@ -192,20 +192,11 @@ impl Pipeline {
                         end_reason = record.end_reason.as_str(),
                         "call over; finishing its recording"
                     );
-                    if self.writer.is_none() {
-                        let none = RecordingReport::without_file(
-                            RecordingStatus::None,
-                            Some("recording is disabled".into()),
-                        );
-                        out.push(CallReport::new(&record, &self.numbers, none));
-                        continue;
-                    }
-                    Cmd::Ended(call, record)
+                    self.recorder.ended(call, record);
                 }
                 // The tracker reports each of these once per call.
                 Event::CallRinging { call_id, .. } => {
                     tracing::info!(call_id = %call_id, "call ringing");
-                    continue;
                 }
                 Event::CallAnswered {
                     call,
@@ -214,44 +205,14 @@ impl Pipeline {
                     ..
                 } => {
                     tracing::info!(call_id = %call_id, "call answered");
-                    self.save_snapshot(call, snapshot);
-                    continue;
+                    if self.inflight {
+                        self.recorder.snapshot(call, snapshot);
+                    }
                 }
                 Event::CallUpdated {
                     call_id, update, ..
                 } => {
                     tracing::debug!(call_id = %call_id, ?update, "call updated");
-                    continue;
-                }
-            };
-            if let Some(w) = &mut self.writer {
-                w.push(cmd);
-            }
-        }
-        if let Some(w) = &mut self.writer {
-            w.collect(out);
-        }
-    }
-
-    /// The file write happens on the recorder thread when there is one: a burst
-    /// of new calls must not hold up the thread that reads packets.
-    fn save_snapshot(&mut self, call: CallHandle, rec: Box<CallRecord>) {
-        let Some(journal) = &self.inflight else {
-            return;
-        };
-        let spool = self
-            .recordings_dir
-            .as_deref()
-            .map(|d| spool_path(d, call, &rec.call_id));
-        match &mut self.writer {
-            Some(w) => w.push(Cmd::Snapshot {
-                journal: journal.clone(),
-                record: rec,
-                spool,
-            }),
-            None => {
-                if let Err(e) = journal.write(&rec, &self.numbers, spool, None) {
-                    tracing::error!(call_id = %rec.call_id, error = %e, "cannot save in-flight snapshot");
                 }
             }
         }

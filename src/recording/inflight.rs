@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::{CallRecord, EndReason};
 use crate::phone::Normalizer;
-use crate::record::recover;
 use crate::report::{CallReport, RecordingReport, RecordingStatus};
 use crate::time::Timestamp;
 
-use super::recordings::{recording_path, safe_file_name};
+use super::files::{recording_path, safe_file_name};
+use super::wav::recover;
 
 /// What the journal holds for one open call.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,48 +230,9 @@ fn recovered_recording(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::{Direction, LegQuality, Outcome};
-    use crate::phone::parse_country;
-    use crate::record::{Channel, StereoRecorder};
-
-    fn record(call_id: &str, answered: bool) -> CallRecord {
-        CallRecord {
-            call_id: call_id.into(),
-            direction: Direction::Incoming,
-            from_raw: Some("2125550100".into()),
-            to_raw: Some("201".into()),
-            from_display: None,
-            agent: Some("201".into()),
-            started_at: Timestamp::from_secs(1_800_000_000),
-            answered_at: answered.then(|| Timestamp::from_secs(1_800_000_004)),
-            ended_at: Timestamp::from_secs(1_800_000_005),
-            outcome: if answered {
-                Outcome::Answered
-            } else {
-                Outcome::NoAnswer
-            },
-            sip_code: answered.then_some(200),
-            end_reason: EndReason::CrashRecovered,
-            answered_elsewhere: false,
-            dtmf: String::new(),
-            codec: Some("PCMU"),
-            unsupported_codec: None,
-            encrypted_media: false,
-            audio_seen: answered,
-            held: false,
-            sip_src: None,
-            sip_dst: None,
-            caller_rtp: LegQuality::default(),
-            callee_rtp: LegQuality::default(),
-        }
-    }
-
-    fn numbers() -> Normalizer {
-        Normalizer::new(
-            parse_country("US").unwrap(),
-            regex::Regex::new("^[0-9]{3}$").unwrap(),
-        )
-    }
+    use crate::call::Outcome;
+    use crate::recording::tests::{numbers, record};
+    use crate::recording::wav::{Channel, StereoRecorder};
 
     #[test]
     fn a_crash_leaves_records_with_the_audio_up_to_the_last_flush() {

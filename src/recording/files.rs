@@ -6,10 +6,12 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use crate::call::{CallHandle, CallRecord, Side};
-use crate::record::{recover, Channel, RecorderConfig, StereoRecorder};
 use crate::report::{RecordingReport, RecordingStatus};
 use crate::store::uploader::RemoteTarget;
 use crate::time::Timestamp;
+
+use super::wav::{recover, Channel, RecorderConfig, StereoRecorder};
+use super::Recorder;
 
 const SPOOL: &str = ".spool";
 /// Spool files a crash left behind, made playable, wait here for an operator
@@ -65,13 +67,19 @@ impl Recordings {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
 
-    pub fn started(&mut self, call: CallHandle, call_id: String) {
-        let spool_path = spool_path(&self.dir, call, &call_id);
+impl Recorder for Recordings {
+    fn recordings_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+
+    fn started(&mut self, call: CallHandle, call_id: &str) {
+        let spool_path = spool_path(&self.dir, call, call_id);
         self.active.insert(
             call,
             Active {
-                call_id,
+                call_id: call_id.to_owned(),
                 recorder: None,
                 spool_path,
                 sample_rate: 8000,
@@ -80,7 +88,7 @@ impl Recordings {
         );
     }
 
-    pub fn media(&mut self, call: CallHandle, leg: Side, offset: u64, rate: u32, samples: &[i16]) {
+    fn media(&mut self, call: CallHandle, leg: Side, offset: u64, rate: u32, samples: &[i16]) {
         let Some(a) = self.active.get_mut(&call) else {
             return;
         };
@@ -109,7 +117,7 @@ impl Recordings {
         }
     }
 
-    pub fn ended(&mut self, call: CallHandle, rec: &CallRecord) -> RecordingReport {
+    fn ended(&mut self, call: CallHandle, rec: &CallRecord) -> RecordingReport {
         let active = self.active.remove(&call);
         let Some(answered) = rec.answered_at else {
             if let Some(Active {
