@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pbxbridge::phone::parse_country;
 use pbxbridge::matching::phone::{parse_crm_phone, PhoneRules, PhoneValue};
+use pbxbridge::phone::parse_country;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else {
