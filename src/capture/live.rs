@@ -231,17 +231,6 @@ impl Settings {
     }
 }
 
-/// Compiles a BPF filter without opening an interface (which needs
-/// privileges), so `check-config` can reject what `run` would.
-pub fn check_filter(filter: &str) -> Result<(), String> {
-    let filter = filter.trim();
-    if filter.is_empty() {
-        return Ok(());
-    }
-    let cap = Capture::dead(pcap::Linktype::ETHERNET).map_err(pcap_message)?;
-    cap.compile(filter, true).map(drop).map_err(pcap_message)
-}
-
 fn pcap_message(e: pcap::Error) -> String {
     match e {
         pcap::Error::PcapError(m) => m,

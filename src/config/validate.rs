@@ -378,7 +378,7 @@ impl Config {
             }
         }
         if !c.interfaces.is_empty() {
-            if let Err(e) = crate::capture::live::check_filter(&c.filter) {
+            if let Err(e) = filter_compiles(&c.filter) {
                 p.add("capture.filter", format!("{:?}: {e}", c.filter.trim()));
             }
         }
@@ -448,4 +448,19 @@ fn interface_exists(name: &str) -> bool {
         return false;
     }
     Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Compiles a BPF filter without opening an interface (which needs
+/// privileges), so `check-config` rejects what `run` would.
+fn filter_compiles(filter: &str) -> Result<(), String> {
+    let filter = filter.trim();
+    if filter.is_empty() {
+        return Ok(());
+    }
+    let words = |e: pcap::Error| match e {
+        pcap::Error::PcapError(m) => m,
+        other => other.to_string(),
+    };
+    let cap = pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(words)?;
+    cap.compile(filter, true).map(drop).map_err(words)
 }

@@ -19,6 +19,11 @@ use crate::db::{
 };
 
 /// CRM rows per chunk handed between reader, normaliser and writer.
+mod normalise;
+mod render;
+use normalise::Normalise;
+pub use render::{render_report, render_stats};
+
 const CHUNK_ROWS: usize = 8192;
 /// Chunks waiting in each channel: with the ones being worked on, the peak is
 /// about 3 raw chunks and 3 normalised ones.
@@ -153,86 +158,6 @@ pub async fn connect(cfg: &Config) -> Result<Db, DbError> {
     let mut target = crate::db::DbTarget::from_config(cfg);
     target.opts.max_connections = target.opts.max_connections.max(2);
     target.connect().await
-}
-
-/// One line for a build or refresh, as `pbxbridge index rebuild` prints it.
-pub fn render_report(r: &TypeReport) -> String {
-    let c = &r.counts;
-    format!(
-        "{}: {} records, {} values ({} valid, of which {} extensions; {} invalid), {} in {:.2} s",
-        r.record_type,
-        c.records,
-        c.values,
-        c.valid,
-        c.extensions,
-        c.invalid,
-        match r.mode {
-            BuildMode::Full => "built",
-            BuildMode::Refresh => "refreshed",
-            BuildMode::Skipped => "unchanged",
-        },
-        r.secs
-    )
-}
-
-/// `pbxbridge index stats` as text: a table of types (configured ones not
-/// built yet included), then the invalid values.
-pub fn render_stats(stats: &IndexStats, cfg: &Config, limit: u32) -> String {
-    use std::fmt::Write as _;
-    let when =
-        |t: Option<crate::time::Timestamp>| t.map_or("never".to_string(), |t| t.to_rfc3339());
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>10}  {:<27}  {:<27}",
-        "type", "records", "values", "valid", "invalid", "extensions", "built", "refreshed"
-    );
-    for s in &stats.types {
-        let c = &s.counts;
-        let _ = writeln!(
-            out,
-            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>10}  {:<27}  {:<27}",
-            s.record_type,
-            c.records,
-            c.values,
-            c.valid,
-            c.invalid,
-            c.extensions,
-            when(s.built_at),
-            when(s.refreshed_at)
-        );
-    }
-    for r in &cfg.crm.records {
-        if !stats.types.iter().any(|s| s.record_type == r.kind) {
-            let _ = writeln!(out, "{:<16} not built yet", r.kind);
-        }
-    }
-    let total: u64 = stats.types.iter().map(|s| s.counts.invalid).sum();
-    if total == 0 {
-        let _ = writeln!(out, "\nno invalid values");
-        return out;
-    }
-    let _ = writeln!(
-        out,
-        "\n{total} invalid values (not numbers; fix them in the CRM):"
-    );
-    let _ = writeln!(out, "{:<16} {:<20} {:<20} raw", "type", "id", "field");
-    for v in &stats.invalid {
-        let _ = writeln!(
-            out,
-            "{:<16} {:<20} {:<20} {:?}",
-            v.record_type, v.record_id, v.field, v.raw
-        );
-    }
-    if total > stats.invalid.len() as u64 {
-        let _ = writeln!(
-            out,
-            "… and {} more (--limit {} shows more)",
-            total - stats.invalid.len() as u64,
-            u64::from(limit).max(total)
-        );
-    }
-    out
 }
 
 /// Builds every configured type in full and drops types no longer configured.
@@ -602,104 +527,5 @@ async fn diagnose(db: &Db, plan: &Plan<'_>, source: sqlx::Error) -> IndexError {
         kind,
         table,
         source: Box::new(source),
-    }
-}
-
-/// The normaliser: owns no connection, only CPU.
-struct Normalise {
-    fields: Vec<String>,
-    rules: PhoneRules,
-    agent: bool,
-}
-
-impl Normalise {
-    /// Runs on a blocking thread until the reader's channel closes; passes
-    /// `End` on only when the reader said it read everything.
-    fn run(
-        self,
-        mut raw: mpsc::Receiver<CrmChunk>,
-        end: oneshot::Receiver<u64>,
-        out: mpsc::Sender<IndexMsg>,
-    ) {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_THREADS);
-        while let Some(chunk) = raw.blocking_recv() {
-            // A normaliser thread that panicked (a parser bug) ends the
-            // build without `End`, so nothing half-done is committed.
-            let Some(msg) = self.chunk(&chunk, threads) else {
-                return;
-            };
-            if out.blocking_send(msg).is_err() {
-                return;
-            }
-        }
-        if let Ok(records) = end.blocking_recv() {
-            let _ = out.blocking_send(IndexMsg::End { records });
-        }
-    }
-
-    fn chunk(&self, chunk: &CrmChunk, threads: usize) -> Option<IndexMsg> {
-        let rows: Vec<&[Option<String>]> = chunk.rows().collect();
-        let per = rows.len().div_ceil(threads).max(1);
-        let parts: Vec<Vec<IndexRow>> = if threads == 1 || rows.len() < 256 {
-            vec![self.rows(&rows)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = rows
-                    .chunks(per)
-                    .map(|part| s.spawn(move || self.rows(part)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().ok())
-                    .collect::<Option<Vec<_>>>()
-            })?
-        };
-        let record_ids = rows
-            .iter()
-            .filter_map(|r| r.first().cloned().flatten())
-            .collect();
-        Some(IndexMsg::Batch {
-            record_ids,
-            rows: parts.into_iter().flatten().collect(),
-        })
-    }
-
-    /// The index rows of some CRM rows: `[id, phones…, name]` each.
-    fn rows(&self, rows: &[&[Option<String>]]) -> Vec<IndexRow> {
-        // The same value on many records (a company's main number) is parsed once.
-        let mut seen: HashMap<&str, PhoneValue> = HashMap::new();
-        let mut out = Vec::with_capacity(rows.len() * self.fields.len());
-        for row in rows {
-            let Some(Some(id)) = row.first() else {
-                continue;
-            };
-            let name = row.get(self.fields.len() + 1).cloned().flatten();
-            for (j, field) in self.fields.iter().enumerate() {
-                let Some(Some(raw)) = row.get(j + 1) else {
-                    continue;
-                };
-                let value = seen
-                    .entry(raw.as_str())
-                    .or_insert_with(|| parse_crm_phone(raw, &self.rules, self.agent));
-                let (number, extension) = match value {
-                    PhoneValue::Empty => continue,
-                    PhoneValue::Valid { number, extension } => {
-                        (Some(number.clone()), extension.clone())
-                    }
-                    PhoneValue::Invalid => (None, None),
-                };
-                out.push(IndexRow {
-                    record_id: id.clone(),
-                    field: field.clone(),
-                    raw: raw.clone(),
-                    number,
-                    extension,
-                    display_name: name.clone(),
-                });
-            }
-        }
-        out
     }
 }
