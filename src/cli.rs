@@ -10,8 +10,10 @@ use crate::config::{Config, LogFormat, Purpose};
 use crate::time::Timestamp;
 
 mod calls;
+mod keys;
 
 pub use calls::run_calls;
+pub use keys::run_keys;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +67,24 @@ pub enum Command {
         /// Database URL, overriding the config file's database.url.
         #[arg(long)]
         db: Option<String>,
+    },
+    /// Serve the CRM's HTTP API ([api]) alone, over the configured database
+    /// and storage, with no capture: the central node in front of a database
+    /// that several sensors write to.
+    Serve {
+        /// Config file (TOML). Without it the embedded defaults are used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL, overriding the config file's database.url.
+        #[arg(long)]
+        db: Option<String>,
+    },
+    /// API keys for the HTTP API: create (prints the token once), list, revoke.
+    Keys {
+        #[command(flatten)]
+        target: DbArgs,
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Check a config file as `run` would, and print every problem with it.
     CheckConfig {
@@ -209,6 +229,36 @@ pub enum CallsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its token (shown this once; only a hash is kept).
+    Create {
+        /// What the key is for, e.g. crm-prod.
+        #[arg(long)]
+        name: String,
+        /// admin, supervisor, agent, integration, ops, or an [[api.roles]] name.
+        #[arg(long)]
+        role: String,
+        /// The CRM user id whose calls a see-own role (agent) sees.
+        #[arg(long)]
+        agent_id: Option<String>,
+        /// The key stops working after this long: 90d, 12h, 30m (default: never).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id or prefix; it stops working at once.
+    Revoke {
+        /// The key's id or prefix (from `keys list`).
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     /// Per record type: records, values, valid, invalid, extensions, when
     /// built; then the values that are not valid numbers.
@@ -285,6 +335,10 @@ pub enum CommandError {
     BadNumber { text: String, country: String },
     #[error("{failed} recordings could not be expired (see above)")]
     ExpireFailed { failed: usize },
+    #[error("--{param}: {reason}")]
+    BadArg { param: String, reason: String },
+    #[error("no active key {key:?}")]
+    NoSuchKey { key: String },
 }
 
 impl CommandError {
@@ -297,7 +351,8 @@ impl CommandError {
             ) => 2,
             CommandError::UnknownIndexType { .. }
             | CommandError::BadLifetime { .. }
-            | CommandError::BadNumber { .. } => 2,
+            | CommandError::BadNumber { .. }
+            | CommandError::BadArg { .. } => 2,
             _ => 1,
         }
     }

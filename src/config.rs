@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod api;
 mod load;
 mod validate;
+
+pub use api::{ApiConfig, CallScope, RecordingAccess, RoleConfig, WriteKind, BUILTIN_ROLES};
 
 use validate::problems_text;
 pub use validate::{Problem, Purpose};
@@ -46,6 +49,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub crm: CrmConfig,
     pub storage: StorageConfig,
+    /// The CRM's HTTP API; `run` serves it only when the section is present.
+    pub api: Option<ApiConfig>,
 }
 
 /// Live capture and the folder of rotating capture files (`pbxbridge run`).
@@ -431,6 +436,12 @@ pub struct CrmRecord {
     pub updated_at: Option<String>,
     /// Its phones identify the agent of a call (default: true for type "user").
     pub agent: Option<bool>,
+    /// A column a call note may set (`POST /v1/calls/{id}/notes` with
+    /// `status`): the only write pbxbridge makes to a CRM table, off unless set.
+    pub status_column: Option<String>,
+    /// The values `status_column` may be set to.
+    #[serde(default)]
+    pub status_values: Vec<String>,
 }
 
 fn default_id_column() -> String {

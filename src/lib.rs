@@ -3,6 +3,7 @@
 //! The core (`wire`, `reasm`, `sip`, `rtp`, `call`) is sans-IO: it never touches
 //! sockets, files or the clock. Drivers feed it `(timestamp, bytes)` and drain events.
 
+pub mod api;
 pub mod backoff;
 pub mod call;
 pub mod capture;
@@ -21,6 +22,7 @@ pub mod recording;
 pub mod replay;
 pub mod report;
 pub mod rtp;
+pub mod server;
 pub mod sinks;
 pub mod sip;
 pub mod store;

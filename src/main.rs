@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pbxbridge::cli::{self, effective_config, Cli, Command};
 use pbxbridge::config::{Config, Purpose};
-use pbxbridge::{daemon, logging, replay};
+use pbxbridge::{daemon, logging, replay, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -52,6 +52,39 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Serve { config, db } => {
+            let cfg = match effective_config(
+                config.as_ref(),
+                db.as_ref(),
+                None,
+                cli.log_format.as_ref(),
+                Purpose::Any,
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    print_error(&e);
+                    return ExitCode::from(2);
+                }
+            };
+            logging::init(cfg.log.format, &cfg.log.level);
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(server::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "pbxbridge serve stopped on an error");
+                    print_error(&e);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Keys { target, command } => {
+            with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+                cli::run_keys(&cfg, &command).await
+            })
         }
         Command::Calls { target, command } => {
             with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {

@@ -87,6 +87,7 @@ impl Config {
         self.check_crm(&mut p);
         self.check_storage(&mut p);
         self.check_log(&mut p);
+        self.check_api(&mut p);
         if purpose == Purpose::Run {
             self.check_run(&mut p);
         }
@@ -358,6 +359,83 @@ impl Config {
         }
     }
 
+    fn check_api(&self, p: &mut Problems) {
+        let Some(api) = &self.api else {
+            return;
+        };
+        match (&api.tls_cert, &api.tls_key) {
+            (Some(_), None) => p.add("api.tls_key", "api.tls_cert is set: set the key too"),
+            (None, Some(_)) => p.add(
+                "api.tls_cert",
+                "api.tls_key is set: set the certificate too",
+            ),
+            (Some(cert), Some(key)) => {
+                for (name, file) in [("api.tls_cert", cert), ("api.tls_key", key)] {
+                    if let Err(e) = std::fs::File::open(file) {
+                        p.add(name, format!("{} cannot be read: {e}", file.display()));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        for (i, origin) in api.cors_origins.iter().enumerate() {
+            let ok = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains('/')
+                    && axum::http::HeaderValue::from_str(origin).is_ok()
+            });
+            if !ok {
+                p.add(
+                    format!("api.cors_origins[{i}]"),
+                    format!("{origin:?} is not an origin: scheme://host[:port], no path (e.g. https://crm.example.com)"),
+                );
+            }
+        }
+        p.range("api.max_body_kib", api.max_body_kib, 1..=65_536, "KiB");
+        p.range("api.max_upload_mib", api.max_upload_mib, 1..=4096, "MiB");
+        p.range(
+            "api.request_timeout_secs",
+            api.request_timeout_secs,
+            1..=3600,
+            "s",
+        );
+        p.range("api.link_max_secs", api.link_max_secs, 10..=7 * 86_400, "s");
+        if let Some(file) = &api.link_secret_file {
+            match std::fs::read_to_string(file) {
+                Ok(t) if t.trim().len() >= 32 => {}
+                Ok(_) => p.add(
+                    "api.link_secret_file",
+                    format!("{} holds fewer than 32 characters", file.display()),
+                ),
+                Err(e) => p.add(
+                    "api.link_secret_file",
+                    format!("{} cannot be read: {e}", file.display()),
+                ),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in api.roles.iter().enumerate() {
+            let key = format!("api.roles[{i}].name");
+            if super::BUILTIN_ROLES.contains(&r.name.as_str()) {
+                p.add(key, format!("{:?} is a built-in role", r.name));
+            } else if r.name.is_empty()
+                || r.name.len() > 64
+                || !r
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                p.add(
+                    key,
+                    format!("{:?}: use 1 to 64 letters, digits, - or _", r.name),
+                );
+            } else if !seen.insert(r.name.as_str()) {
+                p.add(key, format!("{:?} is defined twice", r.name));
+            }
+        }
+    }
+
     /// What `pbxbridge run` needs before it starts: a source, a filter
     /// libpcap compiles, folders that are folders, ports that do not clash.
     /// Only looks; creates nothing.
@@ -388,6 +466,17 @@ impl Config {
         }
         if let (StorageBackend::Share, Some(path)) = (self.storage.backend, &self.storage.path) {
             writable_folder(p, "storage.path", path);
+        }
+        if let Some(api) = &self.api {
+            let others = [
+                (self.admin.enabled, self.admin.listen, "admin.listen"),
+                (self.hep.enabled, self.hep.listen, "hep.listen"),
+            ];
+            for (on, addr, name) in others {
+                if on && clash(api.listen, addr) {
+                    p.add("api.listen", format!("{} is also {name}", api.listen));
+                }
+            }
         }
         if self.hep.enabled && self.admin.enabled && clash(self.hep.listen, self.admin.listen) {
             p.add(

@@ -56,6 +56,14 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error("api.listen {addr}: {source}")]
+    ApiBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiStartError),
     #[error("the tracker thread stopped unexpectedly")]
     TrackerPanicked,
 }
@@ -153,6 +161,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
             })?
     };
     let admin = ops.serve(&cfg).await?;
+    let (api_stop, api) = start_api(&cfg, &sinks, &state_dir).await?;
     ops.ready();
     tracing::info!(
         interfaces = ?cfg.capture.interfaces,
@@ -180,6 +189,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     // recorded, then the records reach the outbox, then the database.
     ops.stopping();
     let _ = shutdown.send(());
+    // The API answers until the calls are flushed: stop taking requests now.
+    let _ = api_stop.send(());
     stop.store(true, Ordering::Release);
     let source_stats = tokio::task::spawn_blocking(move || sources.stop_and_join())
         .await
@@ -197,12 +208,49 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     if let Some(admin) = admin {
         admin.abort();
     }
+    if let Some(api) = api {
+        let _ = tokio::time::timeout(Duration::from_secs(11), api).await;
+    }
     tracing::info!(
         calls_written = persist_stats.db_rows_written.load(Ordering::Relaxed),
         outbox_pending = outbox.len(),
         "pbxbridge stopped"
     );
     Ok(())
+}
+
+/// Serves the HTTP API when `[api]` is set, on the sinks' database handle.
+async fn start_api(
+    cfg: &Config,
+    sinks: &Sinks,
+    state_dir: &Path,
+) -> Result<
+    (
+        tokio::sync::oneshot::Sender<()>,
+        Option<tokio::task::JoinHandle<()>>,
+    ),
+    DaemonError,
+> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let Some(api) = &cfg.api else {
+        return Ok((stop, None));
+    };
+    let state = crate::api::ApiState::new(cfg, sinks.db().clone(), state_dir)?;
+    let listener = tokio::net::TcpListener::bind(api.listen)
+        .await
+        .map_err(|source| DaemonError::ApiBind {
+            addr: api.listen,
+            source,
+        })?;
+    let task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = crate::api::serve(listener, state, stopped).await {
+            tracing::error!(error = %e, "the HTTP API stopped");
+        }
+    });
+    Ok((stop, Some(task)))
 }
 
 /// SIGHUP: re-read the file; apply what can change on the fly, and say what
@@ -254,6 +302,7 @@ fn reload(
         ("capture", new.capture != current.capture),
         ("hep", new.hep != current.hep),
         ("admin", new.admin != current.admin),
+        ("api", new.api != current.api),
         ("recording", new.recording != current.recording),
         ("database", new.database != current.database),
         ("daemon", new.daemon != current.daemon),

@@ -84,7 +84,7 @@ pub fn call_key(call_id: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(format!("{}~sha256:{hex}", &call_id[..cut]))
 }
 
-const CALL_COLUMNS: [&str; 42] = [
+const CALL_COLUMNS: [&str; 43] = [
     "sensor",
     "call_id",
     "direction",
@@ -127,6 +127,7 @@ const CALL_COLUMNS: [&str; 42] = [
     "callee_rtp_lost",
     "callee_rtp_jitter_ms",
     "written_at",
+    "updated_at",
 ];
 
 const LINK_COLUMNS: [&str; 9] = [
@@ -272,6 +273,7 @@ macro_rules! bind_call {
             .bind(c.rtp.callee.packets as i64)
             .bind(c.rtp.callee.lost as i64)
             .bind(c.rtp.callee.jitter_ms)
+            .bind($now)
             .bind($now)
     }};
 }

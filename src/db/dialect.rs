@@ -8,13 +8,16 @@ use std::fmt::Write as _;
 pub use crate::db_kind::Backend;
 
 /// The tables pbxbridge owns, by their name without prefix.
-pub const TABLES: [&str; 6] = [
+pub const TABLES: [&str; 9] = [
     "calls",
     "call_links",
     "call_notes",
     "phone_index",
     "phone_index_state",
     "schema_migrations",
+    "api_keys",
+    "recording_access",
+    "idempotency_keys",
 ];
 
 #[derive(Clone, Debug)]

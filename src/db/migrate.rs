@@ -32,6 +32,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "recording_storage",
         template: include_str!("../../migrations/0002_recording_storage.sql"),
     },
+    Migration {
+        version: 3,
+        name: "http_api",
+        template: include_str!("../../migrations/0003_http_api.sql"),
+    },
 ];
 
 fn checksum(template: &str) -> String {

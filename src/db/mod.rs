@@ -27,7 +27,9 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+pub mod api_keys;
 pub mod call_list;
+pub mod call_lookup;
 mod calls;
 mod connect;
 mod dbtime;
@@ -112,6 +114,8 @@ pub enum DbError {
     },
     #[error("no call {call_id:?} (sensor {sensor:?}) in the database")]
     NoSuchCall { sensor: String, call_id: String },
+    #[error("the system's random source failed: {reason}")]
+    Random { reason: String },
 }
 
 impl DbError {

@@ -109,10 +109,11 @@ pub async fn stored_before(
 pub async fn mark_expired(db: &Db, id: i64) -> Result<bool, DbError> {
     let q = query_err("marking a recording expired");
     let sql =
-        db.sql("UPDATE {calls} SET recording_status = ? WHERE id = ? AND recording_status = ?");
+        db.sql("UPDATE {calls} SET recording_status = ?, updated_at = ? WHERE id = ? AND recording_status = ?");
     super::with_pool!(db.pool(), p => {
         let done = sqlx::query(&sql)
             .bind(RecordingStatus::Expired.as_str())
+            .bind(DbTime(Timestamp::now()))
             .bind(id)
             .bind(RecordingStatus::Stored.as_str())
             .execute(p)

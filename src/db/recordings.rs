@@ -28,7 +28,7 @@ impl super::Db {
         let sql = self.sql(
             "UPDATE {calls} SET recording_status = ?, recording_backend = ?, \
              recording_bytes = ?, recording_sha256 = ?, recording_stored_at = ?, \
-             recording_path = NULL \
+             recording_path = NULL, updated_at = ? \
              WHERE recording_key = ? AND recording_status IN (?, ?)",
         );
         let q = |source| DbError::Query {
@@ -41,6 +41,7 @@ impl super::Db {
             .bind(backend)
             .bind(size)
             .bind(sha256)
+            .bind(stored_at)
             .bind(stored_at)
             .bind(key)
             .bind(RecordingStatus::Pending.as_str())

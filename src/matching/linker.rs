@@ -497,6 +497,8 @@ mod tests {
             name: name.map(str::to_owned),
             updated_at: None,
             agent: None,
+            status_column: None,
+            status_values: vec![],
         };
         let contact = rec("contact", "contacts", None);
         let account = rec("account", "accounts", Some("name"));

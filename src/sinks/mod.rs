@@ -240,6 +240,11 @@ impl Sinks {
         Ok(tx)
     }
 
+    /// The database handle every sink shares (the HTTP API uses it too).
+    pub fn db(&self) -> &SharedDb {
+        &self.db
+    }
+
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.submitter.outbox
     }

@@ -9,6 +9,8 @@
 //! allocator) and `systemd_unit` (it sets the process's notify environment).
 
 // Shared helpers; each test module uses a part of them.
+#[path = "../api_support/mod.rs"]
+mod api_support;
 #[path = "../db_support/mod.rs"]
 mod db_support;
 #[path = "../fixture_support/mod.rs"]
@@ -20,6 +22,7 @@ mod loadgen;
 mod store_support;
 
 mod admin_http;
+mod api_keys;
 mod calls_list;
 mod capture_folder;
 mod check_config;

@@ -1,0 +1,61 @@
+//! `pbxbridge serve`: the HTTP API alone, over the configured database and
+//! storage, with no capture (the central node of several sensors).
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::api::{ApiServeError, ApiStartError, ApiState};
+use crate::config::Config;
+use crate::db::{DbTarget, SharedDb};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Start(#[from] ApiStartError),
+    #[error(transparent)]
+    Serve(#[from] ApiServeError),
+    #[error("api.listen {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen for signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Binds `[api] listen` and serves until SIGTERM or SIGINT.
+pub async fn run(cfg: Config) -> Result<(), ServeError> {
+    let api = cfg.api.clone().unwrap_or_default();
+    if cfg.api.is_none() {
+        tracing::warn!(listen = %api.listen, "no [api] section: serving on its defaults");
+    }
+    let db = SharedDb::new(DbTarget::from_config(&cfg));
+    // Open and migrate now, so a wrong URL shows at start; an unreachable
+    // server is retried by each request (answered 503 meanwhile).
+    if let Err(e) = db.get().await {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database not reachable yet; requests answer 503 until it is");
+        } else {
+            tracing::error!(error = %e, "database");
+        }
+    }
+    let state = ApiState::new(&cfg, db.clone(), &cfg.daemon.state_dir)?;
+    let listener = tokio::net::TcpListener::bind(api.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: api.listen,
+            source,
+        })?;
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        }
+    };
+    crate::api::serve(listener, state, stop).await?;
+    db.close().await;
+    tracing::info!("pbxbridge serve stopped");
+    Ok(())
+}
