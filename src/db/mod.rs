@@ -37,6 +37,7 @@ pub mod dialect;
 pub mod links;
 mod migrate;
 mod names;
+pub mod notes;
 mod phone_index;
 pub mod recording_lookup;
 mod recordings;
