@@ -44,7 +44,6 @@ macro_rules! note_row {
         }
     }};
 }
-pub(super) use note_row;
 
 impl Db {
     /// A call's notes, oldest first.
