@@ -163,14 +163,17 @@ fn api_routes() -> OpenApiRouter<ApiState> {
 
 /// The OpenAPI document of every route (`GET /v1/openapi.json`).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    let mut doc = api_routes().split_for_parts().1;
+    openapi::add_common_responses(&mut doc);
+    doc
 }
 
 /// The whole API with its middleware: request ids, tracing, timeout, body
 /// cap, compression, CORS.
 pub fn router(state: ApiState) -> Router {
     let api = state.api_config().clone();
-    let (routes, doc) = api_routes().split_for_parts();
+    let (routes, mut doc) = api_routes().split_for_parts();
+    openapi::add_common_responses(&mut doc);
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static("x-request-id");
     // Audio is already compressed, and a compressed Range answer would not

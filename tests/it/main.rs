@@ -24,6 +24,7 @@ mod store_support;
 mod admin_http;
 mod api_keys;
 mod api_roles;
+mod api_schemathesis;
 mod calls_list;
 mod capture_folder;
 mod check_config;
