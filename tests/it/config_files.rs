@@ -38,7 +38,10 @@ fn shipped_example_is_valid_and_matches_defaults() {
     assert_eq!(cfg.database.max_connections, def.database.max_connections);
     assert_eq!(cfg.crm, def.crm);
     assert_eq!(cfg.storage, def.storage);
-    assert_eq!(cfg.api, def.api, "the API is off until [api] is uncommented");
+    assert_eq!(
+        cfg.api, def.api,
+        "the API is off until [api] is uncommented"
+    );
 }
 
 #[test]
@@ -109,10 +112,7 @@ fn bad_files_say_what_and_where() {
             "bad-crm-unknown-key.toml",
             &["phone", "phones", "line 4"][..],
         ),
-        (
-            "bad-api-cors.toml",
-            &["api.cors_origins[0]", "no path"][..],
-        ),
+        ("bad-api-cors.toml", &["api.cors_origins[0]", "no path"][..]),
         ("bad-api-role.toml", &["everything", "line 6"][..]),
         ("bad-api-tls.toml", &["api.tls_key", "set the key too"][..]),
     ];

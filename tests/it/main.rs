@@ -25,6 +25,7 @@ mod admin_http;
 mod api_keys;
 mod api_roles;
 mod api_schemathesis;
+mod api_serve;
 mod calls_list;
 mod capture_folder;
 mod check_config;
