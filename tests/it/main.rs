@@ -22,6 +22,7 @@ mod loadgen;
 mod store_support;
 
 mod admin_http;
+mod api_browser;
 mod api_keys;
 mod api_recording;
 mod calls_list;
