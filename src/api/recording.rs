@@ -357,3 +357,18 @@ async fn recording_link(
         expires_at: Timestamp::from_secs(grant.expires),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_method_is_in_the_openapi_document() {
+        let doc = serde_json::to_value(crate::api::openapi_document()).unwrap();
+        let item = &doc["paths"]["/v1/calls/{id}/recording"];
+        for m in ["get", "head", "post"] {
+            assert!(item[m].is_object(), "{m} missing: {item}");
+        }
+        assert!(item["get"]["responses"]["206"].is_object());
+        assert!(item["post"]["responses"]["415"].is_object());
+        assert!(doc["paths"]["/v1/calls/{id}/recording/link"]["post"].is_object());
+    }
+}
