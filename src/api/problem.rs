@@ -33,6 +33,10 @@ pub enum ApiError {
     Expired { at: String },
     #[error("this key's role ({role}) lacks the permission \"{needs}\"")]
     Forbidden { role: String, needs: &'static str },
+    #[error("the recording link is not valid: {reason}")]
+    BadLink { reason: String },
+    #[error("the recording link does not allow this: {reason}")]
+    LinkDenied { reason: String },
     #[error("{param}: {reason}")]
     BadParam { param: String, reason: String },
     #[error("{what} not found")]
@@ -63,10 +67,12 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NoKey | ApiError::BadKey | ApiError::Revoked | ApiError::Expired { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NoKey
+            | ApiError::BadKey
+            | ApiError::Revoked
+            | ApiError::Expired { .. }
+            | ApiError::BadLink { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } | ApiError::LinkDenied { .. } => StatusCode::FORBIDDEN,
             ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -79,10 +85,12 @@ impl ApiError {
 
     fn kind(&self) -> &'static str {
         match self {
-            ApiError::NoKey | ApiError::BadKey | ApiError::Revoked | ApiError::Expired { .. } => {
-                "unauthorized"
-            }
-            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::NoKey
+            | ApiError::BadKey
+            | ApiError::Revoked
+            | ApiError::Expired { .. }
+            | ApiError::BadLink { .. } => "unauthorized",
+            ApiError::Forbidden { .. } | ApiError::LinkDenied { .. } => "forbidden",
             ApiError::BadParam { .. } => "invalid-parameter",
             ApiError::NotFound { .. } => "not-found",
             ApiError::Conflict { .. } => "conflict",

@@ -22,7 +22,9 @@ mod loadgen;
 mod store_support;
 
 mod admin_http;
+mod api_browser;
 mod api_keys;
+mod api_recording;
 mod api_roles;
 mod api_schemathesis;
 mod api_serve;
