@@ -42,7 +42,7 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("links: the {backend} storage has no presigned URLs; its recordings are files there (an HTTP API to serve them is not built yet)")]
+    #[error("links: the {backend} storage has no presigned URLs; its recordings are files there (the HTTP API serves them: POST /v1/calls/{{id}}/recording/link)")]
     NoPresign { backend: &'static str },
 }
 
