@@ -149,21 +149,37 @@ impl ApiState {
     }
 }
 
-/// Every `/v1` route with its OpenAPI description.
-fn api_routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::with_openapi(openapi::base())
+/// An upload may take this long to arrive (it is capped in size too).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Every `/v1` route with its OpenAPI description; with `timeout`, each
+/// request that has not answered within it gets 503 (uploads get an hour).
+fn api_routes(timeout: Option<Duration>) -> OpenApiRouter<ApiState> {
+    let mut timed = OpenApiRouter::with_openapi(openapi::base())
         .merge(calls::routes())
         .merge(records::routes())
         .merge(notes::routes())
         .merge(links::routes())
         .merge(recording::routes())
         .merge(keys::routes())
-        .merge(openapi::routes())
+        .merge(openapi::routes());
+    let mut uploads = recording::upload_routes();
+    if let Some(t) = timeout {
+        timed = timed.layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            t,
+        ));
+        uploads = uploads.layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            UPLOAD_TIMEOUT,
+        ));
+    }
+    timed.merge(uploads)
 }
 
 /// The OpenAPI document of every route (`GET /v1/openapi.json`).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let mut doc = api_routes().split_for_parts().1;
+    let mut doc = api_routes(None).split_for_parts().1;
     openapi::add_common_responses(&mut doc);
     doc
 }
@@ -172,7 +188,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// cap, compression, CORS.
 pub fn router(state: ApiState) -> Router {
     let api = state.api_config().clone();
-    let (routes, mut doc) = api_routes().split_for_parts();
+    let timeout = Duration::from_secs(api.request_timeout_secs.max(1));
+    let (routes, mut doc) = api_routes(Some(timeout)).split_for_parts();
     openapi::add_common_responses(&mut doc);
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static("x-request-id");
@@ -196,10 +213,6 @@ pub fn router(state: ApiState) -> Router {
             usize::try_from(api.max_body_kib.saturating_mul(1024)).unwrap_or(usize::MAX),
         ))
         .layer(CompressionLayer::new().compress_when(compress))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(api.request_timeout_secs.max(1)),
-        ))
         .layer(cors(&api))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(

@@ -36,16 +36,19 @@ pub use signed::Access;
 pub use source::delete_recording_object;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
-    // The upload's cap is `[api] max_upload_mib`, counted while the file is
-    // streamed to disk (this function does not see the config); the
-    // router-wide JSON cap must not apply to it.
-    let upload = OpenApiRouter::new()
-        .routes(routes!(upload::upload_recording))
-        .layer(DefaultBodyLimit::disable());
     OpenApiRouter::new()
         .routes(routes!(get_recording))
         .routes(routes!(recording_link))
-        .merge(upload)
+}
+
+/// The upload, apart: it runs as long as the file takes to arrive (the
+/// request timeout would cut a large upload on a slow link), and its cap is
+/// `[api] max_upload_mib`, counted while the file is streamed to disk (this
+/// function does not see the config), not the router-wide JSON cap.
+pub fn upload_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload::upload_recording))
+        .layer(DefaultBodyLimit::disable())
 }
 
 /// The caller of a route that also takes signed links: a bearer key when
