@@ -266,10 +266,11 @@ async fn a_signed_link_plays_and_seeks_in_chromium() {
          (apt-get install chromium) for this test"
     );
     let api = TestApi::start(Backend::Sqlite).await;
-    // As long as the call's talk time (6 s), at 48 kHz so it is large
-    // enough that a player reads it in ranges.
-    let talk = 6.0;
-    let wav = tone_wav(talk, 48_000);
+    // A 10-minute call (19 MB at 8 kHz stereo): too large for the player to
+    // have buffered the middle by the time it seeks, so the seek is a Range
+    // request from the middle of the file.
+    let talk = 600.0;
+    let wav = tone_wav(talk, 8_000);
     let row = local_call(&api, "browser@host", &wav).await;
     let (key_id, token) = key(&api, "agent", Some("u7")).await;
     crate::db_support::exec(
@@ -318,6 +319,12 @@ async fn a_signed_link_plays_and_seeks_in_chromium() {
     assert!(rows.iter().all(|r| r.key_id == key_id), "{rows:?}");
     let ranged = rows.iter().filter(|r| r.http_status == 206).count();
     assert!(ranged >= 1, "no Range request was served: {rows:?}");
+    let mid = wav.len() as i64 / 4;
+    assert!(
+        rows.iter()
+            .any(|r| r.http_status == 206 && r.range_start.is_some_and(|s| s > mid)),
+        "the seek was not served by a Range request from the middle: {rows:?}"
+    );
     eprintln!(
         "api_browser: {} requests, {ranged} answered 206: {:?}",
         rows.len(),
