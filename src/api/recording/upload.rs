@@ -398,6 +398,10 @@ pub async fn upload_recording(
         Some(storage) => {
             let key = storage.key_for(&relative);
             put_remote(storage, &key, &got.temp.path, got.format).await?;
+            storage.make_durable(&key).await.map_err(|e| {
+                tracing::error!(error = %e, "upload: cannot make the recording durable");
+                ApiError::Internal
+            })?;
             new.backend = storage.backend_name().into();
             new.key = Some(key.to_string());
         }
