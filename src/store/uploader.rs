@@ -398,7 +398,10 @@ impl Uploader {
             }
             // The row is marked stored and the local copy deleted only
             // after the file and its directory entry are on the share's disk.
-            storage.make_durable(&key).await.map_err(UploadError::Store)?;
+            storage
+                .make_durable(&key)
+                .await
+                .map_err(UploadError::Store)?;
             self.stats.uploaded.fetch_add(1, Ordering::Relaxed);
             self.stats.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
             tracing::debug!(call_id = %call_id, key = %key_text, bytes = size, "recording uploaded");
@@ -437,7 +440,6 @@ impl Uploader {
     fn threshold(&self) -> u64 {
         self.cfg.multipart_threshold_mib.saturating_mul(MIB)
     }
-
 }
 
 fn op_err(storage: &Storage, op: &'static str, key: &Key, e: object_store::Error) -> UploadError {

@@ -144,6 +144,10 @@ async fn set_agent(db: &Db, row: i64, agent: &str) {
 }
 
 /// A key's id and token.
+async fn key_of(api: &TestApi, role: &str, agent: Option<&str>) -> (i64, String) {
+    key(api, role, agent).await
+}
+
 pub async fn key(api: &TestApi, role: &str, agent: Option<&str>) -> (i64, String) {
     let (k, t) = api
         .db
@@ -588,6 +592,56 @@ async fn s3_case() {
         .await
         .unwrap();
     check_playback(&api, row, &wav, "s3").await;
+    api.stop().await;
+
+    // `[api] s3_redirect`: 302 to a presigned URL the browser fetches itself.
+    let api = TestApi::start_with(Backend::Sqlite, |c| {
+        c.storage = storage_cfg.clone();
+        c.api.as_mut().unwrap().s3_redirect = true;
+    })
+    .await;
+    let mut rec = stored_file(&api.cfg.recording.dir.join("y.wav"), &wav);
+    rec.status = RecordingStatus::Pending;
+    rec.backend = Some("s3".into());
+    rec.key = Some(key.clone());
+    let row = add_call(&api, "s3-redirect@host", rec).await;
+    api.db
+        .mark_stored(
+            &key,
+            "s3",
+            wav.len() as u64,
+            &sha_hex(&wav),
+            DbTime(Timestamp::now()),
+        )
+        .await
+        .unwrap();
+    let (_, sup) = key_of(&api, "supervisor", None).await;
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_follow
+        .get(api.url(&format!("/v1/calls/{row}/recording")))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = h(&resp, "location");
+    assert!(location.contains("X-Amz-Signature"), "{location}");
+    let body = reqwest::get(&location)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        body.as_ref(),
+        wav.as_slice(),
+        "the presigned URL serves the recording"
+    );
+    let rows = audit(&api, row).await;
+    assert!(rows.iter().any(|r| r.http_status == 302), "{rows:?}");
     api.stop().await;
 }
 
