@@ -9,8 +9,11 @@
 
 pub mod auth;
 pub mod body;
+mod call_new;
 pub mod call_ref;
+mod call_write;
 mod calls;
+mod fields;
 mod keys;
 mod links;
 mod notes;
@@ -153,6 +156,7 @@ impl ApiState {
 fn api_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(calls::routes())
+        .merge(call_write::routes())
         .merge(records::routes())
         .merge(notes::routes())
         .merge(links::routes())
