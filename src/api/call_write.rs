@@ -164,11 +164,16 @@ async fn choose_agent(
     own: Option<&str>,
 ) -> Result<AgentChoice, ApiError> {
     let numbers = state.numbers();
-    // A see-own key's calls are its agent's.
-    let named = call.agent.as_deref().or(own);
-    let Some(agent) = named else {
-        return Ok((call.pbx_side_extension(numbers), None));
+    // Unnamed: the extension on the PBX side, else a see-own key's agent.
+    let named = match (call.agent.as_deref(), call.pbx_side_extension(numbers)) {
+        (Some(a), _) => a,
+        (None, Some(ext)) => return Ok((Some(ext), None)),
+        (None, None) => match own {
+            Some(own) => own,
+            None => return Ok((None, None)),
+        },
     };
+    let agent = named;
     if let Some(ext) = numbers.normalize(agent).filter(|n| !n.starts_with('+')) {
         return Ok((Some(ext), None));
     }

@@ -23,6 +23,7 @@ mod store_support;
 
 mod admin_http;
 mod api_keys;
+mod api_writes;
 mod calls_list;
 mod capture_folder;
 mod check_config;
