@@ -45,12 +45,34 @@ const FIELDS: [&str; 9] = [
     "note",
 ];
 
+/// The directions a created call may have (documentation of `direction`).
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used
+pub enum NewCallDirection {
+    Incoming,
+    Outgoing,
+    Internal,
+}
+
+/// The outcomes of a call (documentation of `outcome`).
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used
+pub enum CallOutcome {
+    Answered,
+    Busy,
+    Declined,
+    NoAnswer,
+    Cancelled,
+    Failed,
+}
+
 /// A call pbxbridge did not capture (a mobile phone, another PBX).
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCallBody {
-    /// `incoming`, `outgoing` or `internal`.
-    #[schema(example = "outgoing")]
+    #[schema(value_type = NewCallDirection)]
     pub direction: String,
     /// The calling number as dialled or shown; normalised to E.164 with
     /// `pbx.default_country`, or kept as an extension.
@@ -67,8 +89,7 @@ pub struct NewCallBody {
     /// Seconds from start to end; give this or `ended_at`.
     #[schema(minimum = 0, maximum = 604800)]
     pub duration: Option<f64>,
-    /// `answered`, `busy`, `declined`, `no_answer`, `cancelled` or `failed`.
-    #[schema(example = "answered")]
+    #[schema(value_type = CallOutcome)]
     pub outcome: String,
     /// The agent: an extension (matched to its user record through the
     /// phone index), or the id of an agent record (type user) in the index.
@@ -320,6 +341,26 @@ mod tests {
         assert_eq!(param(b.clone()), "ended_at");
         b["ended_at"] = json!("2026-12-21T09:00:00Z");
         assert_eq!(param(b), "ended_at");
+    }
+
+    #[test]
+    fn the_documented_names_are_the_accepted_ones() {
+        let doc = |s: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| {
+            serde_json::to_value(s).unwrap()["enum"].clone()
+        };
+        let outcomes: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(
+            doc(<CallOutcome as utoipa::PartialSchema>::schema()),
+            json!(outcomes)
+        );
+        let directions = json!(["incoming", "outgoing", "internal"]);
+        assert_eq!(
+            doc(<NewCallDirection as utoipa::PartialSchema>::schema()),
+            directions
+        );
+        for d in directions.as_array().unwrap() {
+            assert!(NewCall::parse(with("direction", d.clone()), now()).is_ok());
+        }
     }
 
     #[test]
