@@ -38,7 +38,7 @@ use super::roles::Need;
 use super::ApiState;
 use crate::db::call_write::{Created, Idempotency, StoredCall};
 use crate::db::note_writes::NewNote;
-use crate::db::recording_lookup::{recording_of, RecordingRef};
+use crate::db::recording_lookup::recording_of;
 use crate::db::{Db, LinkSource, NewLink};
 use crate::matching::linker::Linker;
 use crate::store::retention::inside;
@@ -343,20 +343,24 @@ struct Removal<'a> {
     object: Option<(&'a Storage, &'a str)>,
 }
 
-/// What deleting `rec` would touch, checked before anything is changed.
+/// Where a recording is: (backend, key, path) of its call row.
+type Place<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// What deleting the recording at `place` would touch, checked before
+/// anything is changed.
 fn removal_plan<'a>(
-    rec: &'a RecordingRef,
+    (backend, key, path): Place<'a>,
     storage: Option<&'a Storage>,
     dir: &Path,
 ) -> Result<Removal<'a>, RemoveError> {
-    let file = match rec.path.as_deref().filter(|p| !p.is_empty()) {
+    let file = match path.filter(|p| !p.is_empty()) {
         Some(p) => Some(
             inside(dir, Path::new(p)).ok_or_else(|| RemoveError::Outside { path: p.to_owned() })?,
         ),
         None => None,
     };
-    let backend = rec.backend.as_deref().unwrap_or("local");
-    let object = match rec.key.as_deref().filter(|k| !k.is_empty()) {
+    let backend = backend.unwrap_or("local");
+    let object = match key.filter(|k| !k.is_empty()) {
         Some(key) if backend != "local" => {
             let st = storage
                 .filter(|s| s.backend_name() == backend)
@@ -417,7 +421,12 @@ async fn delete_call(
     let rec = recording_of(&db, &call.sensor, &call.call_id)
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
-    let removal = removal_plan(&rec, state.storage(), &state.config().recording.dir)?;
+    let place = (
+        rec.backend.as_deref(),
+        rec.key.as_deref(),
+        rec.path.as_deref(),
+    );
+    let removal = removal_plan(place, state.storage(), &state.config().recording.dir)?;
     if removal.file.is_some() || removal.object.is_some() {
         db.mark_recording_deleting(call.row).await?;
         remove_recording(removal).await?;
@@ -432,39 +441,28 @@ async fn delete_call(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::RecordingStatus;
 
-    fn rec(backend: Option<&str>, key: Option<&str>, path: Option<&str>) -> RecordingRef {
-        RecordingRef {
-            id: 1,
-            call_id: "c".into(),
-            started_at: Timestamp::from_secs(0),
-            status: RecordingStatus::Stored,
-            backend: backend.map(str::to_owned),
-            key: key.map(str::to_owned),
-            path: path.map(str::to_owned),
-        }
+    fn rec<'a>(backend: Option<&'a str>, key: Option<&'a str>, path: Option<&'a str>) -> Place<'a> {
+        (backend, key, path)
     }
 
     #[test]
     fn a_recording_outside_the_folder_or_storage_is_refused() {
         let dir = Path::new("/var/rec");
-        let local = rec(None, None, Some("/var/rec/a.wav"));
-        let r = removal_plan(&local, None, dir).unwrap();
+        let r = removal_plan(rec(None, None, Some("/var/rec/a.wav")), None, dir).unwrap();
         assert_eq!(r.file.unwrap(), Path::new("/var/rec/a.wav"));
         assert!(r.object.is_none());
         for bad in ["/var/rec/../etc/passwd", "/etc/passwd", "/var/rec"] {
             assert!(matches!(
-                removal_plan(&rec(None, None, Some(bad)), None, dir),
+                removal_plan(rec(None, None, Some(bad)), None, dir),
                 Err(RemoveError::Outside { .. })
             ));
         }
         assert!(matches!(
-            removal_plan(&rec(Some("s3"), Some("k/a.wav"), None), None, dir),
+            removal_plan(rec(Some("s3"), Some("k/a.wav"), None), None, dir),
             Err(RemoveError::NotConfigured { .. })
         ));
-        let keyed = rec(Some("local"), Some("k"), None);
-        let r = removal_plan(&keyed, None, dir).unwrap();
+        let r = removal_plan(rec(Some("local"), Some("k"), None), None, dir).unwrap();
         assert!(r.file.is_none() && r.object.is_none());
     }
 
