@@ -9,8 +9,11 @@
 
 pub mod auth;
 pub mod body;
+mod call_new;
 pub mod call_ref;
+mod call_write;
 mod calls;
+mod fields;
 mod keys;
 mod links;
 mod notes;
@@ -157,6 +160,7 @@ const UPLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 fn api_routes(timeout: Option<Duration>) -> OpenApiRouter<ApiState> {
     let mut timed = OpenApiRouter::with_openapi(openapi::base())
         .merge(calls::routes())
+        .merge(call_write::routes())
         .merge(records::routes())
         .merge(notes::routes())
         .merge(links::routes())

@@ -28,6 +28,7 @@ mod api_recording;
 mod api_roles;
 mod api_schemathesis;
 mod api_serve;
+mod api_writes;
 mod calls_list;
 mod capture_folder;
 mod check_config;
