@@ -203,12 +203,8 @@ async fn choose_agent(
             headers(("Location" = String, description = "The call's URL"))),
         (status = 200, description = "The call this Idempotency-Key made before", body = CreatedCall,
             headers(("Idempotent-Replayed" = String, description = "true"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_call(
     caller: Caller,
@@ -404,10 +400,7 @@ async fn remove_recording(r: Removal<'_>) -> Result<(), RemoveError> {
     params(("id" = String, Path, description = "The call: its row id, or sensor/call_id with the slash as %2F")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The recording cannot be deleted from here (a file outside recording.dir, or a storage backend not configured); nothing was deleted", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_call(

@@ -141,12 +141,7 @@ async fn find_link(
     responses(
         (status = 201, description = "Added, or restored", body = LinkResult),
         (status = 200, description = "Already linked", body = LinkResult),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn add_link(
     caller: Caller,
@@ -201,8 +196,6 @@ async fn add_link(
     ),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such call, or the call is not linked to the record", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -244,8 +237,6 @@ async fn remove_link(
     ),
     responses(
         (status = 200, body = MatchPastCalls),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn match_past_calls(

@@ -193,9 +193,6 @@ impl From<NoteError> for ApiError {
     params(("id" = String, Path, description = "The call: its row id, or sensor/call_id with the slash as %2F")),
     responses(
         (status = 200, body = NoteList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_notes(
     caller: Caller,
@@ -214,12 +211,7 @@ async fn list_notes(
     params(("id" = String, Path, description = "The call: its row id, or sensor/call_id with the slash as %2F")),
     responses(
         (status = 201, body = WrittenNote),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn add_note(
     caller: Caller,
@@ -263,12 +255,7 @@ async fn add_note(
     ),
     responses(
         (status = 200, body = WrittenNote),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_note(
     caller: Caller,
@@ -308,10 +295,7 @@ async fn update_note(
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_note(
     caller: Caller,

@@ -218,7 +218,6 @@ async fn call_and_recording(
             )),
         (status = 302, description = "`[api] s3_redirect`: a presigned S3 URL in Location",
             headers(("Location" = String))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No key, a bad key, or a bad, expired or revoked link",
             body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -226,7 +225,6 @@ async fn call_and_recording(
             body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "The range is past the end; Content-Range: bytes */size",
             body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_recording(
     who: Who,
@@ -302,12 +300,9 @@ const DEFAULT_LINK_SECS: u64 = 300;
     request_body(content = Option<LinkRequest>, content_type = "application/json"),
     responses(
         (status = 200, body = RecordingLink),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such call, or it has no recording",
             body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn recording_link(
     caller: Caller,

@@ -297,17 +297,13 @@ async fn put_remote(
     responses(
         (status = 201, description = "Stored", body = UploadedRecording),
         (status = 200, description = "Replaced the earlier recording", body = UploadedRecording),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The call has a recording (send replace=true), or one is still on its way to storage",
             body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than [api] max_upload_mib",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not audio a browser plays",
             body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn upload_recording(
     caller: Caller,
