@@ -207,10 +207,9 @@ pub fn router(state: ApiState) -> Router {
     routes
         .layer(axum::Extension(doc))
         .fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadParam {
-                param: "method".into(),
-                reason: "this route does not take that method".into(),
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
             }
         })
         .layer(DefaultBodyLimit::max(

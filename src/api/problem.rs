@@ -39,6 +39,8 @@ pub enum ApiError {
     LinkDenied { reason: String },
     #[error("{param}: {reason}")]
     BadParam { param: String, reason: String },
+    #[error("this route does not take the {method} method")]
+    MethodNotAllowed { method: String },
     #[error("{what} not found")]
     NotFound { what: String },
     #[error("{detail}")]
@@ -75,6 +77,7 @@ impl ApiError {
             ApiError::Forbidden { .. } | ApiError::LinkDenied { .. } => StatusCode::FORBIDDEN,
             ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::Forbidden { .. } | ApiError::LinkDenied { .. } => "forbidden",
             ApiError::BadParam { .. } => "invalid-parameter",
             ApiError::NotFound { .. } => "not-found",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::Conflict { .. } => "conflict",
             ApiError::TooLarge { .. } => "too-large",
             ApiError::Unsupported { .. } => "unsupported-media-type",

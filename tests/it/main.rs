@@ -24,6 +24,7 @@ mod store_support;
 mod admin_http;
 mod api_browser;
 mod api_keys;
+mod api_readme;
 mod api_recording;
 mod api_roles;
 mod api_schemathesis;
