@@ -9,8 +9,13 @@
 
 pub mod auth;
 pub mod body;
+mod call_csv;
+pub mod call_item;
+mod call_page;
+mod call_params;
 pub mod call_ref;
 mod calls;
+mod cursor_token;
 mod keys;
 mod links;
 mod notes;

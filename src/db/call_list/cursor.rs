@@ -177,7 +177,13 @@ mod tests {
 
     #[test]
     fn sorts_parse_and_print() {
-        for text in ["started_at", "-started_at", "duration", "-agent", "direction"] {
+        for text in [
+            "started_at",
+            "-started_at",
+            "duration",
+            "-agent",
+            "direction",
+        ] {
             assert_eq!(Sort::parse(text).unwrap().as_string(), text);
         }
         for bad in ["", "-", "--duration", "id", "started_at ", "STARTED_AT"] {
