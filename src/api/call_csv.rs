@@ -129,7 +129,10 @@ struct Export {
 
 /// One batch as CSV text (with the header first), moving `e.start` on.
 async fn batch(e: &mut Export, start: &Start) -> Result<Vec<u8>, ApiError> {
-    let mut out = csv::Writer::from_writer(Vec::with_capacity(256 * BATCH as usize));
+    // RFC 4180: CRLF between records, quotes only where needed.
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(256 * BATCH as usize));
     if e.header {
         out.write_record(COLUMNS).map_err(csv_err)?;
         e.header = false;

@@ -22,6 +22,7 @@ mod loadgen;
 mod store_support;
 
 mod admin_http;
+mod api_calls;
 mod api_keys;
 mod calls_list;
 mod capture_folder;
