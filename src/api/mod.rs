@@ -9,10 +9,15 @@
 
 pub mod auth;
 pub mod body;
+mod call_csv;
+pub mod call_item;
 mod call_new;
+mod call_page;
+mod call_params;
 pub mod call_ref;
 mod call_write;
 mod calls;
+mod cursor_token;
 mod fields;
 mod keys;
 mod links;
