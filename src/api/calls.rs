@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::call_item::{CallDetail, CallItem, CallNoteItem, LinkHistory};
 use super::call_page::{self, CallPage};
 use super::call_params::{CallListQuery, ListParams, Route};
-use super::problem::{ApiError, Problem};
+use super::problem::ApiError;
 use super::{call_ref, ApiState};
 use crate::db::call_list::{links_of, CallQuery, Start};
 

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::call_page::{self, CallPage};
 use super::call_params::{record_ref, CallListQuery, ListParams, Route};
-use super::problem::{ApiError, Problem};
+use super::problem::ApiError;
 use super::ApiState;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
