@@ -6,7 +6,7 @@
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 
 use super::call_item::CallItem;
 use super::problem::ApiError;
@@ -172,16 +172,23 @@ fn csv_err(e: csv::Error) -> ApiError {
     ApiError::Internal
 }
 
-/// The streamed answer.
-pub fn response(db: Db, query: CallQuery) -> Response {
-    let export = Export {
+/// The streamed answer. The first batch is read before the status line is
+/// sent, so a query that fails at once is a problem answer, not a cut body.
+pub async fn response(db: Db, query: CallQuery) -> Result<Response, ApiError> {
+    let mut export = Export {
         db,
         query,
-        start: Some(Start::After(None)),
+        start: None,
         header: true,
     };
-    let body = Body::from_stream(stream::unfold(export, next_chunk));
-    let mut resp = body.into_response();
+    let first = batch(&mut export, &Start::After(None)).await?;
+    let rest = stream::unfold(export, next_chunk);
+    // Fused: the compression layer polls once more after the end, which a
+    // bare `unfold` answers with a panic.
+    let body = stream::once(async move { Ok::<_, ApiError>(Bytes::from(first)) })
+        .chain(rest)
+        .fuse();
+    let mut resp = Body::from_stream(body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -191,5 +198,5 @@ pub fn response(db: Db, query: CallQuery) -> Response {
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"calls.csv\""),
     );
-    resp
+    Ok(resp)
 }

@@ -51,6 +51,19 @@ async fn the_readme_curls_work_as_written() {
     }
     let api = TestApi::start(Backend::Sqlite).await;
     let token = api.key("admin", None).await;
+    // Calls already captured, so the list has a second page to walk to.
+    let captured: Vec<_> = (0..3)
+        .map(|i| {
+            crate::db_support::answered_call(
+                &format!("readme-{i}@pbx"),
+                pbxbridge::call::Direction::Incoming,
+                "+14155550100",
+                Some("2001"),
+                1_796_000_000 + i * 60,
+            )
+        })
+        .collect();
+    api.db.upsert_calls("default", &captured).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("call.wav"), tiny_wav()).unwrap();
     let base = api.base.clone();
@@ -85,7 +98,8 @@ async fn the_readme_curls_work_as_written() {
     assert!(csv.lines().count() >= 2, "{csv}");
     assert_eq!(
         crate::db_support::count(&api.db, "SELECT COUNT(*) FROM calls").await,
-        0
+        3,
+        "the walkthrough deletes the call it created, and only that one"
     );
     api.stop().await;
 }

@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -225,27 +225,12 @@ pub async fn open(loc: &Located, range: RangeInclusive<u64>) -> Result<Body, Api
             file.seek(std::io::SeekFrom::Start(start))
                 .await
                 .map_err(|_| ApiError::Internal)?;
-            let stream = futures_util::stream::unfold((file, len), |(mut f, left)| async move {
-                if left == 0 {
-                    return None;
-                }
-                let want = usize::try_from(left.min(CHUNK)).unwrap_or(64 * 1024);
-                let mut buf = vec![0u8; want];
-                match f.read(&mut buf).await {
-                    Ok(0) => Some((
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the recording got shorter while it was sent",
-                        )),
-                        (f, 0),
-                    )),
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok(Bytes::from(buf)), (f, left - n as u64)))
-                    }
-                    Err(e) => Some((Err(e), (f, 0))),
-                }
-            });
+            // A file that got shorter ends the body early; the client sees
+            // fewer bytes than Content-Length said and knows it was cut.
+            let stream = tokio_util::io::ReaderStream::with_capacity(
+                file.take(len),
+                usize::try_from(CHUNK).unwrap_or(64 * 1024),
+            );
             Ok(Body::from_stream(stream))
         }
         Where::Object { storage, key } => {
