@@ -63,7 +63,7 @@ pub struct CreatedCall {
     /// Generated: `api-` and 32 hex digits.
     pub call_id: String,
     /// `api` for calls made here.
-    pub source: String,
+    pub origin: String,
     #[schema(value_type = String, example = "outgoing")]
     pub direction: crate::call::Direction,
     /// E.164 (or an extension); null when `from_raw` is no valid number.
@@ -99,7 +99,7 @@ impl From<StoredCall> for CreatedCall {
             id: c.id,
             sensor: c.sensor,
             call_id: c.call_id,
-            source: s.source,
+            origin: s.origin,
             direction: c.direction,
             from: c.from_number,
             from_raw: s.from_raw,

@@ -1,6 +1,6 @@
 //! Calls created and deleted over the API (`POST`/`DELETE /v1/calls`).
 //!
-//! A created call is inserted with `source = 'api'`, with its links (matched
+//! A created call is inserted with `origin = 'api'`, with its links (matched
 //! as a captured call's are), its first note and its `Idempotency-Key` row,
 //! all in one transaction: a retry with the same key finds the key's row and
 //! answers with the call it names, and two retries racing each other meet at
@@ -47,7 +47,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 const INSERT_CALL: &str = "INSERT INTO {calls} (sensor, call_id, direction, from_number, to_number, \
     other_number, from_raw, to_raw, agent, agent_type, agent_id, agent_name, started_at, answered_at, \
     ended_at, duration, outcome, end_reason, answered_elsewhere, dtmf, held, recording_status, \
-    written_at, updated_at, source, note_count) \
+    written_at, updated_at, origin, note_count) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 const INSERT_LINK: &str =
@@ -88,20 +88,20 @@ pub struct StoredCall {
     pub from_raw: Option<String>,
     pub to_raw: Option<String>,
     /// `captured` or `api`.
-    pub source: String,
+    pub origin: String,
     pub note_count: i64,
     pub links: Vec<Link>,
 }
 
 impl Db {
-    /// Call `row` with its raw numbers, source and links (removed ones too).
+    /// Call `row` with its raw numbers, origin and links (removed ones too).
     pub async fn stored_call(&self, row: i64) -> Result<Option<StoredCall>, DbError> {
         let q = |source| DbError::Query {
             what: "reading a call",
             source,
         };
         let sql = self.sql(&format!(
-            "SELECT {CALL_ROW_COLUMNS}, c.from_raw, c.to_raw, c.source, c.note_count \
+            "SELECT {CALL_ROW_COLUMNS}, c.from_raw, c.to_raw, c.origin, c.note_count \
              FROM {{calls}} c WHERE c.id = ?"
         ));
         let found = with_pool!(self.pool(), p => {
@@ -114,7 +114,7 @@ impl Db {
                 .transpose()
                 .map_err(&q)?
         });
-        let Some((call, from_raw, to_raw, source, note_count)) = found else {
+        let Some((call, from_raw, to_raw, origin, note_count)) = found else {
             return Ok(None);
         };
         let links = call_with_links(self, &call.sensor, &call.call_id)
@@ -125,7 +125,7 @@ impl Db {
             call,
             from_raw,
             to_raw,
-            source,
+            origin,
             note_count,
             links,
         }))

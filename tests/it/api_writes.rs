@@ -566,7 +566,7 @@ async fn create(
 }
 
 async fn api_calls(api: &TestApi) -> i64 {
-    count(&api.db, "SELECT count(*) FROM {calls} WHERE source = 'api'").await
+    count(&api.db, "SELECT count(*) FROM {calls} WHERE origin = 'api'").await
 }
 
 #[tokio::test]
@@ -585,7 +585,7 @@ async fn created_calls_are_matched_like_captured_ones() {
             format!("/v1/calls/{id}"),
             "{b}"
         );
-        assert_eq!(c["source"], "api", "{b}");
+        assert_eq!(c["origin"], "api", "{b}");
         assert_eq!(c["sensor"], api.cfg.pbx.sensor.as_str(), "{b}");
         assert!(c["call_id"].as_str().unwrap().starts_with("api-"), "{b}");
         assert_eq!(
