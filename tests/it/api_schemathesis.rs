@@ -64,6 +64,7 @@ async fn every_response_matches_the_openapi_document() {
     let schema = api.dir.path().join("openapi.json");
     std::fs::write(&schema, doc.to_string()).unwrap();
     let report = api.dir.path().join("st-report");
+    let work = api.dir.path().to_path_buf();
     let base = api.base.clone();
     let auth = format!("Authorization: Bearer {admin}");
     let out = tokio::task::spawn_blocking(move || {
@@ -89,6 +90,8 @@ async fn every_response_matches_the_openapi_document() {
             .arg("--report-dir")
             .arg(&report)
             .env("SCHEMATHESIS_TELEMETRY", "false")
+            // It keeps a cache of crashes in its working folder.
+            .current_dir(&work)
             .output()
             .expect("run schemathesis")
     })
