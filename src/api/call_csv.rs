@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
+use tokio::sync::mpsc;
 
 use super::call_item::CallItem;
 use super::problem::ApiError;
@@ -14,7 +15,10 @@ use crate::db::call_list::{links_of, CallQuery, Start};
 use crate::db::Db;
 
 /// Calls read per query.
-const BATCH: u32 = 1000;
+const BATCH: u32 = 2000;
+/// Chunks written ahead of the client, at most: memory is about
+/// (AHEAD + 2) batches whatever the number of rows.
+const AHEAD: usize = 2;
 
 /// The columns, in order (the README documents them). Lists (linked
 /// records) are joined with `; `.
@@ -152,17 +156,24 @@ async fn batch(e: &mut Export, start: &Start) -> Result<Vec<u8>, ApiError> {
         .map_err(|err| csv_err(err.into_error().into()))
 }
 
-/// The next chunk of CSV text: one batch per chunk; `None` after the last.
-async fn next_chunk(mut e: Export) -> Option<(Result<Bytes, ApiError>, Export)> {
-    let start = e.start.take()?;
-    match batch(&mut e, &start).await {
-        Ok(bytes) => Some((Ok(Bytes::from(bytes)), e)),
-        Err(err) => {
-            // The status line is gone: cutting the body short is all that
-            // is left to tell the client.
-            tracing::error!(error = %err, "CSV export failed part way");
-            e.start = None;
-            Some((Err(err), e))
+/// Reads and writes the batches in a task of its own, a couple of chunks
+/// ahead of the client: the next query runs while the last chunk is on the
+/// wire. A client that goes away closes the channel, which ends the task.
+async fn produce(mut e: Export, tx: mpsc::Sender<Result<Bytes, ApiError>>) {
+    while let Some(start) = e.start.take() {
+        match batch(&mut e, &start).await {
+            Ok(bytes) => {
+                if tx.send(Ok(Bytes::from(bytes))).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                // The status line is gone: cutting the body short is all
+                // that is left to tell the client.
+                tracing::error!(error = %err, "CSV export failed part way");
+                let _ = tx.send(Err(err)).await;
+                return;
+            }
         }
     }
 }
@@ -180,7 +191,11 @@ pub fn response(db: Db, query: CallQuery) -> Response {
         start: Some(Start::After(None)),
         header: true,
     };
-    let body = Body::from_stream(stream::unfold(export, next_chunk));
+    let (tx, rx) = mpsc::channel(AHEAD);
+    tokio::spawn(produce(export, tx));
+    let body = Body::from_stream(stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
     let mut resp = body.into_response();
     let h = resp.headers_mut();
     h.insert(
