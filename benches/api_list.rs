@@ -11,10 +11,8 @@
 //! CSV ≥ 100,000 rows/s with memory that does not grow with the rows.
 //! Under `cargo test` it does nothing.
 
-#[allow(dead_code)]
 #[path = "../tests/api_support/mod.rs"]
 mod api_support;
-#[allow(dead_code)]
 #[path = "../tests/db_support/mod.rs"]
 mod db_support;
 
