@@ -8,8 +8,9 @@
 //! `cargo bench --bench api_list` fills 10,000,000 calls;
 //! `PBXBRIDGE_BENCH_CALLS=1000000` fewer. `PBXBRIDGE_BENCH_REPEAT` requests
 //! per case (default 200); `PBXBRIDGE_BENCH_INDEXES=1` adds the indexes
-//! proposed for the sorts and call_id first. Targets (issue 12): list and timeline p99 ≤ 25 ms,
-//! CSV ≥ 100,000 rows/s with memory that does not grow with the rows.
+//! proposed for the sorts and call_id first. Targets (issue 12): list and
+//! timeline p99 ≤ 25 ms, CSV ≥ 100,000 rows/s with memory that does not
+//! grow with the rows.
 //! Under `cargo test` it does nothing.
 
 #[path = "../tests/api_support/mod.rs"]
