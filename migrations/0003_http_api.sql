@@ -2,11 +2,12 @@
 --
 -- updated_at: when the call, its links, its notes or its recording last
 -- changed, so a CRM syncing incrementally (updated_since) sees every change.
--- source: captured (seen on the wire) or api (created by POST /v1/calls).
+-- origin: captured (seen on the wire) or api (created by POST /v1/calls);
+-- not "source", which call_links has for how a link came about.
 -- note_count: kept with the notes, so has_note needs no join.
 ALTER TABLE {calls} ADD COLUMN updated_at {ts};
 UPDATE {calls} SET updated_at = written_at WHERE updated_at IS NULL;
-ALTER TABLE {calls} ADD COLUMN source VARCHAR(16) NOT NULL DEFAULT 'captured';
+ALTER TABLE {calls} ADD COLUMN origin VARCHAR(16) NOT NULL DEFAULT 'captured';
 ALTER TABLE {calls} ADD COLUMN note_count BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX {p}calls_updated_at ON {calls} (updated_at, id);
 CREATE INDEX {p}calls_duration ON {calls} (duration, id);

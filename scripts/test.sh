@@ -181,6 +181,22 @@ install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates s
 # tshark, tcpreplay; they capture live, so they need root.
 ./scripts/e2e-deps.sh
 
+# The HTTP API's tests: headless Chromium plays a recording from a signed link
+# (tests/it/api_browser.rs); schemathesis, from PyPI, checks every answer
+# against the API's own OpenAPI document (tests/it/api_schemathesis.rs). It
+# goes into a virtualenv of its own, pinned, made once.
+install_missing test.sh chromium ffmpeg python3-venv
+schemathesis_version=4.32.5
+st_venv=/var/cache/pbxbridge/venv
+if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+    echo "schemathesis: installing $schemathesis_version into $st_venv"
+    mkdir -p "$(dirname "$st_venv")"
+    python3 -m venv "$st_venv"
+    "$st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
+fi
+export PBXBRIDGE_SCHEMATHESIS="$st_venv/bin/schemathesis"
+export PBXBRIDGE_CHROMIUM=/usr/bin/chromium
+
 # The database tests (tests/db_support) use these servers.
 setup_postgres
 setup_mariadb

@@ -329,7 +329,7 @@ pub enum CommandError {
     Retention(#[from] crate::store::retention::RetentionError),
     #[error("--expires {text:?}: give seconds or a number with s, m, h or d, from 1s to 7d")]
     BadLifetime { text: String },
-    #[error("links: storage.backend is local: recordings are files under recording.dir, and links need the s3 backend (an HTTP API to serve files is not built yet)")]
+    #[error("links: storage.backend is local: recordings are files under recording.dir, and links need the s3 backend (the HTTP API serves them: POST /v1/calls/{{id}}/recording/link)")]
     NoLinkStorage,
     #[error("--number {text:?}: not a phone number or extension (national numbers are read as in pbx.default_country {country:?})")]
     BadNumber { text: String, country: String },

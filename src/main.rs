@@ -1,12 +1,15 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use pbxbridge::cli::{self, effective_config, Cli, Command};
 use pbxbridge::config::{Config, Purpose};
+use pbxbridge::logging::LogHandle;
 use pbxbridge::{daemon, logging, replay, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_format = cli.log_format.as_ref();
     match cli.command {
         // Exactly the checks `run` makes before it starts.
         Command::CheckConfig { file } => {
@@ -22,72 +25,48 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config, db } => {
-            let cfg = match effective_config(
-                config.as_ref(),
-                db.as_ref(),
-                None,
-                cli.log_format.as_ref(),
-                Purpose::Run,
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    print_error(&e);
-                    return ExitCode::from(2);
-                }
+            let inputs = Inputs {
+                config: config.as_ref(),
+                db: db.as_ref(),
+                recordings: None,
+                log_format,
             };
-            let log = logging::init(cfg.log.format, &cfg.log.level);
-            let rt = match runtime() {
-                Ok(rt) => rt,
+            let (cfg, log, rt) = match start(inputs, Purpose::Run) {
+                Ok(s) => s,
                 Err(code) => return code,
             };
             let opts = daemon::RunOptions {
                 config_path: config,
                 log,
             };
-            match rt.block_on(daemon::run(cfg, opts)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "pbxbridge stopped on an error");
-                    print_error(&e);
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                rt.block_on(daemon::run(cfg, opts)),
+                "pbxbridge stopped on an error",
+            )
         }
         Command::Serve { config, db } => {
-            let cfg = match effective_config(
-                config.as_ref(),
-                db.as_ref(),
-                None,
-                cli.log_format.as_ref(),
-                Purpose::Any,
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    print_error(&e);
-                    return ExitCode::from(2);
-                }
+            let inputs = Inputs {
+                config: config.as_ref(),
+                db: db.as_ref(),
+                recordings: None,
+                log_format,
             };
-            logging::init(cfg.log.format, &cfg.log.level);
-            let rt = match runtime() {
-                Ok(rt) => rt,
+            let (cfg, _log, rt) = match start(inputs, Purpose::Any) {
+                Ok(s) => s,
                 Err(code) => return code,
             };
-            match rt.block_on(server::run(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "pbxbridge serve stopped on an error");
-                    print_error(&e);
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                rt.block_on(server::run(cfg)),
+                "pbxbridge serve stopped on an error",
+            )
         }
         Command::Keys { target, command } => {
-            with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+            with_db_config(&target, log_format, |cfg| async move {
                 cli::run_keys(&cfg, &command).await
             })
         }
         Command::Calls { target, command } => {
-            with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+            with_db_config(&target, log_format, |cfg| async move {
                 cli::run_calls(&cfg, &command).await
             })
         }
@@ -95,16 +74,16 @@ fn main() -> ExitCode {
             target,
             record_type,
             record_id,
-        } => with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+        } => with_db_config(&target, log_format, |cfg| async move {
             cli::run_match_past_calls(&cfg, &record_type, &record_id).await
         }),
         Command::Index { target, command } => {
-            with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+            with_db_config(&target, log_format, |cfg| async move {
                 cli::run_index(&cfg, &command).await
             })
         }
         Command::Recordings { target, command } => {
-            with_db_config(&target, cli.log_format.as_ref(), |cfg| async move {
+            with_db_config(&target, log_format, |cfg| async move {
                 cli::run_recordings(&cfg, &command).await
             })
         }
@@ -117,22 +96,14 @@ fn main() -> ExitCode {
             db_wait,
             files,
         } => {
-            let cfg = match effective_config(
-                config.as_ref(),
-                db.as_ref(),
-                recordings.as_ref(),
-                cli.log_format.as_ref(),
-                Purpose::Any,
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    print_error(&e);
-                    return ExitCode::from(2);
-                }
+            let inputs = Inputs {
+                config: config.as_ref(),
+                db: db.as_ref(),
+                recordings: recordings.as_ref(),
+                log_format,
             };
-            logging::init(cfg.log.format, &cfg.log.level);
-            let rt = match runtime() {
-                Ok(rt) => rt,
+            let (cfg, _log, rt) = match start(inputs, Purpose::Any) {
+                Ok(s) => s,
                 Err(code) => return code,
             };
             let opts = replay::ReplayOptions {
@@ -156,28 +127,55 @@ fn main() -> ExitCode {
     }
 }
 
+/// What the command line says about the config.
+struct Inputs<'a> {
+    config: Option<&'a PathBuf>,
+    db: Option<&'a String>,
+    recordings: Option<&'a PathBuf>,
+    log_format: Option<&'a String>,
+}
+
+/// The config (exit 2 when it is wrong), logging, and a runtime.
+fn start(
+    i: Inputs<'_>,
+    purpose: Purpose,
+) -> Result<(Config, LogHandle, tokio::runtime::Runtime), ExitCode> {
+    let cfg =
+        effective_config(i.config, i.db, i.recordings, i.log_format, purpose).map_err(|e| {
+            print_error(&e);
+            ExitCode::from(2)
+        })?;
+    let log = logging::init(cfg.log.format, &cfg.log.level);
+    let rt = runtime()?;
+    Ok((cfg, log, rt))
+}
+
+/// A long-running command's end: 0, or 1 with the error logged and printed.
+fn finish<E: std::fmt::Display>(result: Result<(), E>, what: &str) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "{what}");
+            print_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Loads the config (exit 2 when it is wrong), then runs `f` on a runtime.
 fn with_db_config<F, Fut>(target: &cli::DbArgs, log_format: Option<&String>, f: F) -> ExitCode
 where
     F: FnOnce(Config) -> Fut,
     Fut: std::future::Future<Output = Result<(), cli::CommandError>>,
 {
-    let cfg = match effective_config(
-        target.config.as_ref(),
-        target.db.as_ref(),
-        None,
+    let inputs = Inputs {
+        config: target.config.as_ref(),
+        db: target.db.as_ref(),
+        recordings: None,
         log_format,
-        Purpose::Any,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            print_error(&e);
-            return ExitCode::from(2);
-        }
     };
-    logging::init(cfg.log.format, &cfg.log.level);
-    let rt = match runtime() {
-        Ok(rt) => rt,
+    let (cfg, _log, rt) = match start(inputs, Purpose::Any) {
+        Ok(s) => s,
         Err(code) => return code,
     };
     match rt.block_on(f(cfg)) {

@@ -6,7 +6,7 @@
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::call_item::CallItem;
@@ -48,7 +48,7 @@ pub const COLUMNS: [&str; 36] = [
     "dtmf",
     "held",
     "answered_elsewhere",
-    "source",
+    "origin",
     "updated_at",
     "has_notes",
     "recording_status",
@@ -153,7 +153,7 @@ fn write_row(out: &mut csv::Writer<Vec<u8>>, c: &CallItem) -> Result<(), csv::Er
     w.text(&c.dtmf)?;
     w.show(c.held)?;
     w.show(c.answered_elsewhere)?;
-    w.text(&c.source)?;
+    w.text(&c.origin)?;
     w.time(Some(c.updated_at))?;
     w.show(c.has_notes)?;
     w.text(c.recording.status.as_str())?;
@@ -242,20 +242,27 @@ fn csv_err(e: csv::Error) -> ApiError {
     ApiError::Internal
 }
 
-/// The streamed answer.
-pub fn response(db: Db, query: CallQuery) -> Response {
-    let export = Export {
+/// The streamed answer. The first batch is read before the status line is
+/// sent, so a query that fails at once is a problem answer, not a cut body.
+pub async fn response(db: Db, query: CallQuery) -> Result<Response, ApiError> {
+    let mut export = Export {
         db,
         query,
-        start: Some(Start::After(None)),
+        start: None,
         header: true,
     };
+    let first = batch(&mut export, &Start::After(None)).await?;
     let (tx, rx) = mpsc::channel(AHEAD);
     tokio::spawn(produce(export, tx));
-    let body = Body::from_stream(stream::unfold(rx, |mut rx| async move {
+    let rest = stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
-    }));
-    let mut resp = body.into_response();
+    });
+    // Fused: the compression layer polls once more after the end, which a
+    // bare `unfold` answers with a panic.
+    let body = stream::once(async move { Ok::<_, ApiError>(Bytes::from(first)) })
+        .chain(rest)
+        .fuse();
+    let mut resp = Body::from_stream(body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -265,7 +272,7 @@ pub fn response(db: Db, query: CallQuery) -> Response {
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"calls.csv\""),
     );
-    resp
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -160,8 +160,8 @@ pub struct CallItem {
     /// Another device of the called party took the call.
     pub answered_elsewhere: bool,
     /// captured (seen on the wire) or api (created by POST /v1/calls).
-    #[schema(value_type = CallSourceName)]
-    pub source: String,
+    #[schema(value_type = CallOriginName)]
+    pub origin: String,
     /// When the call, its links, notes or recording last changed.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
@@ -228,7 +228,7 @@ pub enum RecordingStatusName {
 /// `source`'s values.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum CallSourceName {
+pub enum CallOriginName {
     Captured,
     Api,
 }
@@ -300,7 +300,7 @@ impl CallItem {
             dtmf: c.dtmf,
             held: c.held,
             answered_elsewhere: c.answered_elsewhere,
-            source: c.source,
+            origin: c.origin,
             updated_at: c.updated_at,
             rtp: CallRtp {
                 caller: c.caller_rtp.into(),

@@ -66,7 +66,7 @@ pub async fn answer(
     p.query.own_agent = caller.own_agent().map(str::to_owned);
     let db = state.db().await?;
     if csv {
-        return Ok(call_csv::response(db, p.query));
+        return call_csv::response(db, p.query).await;
     }
     // One more than asked says whether there is a next page.
     let mut calls = p.query.fetch(&db, &p.start, p.limit + 1).await?;

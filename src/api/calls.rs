@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::call_item::{CallDetail, CallItem, CallNoteItem, LinkHistory};
 use super::call_page::{self, CallPage};
 use super::call_params::{CallListQuery, ListParams, Route};
-use super::problem::{ApiError, Problem};
+use super::problem::ApiError;
 use super::{call_ref, ApiState};
 use crate::db::call_list::{links_of, CallQuery, Start};
 
@@ -34,8 +34,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
                 (CallPage = "application/json"),
                 (String = "text/csv"),
             )),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_calls(
     caller: Caller,
@@ -62,8 +60,6 @@ async fn list_calls(
     params(CallListQuery),
     responses(
         (status = 200, description = "CSV, streamed", body = String, content_type = "text/csv"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn calls_csv(
     caller: Caller,
@@ -80,9 +76,6 @@ async fn calls_csv(
         description = "The call's row id (42), or sensor/call_id with the slash as %2F")),
     responses(
         (status = 200, body = CallDetail),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_call(
     caller: Caller,

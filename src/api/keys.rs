@@ -120,7 +120,6 @@ pub fn check_new_key(
 #[utoipa::path(get, path = "/v1/keys", tag = "keys",
     responses(
         (status = 200, body = KeyList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_keys(
@@ -138,8 +137,6 @@ async fn list_keys(
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey,
     responses(
         (status = 201, body = CreatedKey),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_key(
@@ -176,9 +173,7 @@ async fn create_key(
     params(("key_id" = i64, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn revoke_key(
     caller: Caller,

@@ -11,11 +11,14 @@ pub mod auth;
 pub mod body;
 mod call_csv;
 pub mod call_item;
+mod call_new;
 mod call_page;
 mod call_params;
 pub mod call_ref;
+mod call_write;
 mod calls;
 mod cursor_token;
+mod fields;
 mod keys;
 mod links;
 mod notes;
@@ -154,28 +157,49 @@ impl ApiState {
     }
 }
 
-/// Every `/v1` route with its OpenAPI description.
-fn api_routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::with_openapi(openapi::base())
+/// An upload may take this long to arrive (it is capped in size too).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Every `/v1` route with its OpenAPI description; with `timeout`, each
+/// request that has not answered within it gets 503 (uploads get an hour).
+fn api_routes(timeout: Option<Duration>) -> OpenApiRouter<ApiState> {
+    let mut timed = OpenApiRouter::with_openapi(openapi::base())
         .merge(calls::routes())
+        .merge(call_write::routes())
         .merge(records::routes())
         .merge(notes::routes())
         .merge(links::routes())
         .merge(recording::routes())
         .merge(keys::routes())
-        .merge(openapi::routes())
+        .merge(openapi::routes());
+    let mut uploads = recording::upload_routes();
+    if let Some(t) = timeout {
+        timed = timed.layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            t,
+        ));
+        uploads = uploads.layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            UPLOAD_TIMEOUT,
+        ));
+    }
+    timed.merge(uploads)
 }
 
 /// The OpenAPI document of every route (`GET /v1/openapi.json`).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    let mut doc = api_routes(None).split_for_parts().1;
+    openapi::add_common_responses(&mut doc);
+    doc
 }
 
 /// The whole API with its middleware: request ids, tracing, timeout, body
 /// cap, compression, CORS.
 pub fn router(state: ApiState) -> Router {
     let api = state.api_config().clone();
-    let (routes, doc) = api_routes().split_for_parts();
+    let timeout = Duration::from_secs(api.request_timeout_secs.max(1));
+    let (routes, mut doc) = api_routes(Some(timeout)).split_for_parts();
+    openapi::add_common_responses(&mut doc);
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static("x-request-id");
     // Audio is already compressed, and a compressed Range answer would not
@@ -188,20 +212,15 @@ pub fn router(state: ApiState) -> Router {
     routes
         .layer(axum::Extension(doc))
         .fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadParam {
-                param: "method".into(),
-                reason: "this route does not take that method".into(),
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
             }
         })
         .layer(DefaultBodyLimit::max(
             usize::try_from(api.max_body_kib.saturating_mul(1024)).unwrap_or(usize::MAX),
         ))
         .layer(CompressionLayer::new().compress_when(compress))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(api.request_timeout_secs.max(1)),
-        ))
         .layer(cors(&api))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(

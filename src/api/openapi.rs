@@ -51,6 +51,56 @@ pub fn base() -> Document {
     doc
 }
 
+/// Adds the answers every operation can give, where a handler's annotation
+/// left them out: 401 (every route needs a key), 503 (the database is away),
+/// 400 (a bad parameter), 404 (a path naming nothing), and for a request
+/// body 413 and 415. A response schemathesis sees must be in the document.
+pub fn add_common_responses(doc: &mut Document) {
+    use utoipa::openapi::{RefOr, ResponseBuilder};
+    let problem = || {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description("A problem (RFC 9457)")
+                .content(
+                    "application/problem+json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            item.get.as_mut(),
+            item.head.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for op in ops.into_iter().flatten() {
+            let mut codes = vec!["400", "401", "503"];
+            let has_path_params = op.parameters.as_ref().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+            });
+            if has_path_params {
+                codes.push("404");
+            }
+            if op.request_body.is_some() {
+                codes.extend(["413", "415"]);
+            }
+            for code in codes {
+                op.responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(problem);
+            }
+        }
+    }
+}
+
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(openapi_json))
 }

@@ -33,8 +33,14 @@ pub enum ApiError {
     Expired { at: String },
     #[error("this key's role ({role}) lacks the permission \"{needs}\"")]
     Forbidden { role: String, needs: &'static str },
+    #[error("the recording link is not valid: {reason}")]
+    BadLink { reason: String },
+    #[error("the recording link does not allow this: {reason}")]
+    LinkDenied { reason: String },
     #[error("{param}: {reason}")]
     BadParam { param: String, reason: String },
+    #[error("this route does not take the {method} method")]
+    MethodNotAllowed { method: String },
     #[error("{what} not found")]
     NotFound { what: String },
     #[error("{detail}")]
@@ -63,12 +69,15 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NoKey | ApiError::BadKey | ApiError::Revoked | ApiError::Expired { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NoKey
+            | ApiError::BadKey
+            | ApiError::Revoked
+            | ApiError::Expired { .. }
+            | ApiError::BadLink { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } | ApiError::LinkDenied { .. } => StatusCode::FORBIDDEN,
             ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -79,12 +88,15 @@ impl ApiError {
 
     fn kind(&self) -> &'static str {
         match self {
-            ApiError::NoKey | ApiError::BadKey | ApiError::Revoked | ApiError::Expired { .. } => {
-                "unauthorized"
-            }
-            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::NoKey
+            | ApiError::BadKey
+            | ApiError::Revoked
+            | ApiError::Expired { .. }
+            | ApiError::BadLink { .. } => "unauthorized",
+            ApiError::Forbidden { .. } | ApiError::LinkDenied { .. } => "forbidden",
             ApiError::BadParam { .. } => "invalid-parameter",
             ApiError::NotFound { .. } => "not-found",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::Conflict { .. } => "conflict",
             ApiError::TooLarge { .. } => "too-large",
             ApiError::Unsupported { .. } => "unsupported-media-type",

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::call_page::{self, CallPage};
 use super::call_params::{record_ref, CallListQuery, ListParams, Route};
-use super::problem::{ApiError, Problem};
+use super::problem::ApiError;
 use super::ApiState;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -32,8 +32,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
                 (CallPage = "application/json"),
                 (String = "text/csv"),
             )),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn record_calls(
     caller: Caller,

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use super::{Config, StorageBackend};
 use crate::db_kind::{is_identifier, Backend};
 
+mod crm_status;
+use crm_status::check_status;
+
 /// One thing wrong with a config: the key it is about and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -323,6 +326,7 @@ impl Config {
                     p.add(key("name"), "must be one SQL expression (no ';')");
                 }
             }
+            check_status(p, i, r);
         }
         for (i, rel) in crm.relations.iter().enumerate() {
             let key = |k: &str| format!("crm.relations[{i}].{k}");

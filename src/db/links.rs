@@ -225,6 +225,7 @@ async fn set_link(
     let restore = db
         .sql("UPDATE {call_links} SET removed_at = NULL, source = ?, created_at = ? WHERE id = ?");
     let tombstone = db.sql("UPDATE {call_links} SET removed_at = ? WHERE id = ?");
+    let touch = db.sql("UPDATE {calls} SET updated_at = ? WHERE id = ?");
     with_pool!(db.pool(), p => {
         let mut tx = p.begin().await.map_err(&q)?;
         let row = sqlx::query(&find_call)
@@ -302,6 +303,10 @@ async fn set_link(
                 }
             }
         };
+        // A CRM syncing by updated_since must see the link change.
+        if !matches!(change, LinkChange::AlreadyLinked | LinkChange::AlreadyRemoved) {
+            sqlx::query(&touch).bind(now).bind(call_row).execute(&mut *tx).await.map_err(&q)?;
+        }
         tx.commit().await.map_err(&q)?;
         Ok(change)
     })
@@ -446,6 +451,22 @@ pub async fn match_past_calls(
                     .map_err(&q)?;
                 report.links_added += done.rows_affected();
             }
+        }
+        if report.links_added > 0 {
+            // The calls that just got a link: updated, for updated_since.
+            let sql = db.sql(
+                "UPDATE {calls} SET updated_at = ? WHERE id IN (SELECT call_row FROM {call_links} \
+                 WHERE record_type = ? AND record_id = ? AND source = ? AND created_at = ?)",
+            );
+            sqlx::query(&sql)
+                .bind(now)
+                .bind(record_type)
+                .bind(record_id)
+                .bind(LinkSource::Backfill.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(&q)?;
         }
         if !report.numbers.is_empty() {
             let cond = columns

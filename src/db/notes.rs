@@ -44,6 +44,7 @@ macro_rules! note_row {
         }
     }};
 }
+pub(super) use note_row;
 
 impl Db {
     /// A call's notes, oldest first.

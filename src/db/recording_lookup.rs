@@ -22,16 +22,22 @@ pub struct RecordingRef {
     pub key: Option<String>,
     /// The file under `recording.dir` (local backend).
     pub path: Option<String>,
+    pub sensor: String,
+    /// Size, SHA-256 (hex) and time of the stored copy, once storage has it.
+    pub bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub stored_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str =
-    "id, call_id, started_at, recording_status, recording_backend, recording_key, recording_path";
+const COLUMNS: &str = "id, call_id, started_at, recording_status, recording_backend, \
+     recording_key, recording_path, sensor, recording_bytes, recording_sha256, recording_stored_at";
 
 /// A row of `COLUMNS` → `RecordingRef` (a macro: each backend's row type).
 macro_rules! recording_ref {
     ($r:expr) => {{
         let r = $r;
         let started: DbTime = r.try_get(2)?;
+        let stored: Option<DbTime> = r.try_get(10)?;
         RecordingRef {
             id: r.try_get(0)?,
             call_id: r.try_get(1)?,
@@ -40,6 +46,10 @@ macro_rules! recording_ref {
             backend: r.try_get(4)?,
             key: r.try_get(5)?,
             path: r.try_get(6)?,
+            sensor: r.try_get(7)?,
+            bytes: r.try_get(8)?,
+            sha256: r.try_get(9)?,
+            stored_at: stored.map(|t| t.0),
         }
     }};
 }
@@ -68,6 +78,25 @@ pub async fn recording_of(
             .await
             .map_err(&q)?;
         row.as_ref()
+            .map(|r| -> Result<RecordingRef, sqlx::Error> { Ok(recording_ref!(r)) })
+            .transpose()
+            .map_err(&q)
+    })
+}
+
+/// The recording of the call with row id `row`; `None` when there is no
+/// such call.
+pub async fn recording_by_row(db: &Db, row: i64) -> Result<Option<RecordingRef>, DbError> {
+    let q = query_err("reading a call's recording");
+    let sql = db.sql(&format!("SELECT {COLUMNS} FROM {{calls}} WHERE id = ?"));
+    super::with_pool!(db.pool(), p => {
+        let found = sqlx::query(&sql)
+            .bind(row)
+            .fetch_optional(p)
+            .await
+            .map_err(&q)?;
+        found
+            .as_ref()
             .map(|r| -> Result<RecordingRef, sqlx::Error> { Ok(recording_ref!(r)) })
             .transpose()
             .map_err(&q)

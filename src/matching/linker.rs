@@ -460,7 +460,7 @@ fn relation_sql(
 /// the CRM's key columns may be of any type: an untyped literal takes the
 /// column's type on every backend, while PostgreSQL refuses to compare an
 /// integer column with a text parameter. MySQL also treats `\` as an escape.
-fn literal(backend: Backend, s: &str) -> String {
+pub(crate) fn literal(backend: Backend, s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {

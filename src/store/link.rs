@@ -1,5 +1,5 @@
 //! Handing a recording to the CRM: a time-limited presigned link (S3), or the
-//! bytes themselves, a range at a time (for an HTTP API, not built yet, to serve
+//! bytes themselves, a range at a time (for the HTTP API to serve
 //! for the share backend, and for S3 when the CRM should not see the bucket).
 
 use std::ops::Range;
@@ -30,7 +30,7 @@ pub enum RecordingLinkError {
         "call {call_id:?}: the recording was deleted by retention (recording_status \"expired\")"
     )]
     Expired { call_id: String },
-    #[error("call {call_id:?}: the recording is kept by the {backend} backend, which has no links; read the file where that backend keeps it (an HTTP API to serve it is not built yet)")]
+    #[error("call {call_id:?}: the recording is kept by the {backend} backend, which has no links; read the file where that backend keeps it or play it through the HTTP API: POST /v1/calls/{{id}}/recording/link")]
     NotLinkable { call_id: String, backend: String },
     #[error("call {call_id:?}: recording_status is \"stored\" but recording_key is empty")]
     NoKey { call_id: String },

@@ -42,7 +42,7 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("links: the {backend} storage has no presigned URLs; its recordings are files there (an HTTP API to serve them is not built yet)")]
+    #[error("links: the {backend} storage has no presigned URLs; its recordings are files there (the HTTP API serves them: POST /v1/calls/{{id}}/recording/link)")]
     NoPresign { backend: &'static str },
 }
 
@@ -75,6 +75,8 @@ pub struct Storage {
     s3: Option<Arc<AmazonS3>>,
     prefix: String,
     sse: String,
+    /// The share's mounted folder (share backend).
+    root: Option<std::path::PathBuf>,
 }
 
 impl Storage {
@@ -102,6 +104,7 @@ impl Storage {
                     s3: None,
                     prefix: cfg.prefix.clone(),
                     sse: String::new(),
+                    root: Some(path.to_path_buf()),
                 }))
             }
             StorageBackend::S3 => {
@@ -141,6 +144,7 @@ impl Storage {
                     s3: Some(client),
                     prefix: cfg.prefix.clone(),
                     sse: s3.sse.clone(),
+                    root: None,
                 }))
             }
         }
@@ -170,6 +174,33 @@ impl Storage {
 
     /// `{prefix}/{relative}`: `relative` is the recording's path under
     /// `recording.dir`, `{yyyy}/{mm}/{dd}/{call id}.wav`.
+    /// Makes a written object survive a crash of the share's host.
+    /// `LocalFileSystem` renames its temp file into place but never fsyncs:
+    /// the object could be acknowledged yet lost if the share's host (or
+    /// this client's cache of an NFS/SMB mount) crashed before writing it
+    /// back. S3 acknowledges only what it keeps: nothing to do there.
+    pub async fn make_durable(&self, key: &Key) -> Result<(), StoreError> {
+        let Some(root) = self.root.clone() else {
+            return Ok(());
+        };
+        let path = root.join(key.as_ref());
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&path)?.sync_all()?;
+            if let Some(parent) = path.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r)
+        .map_err(|source| StoreError::Local {
+            path: shown,
+            source,
+        })
+    }
+
     pub fn key_for(&self, relative: &Path) -> Key {
         object_key(&self.prefix, relative)
     }

@@ -174,7 +174,7 @@ async fn delete_one(
 
 /// `path` when it lies in `dir` (`..` refused), relative paths taken from
 /// the working folder as the recorder wrote them.
-fn inside(dir: &Path, path: &Path) -> Option<PathBuf> {
+pub(crate) fn inside(dir: &Path, path: &Path) -> Option<PathBuf> {
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
         return None;
     }

@@ -396,9 +396,12 @@ impl Uploader {
                     found,
                 });
             }
-            if storage.kind() == StorageBackend::Share {
-                self.sync_share(&key).await?;
-            }
+            // The row is marked stored and the local copy deleted only
+            // after the file and its directory entry are on the share's disk.
+            storage
+                .make_durable(&key)
+                .await
+                .map_err(UploadError::Store)?;
             self.stats.uploaded.fetch_add(1, Ordering::Relaxed);
             self.stats.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
             tracing::debug!(call_id = %call_id, key = %key_text, bytes = size, "recording uploaded");
@@ -436,34 +439,6 @@ impl Uploader {
 
     fn threshold(&self) -> u64 {
         self.cfg.multipart_threshold_mib.saturating_mul(MIB)
-    }
-
-    /// `LocalFileSystem` renames its temp file into place but never fsyncs:
-    /// the object could be acknowledged yet lost if the share's host (or
-    /// this client's cache of an NFS/SMB mount) crashed before writing it
-    /// back. The row is marked stored and the local copy deleted only after
-    /// the file and its directory entry are on the share's disk.
-    async fn sync_share(&self, key: &Key) -> Result<(), UploadError> {
-        let Some(root) = self.cfg.path.clone() else {
-            return Ok(());
-        };
-        let path = root.join(key.as_ref());
-        tokio::task::spawn_blocking(move || {
-            std::fs::File::open(&path)?.sync_all()?;
-            if let Some(parent) = path.parent() {
-                std::fs::File::open(parent)?.sync_all()?;
-            }
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|r| r)
-        .map_err(|source| {
-            UploadError::Store(StoreError::Local {
-                path: key.to_string(),
-                source,
-            })
-        })
     }
 }
 

@@ -122,3 +122,23 @@ impl TestApi {
         }
     }
 }
+
+/// A valid 0.1 s mono 8 kHz WAV, for uploads.
+pub fn tiny_wav() -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut out, spec).expect("wav");
+        for i in 0..800 {
+            w.write_sample(((i % 40) * 500 - 10_000) as i16)
+                .expect("sample");
+        }
+        w.finalize().expect("finalize");
+    }
+    out.into_inner()
+}

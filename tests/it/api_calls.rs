@@ -608,7 +608,7 @@ async fn items(api: &TestApi, gens: &[Gen], token: &str) {
         c["recording"]["url"],
         format!("/v1/calls/{}/recording", g.id)
     );
-    assert_eq!(c["source"], "captured");
+    assert_eq!(c["origin"], "captured");
     assert!(c["rtp"]["caller"]["packets"].is_i64(), "{c}");
     let none = gens
         .iter()

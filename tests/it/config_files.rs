@@ -38,6 +38,10 @@ fn shipped_example_is_valid_and_matches_defaults() {
     assert_eq!(cfg.database.max_connections, def.database.max_connections);
     assert_eq!(cfg.crm, def.crm);
     assert_eq!(cfg.storage, def.storage);
+    assert_eq!(
+        cfg.api, def.api,
+        "the API is off until [api] is uncommented"
+    );
 }
 
 #[test]
@@ -64,6 +68,10 @@ fn full_file_sets_every_section() {
     assert_eq!(cfg.storage.backend, pbxbridge::config::StorageBackend::S3);
     assert_eq!(cfg.storage.s3.bucket, "calls");
     assert_eq!(cfg.storage.retention_days, 90);
+    let api = cfg.api.as_ref().expect("[api]");
+    assert_eq!(api.listen.port(), 8443);
+    assert_eq!(api.roles[0].name, "qa");
+    assert_eq!(api.request_timeout_secs, 20);
     let shown = format!("{:?}", cfg.storage);
     assert!(
         !shown.contains("not-in-logs"),
@@ -104,6 +112,9 @@ fn bad_files_say_what_and_where() {
             "bad-crm-unknown-key.toml",
             &["phone", "phones", "line 4"][..],
         ),
+        ("bad-api-cors.toml", &["api.cors_origins[0]", "no path"][..]),
+        ("bad-api-role.toml", &["everything", "line 6"][..]),
+        ("bad-api-tls.toml", &["api.tls_key", "set the key too"][..]),
     ];
     for (file, needles) in cases {
         let err = load(&format!("tests/config/{file}")).expect_err(file);

@@ -22,8 +22,15 @@ mod loadgen;
 mod store_support;
 
 mod admin_http;
+mod api_browser;
 mod api_calls;
 mod api_keys;
+mod api_readme;
+mod api_recording;
+mod api_roles;
+mod api_schemathesis;
+mod api_serve;
+mod api_writes;
 mod calls_list;
 mod capture_folder;
 mod check_config;

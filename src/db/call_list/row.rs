@@ -55,7 +55,7 @@ pub struct CallRecord {
     pub caller_rtp: RtpLeg,
     pub callee_rtp: RtpLeg,
     /// `captured` or `api`.
-    pub source: String,
+    pub origin: String,
     pub updated_at: Timestamp,
     pub note_count: i64,
 }
@@ -66,7 +66,7 @@ pub(super) const COLUMNS: &str = "c.id, c.sensor, c.call_id, c.direction, c.from
     c.sip_code, c.end_reason, c.answered_elsewhere, c.dtmf, c.held, c.recording_status, \
     c.recording_path, c.recording_codec, c.recording_sample_rate, c.recording_samples, \
     c.recording_key, c.caller_rtp_packets, c.caller_rtp_lost, c.caller_rtp_jitter_ms, \
-    c.callee_rtp_packets, c.callee_rtp_lost, c.callee_rtp_jitter_ms, c.source, \
+    c.callee_rtp_packets, c.callee_rtp_lost, c.callee_rtp_jitter_ms, c.origin, \
     COALESCE(c.updated_at, c.written_at), c.note_count";
 
 /// A row of `COLUMNS` → `CallRecord` (a macro: each backend's row type).
@@ -118,7 +118,7 @@ macro_rules! call_record {
                 lost: r.try_get(34)?,
                 jitter_ms: r.try_get(35)?,
             },
-            source: r.try_get(36)?,
+            origin: r.try_get(36)?,
             updated_at: updated.0,
             note_count: r.try_get(38)?,
         }
