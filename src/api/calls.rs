@@ -46,9 +46,16 @@ async fn list_calls(
 }
 
 /// Every call the filters let through, in the sort asked for, as RFC 4180
-/// CSV with a header row (columns: see the README). `limit`, `cursor`,
-/// `page` and `include_total` are checked but do not apply: the export has
-/// every matching call.
+/// CSV (UTF-8, CRLF) with a header row. Columns, in this order: id, sensor,
+/// call_id, direction, from_number, from_raw, from_display, to_number,
+/// to_raw, other_number, started_at, answered_at, ended_at, duration,
+/// outcome, sip_code, end_reason, agent_extension, agent_type, agent_id,
+/// agent_name, dtmf, held, answered_elsewhere, source, updated_at,
+/// has_notes, recording_status, recording_duration, recording_format,
+/// recording_url, caller_rtp_packets, caller_rtp_lost, callee_rtp_packets,
+/// callee_rtp_lost, records (`type:id (display name)` joined with `; `).
+/// `limit`, `cursor`, `page` and `include_total` are checked but do not
+/// apply: the export has every matching call.
 #[utoipa::path(get, path = "/v1/calls.csv", tag = "calls",
     params(CallListQuery),
     responses(

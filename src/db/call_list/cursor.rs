@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Bind;
-use crate::db::DbTime;
+use crate::db::{Backend, DbTime};
 use crate::time::Timestamp;
 
 /// What a call log can be sorted by.
@@ -149,10 +149,12 @@ impl Cursor {
     }
 
     /// The condition "after this row" in `sort`'s order, and its values.
-    /// Written `k <= v AND (k < v OR id < i)` (for descending) rather than
-    /// as a row comparison: every backend then bounds its index scan on the
-    /// key, and MySQL does not optimise row comparisons well.
-    pub(super) fn after(&self) -> (String, Vec<Bind>) {
+    /// PostgreSQL and SQLite get a row comparison, `(k, id) < (v, i)`,
+    /// which their planners turn into one index range even inside a long
+    /// run of ties. MySQL/MariaDB do not bound an index scan with a row
+    /// comparison, so there it is `k <= v AND (k < v OR id < i)`, whose
+    /// first part bounds the scan on the key.
+    pub(super) fn after(&self, backend: Backend) -> (String, Vec<Bind>) {
         let k = self.sort.key.expr();
         let (le, lt) = if self.sort.descending {
             ("<=", "<")
@@ -164,10 +166,16 @@ impl Cursor {
             KeyValue::Float(f) => Bind::Float(*f),
             KeyValue::Text(s) => Bind::Text(s.clone()),
         };
-        (
-            format!("{k} {le} ? AND ({k} {lt} ? OR c.id {lt} ?)"),
-            vec![v.clone(), v, Bind::Int(self.id)],
-        )
+        match backend {
+            Backend::Postgres | Backend::Sqlite => (
+                format!("({k}, c.id) {lt} (?, ?)"),
+                vec![v, Bind::Int(self.id)],
+            ),
+            Backend::MySql => (
+                format!("{k} {le} ? AND ({k} {lt} ? OR c.id {lt} ?)"),
+                vec![v.clone(), v, Bind::Int(self.id)],
+            ),
+        }
     }
 }
 

@@ -123,7 +123,7 @@ impl CallQuery {
         let mut offset = None;
         match start {
             Start::After(Some(c)) => {
-                let (cond, binds) = c.after();
+                let (cond, binds) = c.after(db.backend());
                 w.cond.push(cond);
                 w.binds.extend(binds);
             }
