@@ -12,6 +12,9 @@ ALTER TABLE {calls} ADD COLUMN note_count BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX {p}calls_updated_at ON {calls} (updated_at, id);
 CREATE INDEX {p}calls_duration ON {calls} (duration, id);
 CREATE INDEX {p}calls_started_id ON {calls} (started_at, id);
+-- A Call-ID alone (the unique key leads with the sensor), and sort=direction.
+CREATE INDEX {p}calls_call_id ON {calls} (call_id);
+CREATE INDEX {p}calls_direction_id ON {calls} (direction, id);
 
 -- A note may set the linked CRM record's status (crm.records status_column).
 ALTER TABLE {call_notes} ADD COLUMN status VARCHAR(64);
