@@ -19,6 +19,8 @@ mod call_write;
 mod calls;
 mod cursor_token;
 mod fields;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod links;
 mod notes;

@@ -24,7 +24,7 @@ use crate::db::call_lookup::CallSelector;
 use crate::db::recording_lookup::{recording_by_row, RecordingRef};
 use crate::time::Timestamp;
 
-mod range;
+pub(super) mod range;
 mod respond;
 mod signed;
 mod source;
