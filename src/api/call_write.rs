@@ -21,22 +21,20 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::body::JsonBody;
+use super::call_item::CallDetail;
 use super::call_new::{NewCall, NewCallBody};
 use super::call_ref;
 use super::fields::PathParams;
-use super::links::LinkItem;
 use super::problem::{ApiError, Problem};
 use super::roles::Need;
 use super::ApiState;
-use crate::db::call_write::{Created, Idempotency, StoredCall};
+use crate::db::call_write::{Created, Idempotency};
 use crate::db::note_writes::NewNote;
 use crate::db::recording_lookup::recording_of;
 use crate::db::{Db, LinkSource, NewLink};
@@ -53,73 +51,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 
 /// The longest `Idempotency-Key` (the column is VARCHAR(191)).
 const MAX_IDEMPOTENCY_KEY: usize = 191;
-
-/// A call as created (or found again by its Idempotency-Key).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedCall {
-    /// The row id: `/v1/calls/{id}`.
-    pub id: i64,
-    pub sensor: String,
-    /// Generated: `api-` and 32 hex digits.
-    pub call_id: String,
-    /// `api` for calls made here.
-    pub origin: String,
-    #[schema(value_type = String, example = "outgoing")]
-    pub direction: crate::call::Direction,
-    /// E.164 (or an extension); null when `from_raw` is no valid number.
-    pub from: Option<String>,
-    pub from_raw: Option<String>,
-    pub to: Option<String>,
-    pub to_raw: Option<String>,
-    /// The agent's extension.
-    pub agent: Option<String>,
-    pub agent_type: Option<String>,
-    pub agent_id: Option<String>,
-    pub agent_name: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
-    pub started_at: Timestamp,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub answered_at: Option<Timestamp>,
-    #[schema(value_type = String, format = DateTime)]
-    pub ended_at: Timestamp,
-    /// Talk time in seconds (0 unless answered).
-    pub duration: f64,
-    #[schema(value_type = String, example = "answered")]
-    pub outcome: crate::call::Outcome,
-    #[schema(value_type = String, example = "caller_bye")]
-    pub end_reason: crate::call::EndReason,
-    pub note_count: i64,
-    pub links: Vec<LinkItem>,
-}
-
-impl From<StoredCall> for CreatedCall {
-    fn from(s: StoredCall) -> CreatedCall {
-        let c = s.call;
-        CreatedCall {
-            id: c.id,
-            sensor: c.sensor,
-            call_id: c.call_id,
-            origin: s.origin,
-            direction: c.direction,
-            from: c.from_number,
-            from_raw: s.from_raw,
-            to: c.to_number,
-            to_raw: s.to_raw,
-            agent: c.agent,
-            agent_type: c.agent_type,
-            agent_id: c.agent_id,
-            agent_name: c.agent_name,
-            started_at: c.started_at,
-            answered_at: c.answered_at,
-            ended_at: c.ended_at,
-            duration: c.duration,
-            outcome: c.outcome,
-            end_reason: c.end_reason,
-            note_count: s.note_count,
-            links: s.links.into_iter().map(LinkItem::from).collect(),
-        }
-    }
-}
 
 /// The `Idempotency-Key` header: 1 to 191 printable ASCII characters.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -199,9 +130,9 @@ async fn choose_agent(
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1 to 191 printable ASCII characters: a retry with the same key and body answers with the same call")),
     responses(
-        (status = 201, description = "Created", body = CreatedCall,
+        (status = 201, description = "Created", body = CallDetail,
             headers(("Location" = String, description = "The call's URL"))),
-        (status = 200, description = "The call this Idempotency-Key made before", body = CreatedCall,
+        (status = 200, description = "The call this Idempotency-Key made before", body = CallDetail,
             headers(("Idempotent-Replayed" = String, description = "true"))),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
@@ -274,20 +205,19 @@ async fn create_call(
             })
         }
     };
-    let stored = db
-        .stored_call(row)
+    let detail = super::calls::call_detail(&db, row, caller.own_agent())
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
     let mut resp = if replayed {
-        let mut r = (StatusCode::OK, Json(CreatedCall::from(stored))).into_response();
+        let mut r = (StatusCode::OK, Json(detail)).into_response();
         r.headers_mut().insert(
             HeaderName::from_static("idempotent-replayed"),
             HeaderValue::from_static("true"),
         );
         r
     } else {
-        tracing::info!(call = row, call_id = %stored.call.call_id, links = stored.links.len(), key = caller.key_id, "call created");
-        (StatusCode::CREATED, Json(CreatedCall::from(stored))).into_response()
+        tracing::info!(call = row, call_id = %detail.call.call_id, links = detail.links.len(), key = caller.key_id, "call created");
+        (StatusCode::CREATED, Json(detail)).into_response()
     };
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/calls/{row}")) {
         resp.headers_mut().insert(header::LOCATION, v);

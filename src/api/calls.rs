@@ -16,6 +16,7 @@ use super::call_params::{CallListQuery, ListParams, Route};
 use super::problem::ApiError;
 use super::{call_ref, ApiState};
 use crate::db::call_list::{links_of, CallQuery, Start};
+use crate::db::Db;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -84,23 +85,34 @@ async fn get_call(
 ) -> Result<Json<CallDetail>, ApiError> {
     let call = call_ref::resolve(&state, &caller, &id).await?;
     let db = state.db().await?;
+    // Deleted between the two reads: gone, like any unknown call.
+    call_detail(&db, call.row, caller.own_agent())
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("call"))
+}
+
+/// Call `row` as `GET /v1/calls/{id}` shows it; `None` when it is gone or
+/// not the see-own agent's.
+pub async fn call_detail(
+    db: &Db,
+    row: i64,
+    own_agent: Option<&str>,
+) -> Result<Option<CallDetail>, ApiError> {
     let query = CallQuery {
-        row: Some(call.row),
-        own_agent: caller.own_agent().map(str::to_owned),
+        row: Some(row),
+        own_agent: own_agent.map(str::to_owned),
         ..CallQuery::default()
     };
-    // Deleted between the two reads: gone, like any unknown call.
-    let record = query
-        .fetch(&db, &Start::After(None), 1)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::not_found("call"))?;
-    let links = links_of(&db, &[record.id], true)
+    let Some(record) = query.fetch(db, &Start::After(None), 1).await?.pop() else {
+        return Ok(None);
+    };
+    let links = links_of(db, &[record.id], true)
         .await?
         .remove(&record.id)
         .unwrap_or_default();
     let notes = db.notes_of(record.id).await?;
-    Ok(Json(CallDetail {
+    Ok(Some(CallDetail {
         call: CallItem::new(record, &links),
         notes: notes.into_iter().map(CallNoteItem::from).collect(),
         links: links.into_iter().map(LinkHistory::from).collect(),

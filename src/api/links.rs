@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::body::JsonBody;
+use super::call_item::LinkHistory;
 use super::call_ref::{self, CallRef};
 use super::fields::{Fields, PathParams};
 use super::problem::{ApiError, Problem};
@@ -21,7 +22,6 @@ use super::roles::Need;
 use super::ApiState;
 use crate::db::links::{self as db_links, CallLinkError, Link, LinkChange};
 use crate::db::{Db, DbError, LinkSource};
-use crate::time::Timestamp;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -30,51 +30,13 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(match_past_calls))
 }
 
-/// A call's link to a CRM record.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LinkItem {
-    /// The record type (`[[crm.records]]` type).
-    #[serde(rename = "type")]
-    pub record_type: String,
-    pub id: String,
-    pub display_name: Option<String>,
-    /// The phone field that matched, or the relation that led here.
-    pub field: Option<String>,
-    /// `auto` (matched at call end), `manual` or `backfill` (match-past-calls).
-    pub source: String,
-    /// The record this one was reached through, for related records.
-    pub via_type: Option<String>,
-    pub via_id: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    /// Set when the link was removed.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub removed_at: Option<Timestamp>,
-}
-
-impl From<Link> for LinkItem {
-    fn from(l: Link) -> LinkItem {
-        LinkItem {
-            record_type: l.record_type,
-            id: l.record_id,
-            display_name: l.display_name,
-            field: l.field,
-            source: l.source,
-            via_type: l.via_type,
-            via_id: l.via_id,
-            created_at: l.created_at,
-            removed_at: l.removed_at,
-        }
-    }
-}
-
 /// What linking did, and the link as it is now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkResult {
     /// `added`, `restored` (a removed link linked again) or `already_linked`.
     #[schema(value_type = String, example = "added")]
     pub change: LinkChange,
-    pub link: LinkItem,
+    pub link: LinkHistory,
 }
 
 /// A record to link the call to.

@@ -10,7 +10,6 @@
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::links::{call_row, call_with_links, CallRow, Link, CALL_ROW_COLUMNS};
 use super::note_writes::{insert_id, NewNote};
 use super::{call_key, Backend, CallWrite, Db, DbError, DbTime, NewLink};
 use crate::report::RecordingStatus;
@@ -81,56 +80,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
-/// A call as the create answers it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredCall {
-    pub call: CallRow,
-    pub from_raw: Option<String>,
-    pub to_raw: Option<String>,
-    /// `captured` or `api`.
-    pub origin: String,
-    pub note_count: i64,
-    pub links: Vec<Link>,
-}
-
 impl Db {
-    /// Call `row` with its raw numbers, origin and links (removed ones too).
-    pub async fn stored_call(&self, row: i64) -> Result<Option<StoredCall>, DbError> {
-        let q = |source| DbError::Query {
-            what: "reading a call",
-            source,
-        };
-        let sql = self.sql(&format!(
-            "SELECT {CALL_ROW_COLUMNS}, c.from_raw, c.to_raw, c.origin, c.note_count \
-             FROM {{calls}} c WHERE c.id = ?"
-        ));
-        let found = with_pool!(self.pool(), p => {
-            let row = sqlx::query(&sql).bind(row).fetch_optional(p).await.map_err(&q)?;
-            row.as_ref()
-                .map(|r| -> Result<_, sqlx::Error> {
-                    let call = call_row!(r);
-                    Ok((call, r.try_get(19)?, r.try_get(20)?, r.try_get(21)?, r.try_get(22)?))
-                })
-                .transpose()
-                .map_err(&q)?
-        });
-        let Some((call, from_raw, to_raw, origin, note_count)) = found else {
-            return Ok(None);
-        };
-        let links = call_with_links(self, &call.sensor, &call.call_id)
-            .await?
-            .map(|(_, l)| l)
-            .unwrap_or_default();
-        Ok(Some(StoredCall {
-            call,
-            from_raw,
-            to_raw,
-            origin,
-            note_count,
-            links,
-        }))
-    }
-
     /// The call an idempotency key made, and whether `request_hash` is the
     /// request that made it.
     async fn idempotent_call(&self, idem: &Idempotency<'_>) -> Result<Option<Created>, DbError> {

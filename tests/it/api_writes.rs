@@ -588,23 +588,25 @@ async fn created_calls_are_matched_like_captured_ones() {
         assert_eq!(c["origin"], "api", "{b}");
         assert_eq!(c["sensor"], api.cfg.pbx.sensor.as_str(), "{b}");
         assert!(c["call_id"].as_str().unwrap().starts_with("api-"), "{b}");
+        // The answer is the call as GET /v1/calls/{id} shows it.
         assert_eq!(
-            (c["from"].as_str(), c["from_raw"].as_str()),
+            (c["from"]["number"].as_str(), c["from"]["raw"].as_str()),
             (Some("+14155551212"), Some("(415) 555-1212")),
             "{b}"
         );
         assert_eq!(
             (
-                c["agent"].as_str(),
-                c["agent_id"].as_str(),
-                c["agent_name"].as_str()
+                c["agent"]["extension"].as_str(),
+                c["agent"]["id"].as_str(),
+                c["agent"]["name"].as_str()
             ),
             (Some("2001"), Some("1"), Some("Agent Ann")),
             "{b}: {c}"
         );
         assert_eq!(c["duration"], 95.5, "{b}");
         assert_eq!(c["ended_at"], "2026-11-20T09:31:35.500000Z", "{b}");
-        assert_eq!(c["note_count"], 1, "{b}");
+        assert_eq!(c["has_notes"], true, "{b}");
+        assert_eq!(c["notes"].as_array().map(Vec::len), Some(1), "{b}");
         let mut links: Vec<String> = c["links"]
             .as_array()
             .unwrap()
@@ -649,15 +651,15 @@ async fn created_calls_are_matched_like_captured_ones() {
         let (s, c, _) = create(&api, &int, None, &other).await;
         assert_eq!(s, 201, "{b}: {c}");
         assert_eq!(
-            (c["to"].clone(), c["to_raw"].as_str()),
+            (c["to"]["number"].clone(), c["to"]["raw"].as_str()),
             (Value::Null, Some("anonymous")),
             "{b}"
         );
         assert_eq!(
             (
-                c["agent"].as_str(),
-                c["agent_id"].as_str(),
-                c["agent_name"].as_str()
+                c["agent"]["extension"].as_str(),
+                c["agent"]["id"].as_str(),
+                c["agent"]["name"].as_str()
             ),
             (Some("2002"), Some("2"), Some("Agent Ben")),
             "{b}: {c}"
@@ -743,7 +745,7 @@ async fn created_calls_are_matched_like_captured_ones() {
         let mut own = new_call();
         own["to"] = json!("+14155550000");
         let (s, c, _) = create(&api, &mobile, None, &own).await;
-        assert_eq!((s, c["agent_id"].as_str()), (201, Some("2")), "{b}: {c}");
+        assert_eq!((s, c["agent"]["id"].as_str()), (201, Some("2")), "{b}: {c}");
         api.stop().await;
     }
 }
