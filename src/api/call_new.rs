@@ -218,7 +218,7 @@ impl NewCall {
     /// spacing, key order or time zone hashes alike (for Idempotency-Key).
     pub fn request_hash(&self) -> String {
         let text = serde_json::to_vec(self).unwrap_or_default();
-        crate::db::call_write::sha256_hex(&text)
+        crate::db::sha256_hex(&text)
     }
 
     /// The call report stored for it; `agent` is the extension column.

@@ -80,7 +80,7 @@ fn new_call_id() -> Result<String, ApiError> {
         tracing::error!(error = %e, "the system's random source failed");
         ApiError::Internal
     })?;
-    let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = hex::encode(buf);
     Ok(format!("api-{hex}"))
 }
 

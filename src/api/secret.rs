@@ -72,7 +72,7 @@ impl LinkKey {
         getrandom::fill(&mut raw).map_err(|e| SecretError::Random {
             reason: e.to_string(),
         })?;
-        let text: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let text: String = hex::encode(raw);
         let create = |source| SecretError::Create {
             path: path.to_path_buf(),
             source,

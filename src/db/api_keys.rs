@@ -6,7 +6,6 @@ use std::fmt;
 
 use base64::Engine as _;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Db, DbError, DbTime};
@@ -58,10 +57,7 @@ impl fmt::Debug for NewToken {
 }
 
 fn hash_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::sha256_hex(token.as_bytes())
 }
 
 /// `pbxb_<prefix>_<secret>` → its prefix; `None` when not shaped like a token.
@@ -120,10 +116,7 @@ impl Db {
         agent_id: Option<&str>,
         expires_at: Option<Timestamp>,
     ) -> Result<(ApiKey, NewToken), DbError> {
-        let prefix: String = random_bytes::<8>()?
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let prefix: String = hex::encode(random_bytes::<8>()?);
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
         let token = format!("{TOKEN_PREFIX}{prefix}_{secret}");
         let now = Timestamp::now();

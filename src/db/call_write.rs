@@ -7,7 +7,6 @@
 //! the key's unique index, where the loser rolls back and answers with the
 //! winner's call.
 
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::note_writes::{insert_id, NewNote};
@@ -33,14 +32,6 @@ pub enum Created {
     Replayed(i64),
     /// The key was used before with another request.
     KeyReused,
-}
-
-/// SHA-256 of `bytes` as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 const INSERT_CALL: &str = "INSERT INTO {calls} (sensor, call_id, direction, from_number, to_number, \
@@ -352,6 +343,6 @@ mod tests {
         assert_eq!(fit(Some("abc"), 2).as_deref(), Some("ab"));
         assert_eq!(fit(Some("aé"), 2).as_deref(), Some("a"));
         assert_eq!(fit(None, 2), None);
-        assert_eq!(sha256_hex(b"").len(), 64);
+        assert_eq!(crate::db::sha256_hex(b"").len(), 64);
     }
 }

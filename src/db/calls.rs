@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Backend, DbError, DbTime, Dialect};
@@ -79,8 +78,7 @@ pub fn call_key(call_id: &str) -> std::borrow::Cow<'_, str> {
     while !call_id.is_char_boundary(cut) {
         cut -= 1;
     }
-    let digest = Sha256::digest(call_id.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = super::sha256_hex(call_id.as_bytes());
     std::borrow::Cow::Owned(format!("{}~sha256:{hex}", &call_id[..cut]))
 }
 

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 
 use super::dialect::{Backend, Dialect};
@@ -40,8 +39,7 @@ pub static MIGRATIONS: &[Migration] = &[
 ];
 
 fn checksum(template: &str) -> String {
-    let digest = Sha256::digest(template.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    super::sha256_hex(template.as_bytes())
 }
 
 /// The statements of a template, comments dropped. Templates never put `;`

@@ -162,6 +162,13 @@ impl DbError {
     }
 }
 
+/// SHA-256 of `bytes` as lowercase hex: migration checksums, long Call-IDs,
+/// API key hashes, request hashes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// SQLITE_BUSY (5) / SQLITE_LOCKED (6), with or without extended bits.
 fn is_sqlite_busy(e: &sqlx::Error) -> bool {
     e.as_database_error()

@@ -53,14 +53,7 @@ fn mac(key: &LinkKey, g: &Grant) -> Option<HmacSha256> {
 
 /// The hex signature of `g`.
 pub fn sign(key: &LinkKey, g: &Grant) -> Option<String> {
-    Some(
-        mac(key, g)?
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(hex::encode(mac(key, g)?.finalize().into_bytes()))
 }
 
 /// True when `sig_hex` is `g`'s signature (compared in constant time).

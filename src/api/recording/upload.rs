@@ -145,7 +145,7 @@ async fn receive(mut form: Multipart, dir: &Path, cap_mib: u64) -> Result<Receiv
             .map_err(io_err("creating the upload folder"))?;
         let mut rnd = [0u8; 12];
         getrandom::fill(&mut rnd).map_err(|_| ApiError::Internal)?;
-        let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+        let name: String = hex::encode(rnd);
         let temp = Temp {
             path: dir.join(format!("{name}.part")),
             keep: false,
@@ -181,11 +181,7 @@ async fn receive(mut form: Multipart, dir: &Path, cap_mib: u64) -> Result<Receiv
         out.sync_all()
             .await
             .map_err(io_err("writing a temporary file"))?;
-        let sha256 = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = hex::encode(hasher.finalize());
         return Ok(Received {
             temp,
             format,

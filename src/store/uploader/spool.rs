@@ -92,11 +92,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
         hasher.update(buf.get(..n).unwrap_or_default());
         size += n as u64;
     }
-    let hex = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = hex::encode(hasher.finalize());
     Ok((size, hex))
 }
 
