@@ -20,11 +20,7 @@ const TAG_LEN: usize = 16;
 const CONTEXT: &[u8] = b"pbxbridge calls cursor v1\0";
 
 fn mac(state: &ApiState) -> Hmac<Sha256> {
-    // HMAC takes a key of any length.
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(state.link_key().bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    m.update(CONTEXT);
-    m
+    state.link_key().mac(CONTEXT)
 }
 
 /// The text of `cursor`.

@@ -348,7 +348,7 @@ async fn recording_link(
         expires: expires_at.micros() / 1_000_000,
         key_id: caller.key_id,
     };
-    let url = signed::url(state.link_key(), &grant).ok_or(ApiError::Internal)?;
+    let url = signed::url(state.link_key(), &grant);
     Ok(Json(RecordingLink {
         url,
         access: access.as_str().to_owned(),

@@ -5,6 +5,9 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot read the link secret {path}: {source}")]
@@ -38,6 +41,15 @@ impl fmt::Debug for LinkKey {
 impl LinkKey {
     pub fn bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// An HMAC-SHA256 under this secret, started with `context`, so a tag
+    /// made for one use (a cursor, a link) is never valid for another.
+    pub fn mac(&self, context: &[u8]) -> Hmac<Sha256> {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length (RFC 2104)"));
+        m.update(context);
+        m
     }
 
     /// A key for tests and one-off tools.
