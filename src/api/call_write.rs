@@ -15,8 +15,6 @@
 //! job; the other order could leave a file that no row names, which nothing
 //! would ever find and delete.
 
-use std::path::{Path, PathBuf};
-
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +30,7 @@ use super::call_new::{NewCall, NewCallBody};
 use super::call_ref;
 use super::fields::PathParams;
 use super::problem::{ApiError, Problem};
+use super::recording::remove;
 use super::roles::Need;
 use super::ApiState;
 use crate::db::call_write::{Created, Idempotency};
@@ -39,8 +38,6 @@ use crate::db::note_writes::NewNote;
 use crate::db::recording_lookup::recording_of;
 use crate::db::{Db, LinkSource, NewLink};
 use crate::matching::linker::Linker;
-use crate::store::retention::inside;
-use crate::store::Storage;
 use crate::time::Timestamp;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -225,105 +222,6 @@ async fn create_call(
     Ok(resp)
 }
 
-/// Why a recording cannot be deleted.
-#[derive(Debug, thiserror::Error)]
-enum RemoveError {
-    #[error("the recording's file {path:?} is not inside recording.dir; it was left alone and the call kept")]
-    Outside { path: String },
-    #[error("the recording is kept in {backend:?} storage, which is not the configured storage.backend; the call was kept")]
-    NotConfigured { backend: String },
-    #[error("deleting {path}: {source}")]
-    File {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-}
-
-impl From<RemoveError> for ApiError {
-    fn from(e: RemoveError) -> ApiError {
-        match &e {
-            RemoveError::Outside { .. } | RemoveError::NotConfigured { .. } => ApiError::Conflict {
-                detail: e.to_string(),
-            },
-            RemoveError::Store(s) if s.is_unavailable() => {
-                tracing::warn!(error = %e, "deleting a call: storage unavailable");
-                ApiError::Unavailable
-            }
-            _ => {
-                tracing::error!(error = %e, "deleting a call's recording failed");
-                ApiError::Internal
-            }
-        }
-    }
-}
-
-/// What deleting a recording touches.
-#[derive(Debug)]
-struct Removal<'a> {
-    /// The file under recording.dir: local, or the spool of a pending upload.
-    file: Option<PathBuf>,
-    /// The object in remote storage.
-    object: Option<(&'a Storage, &'a str)>,
-}
-
-/// Where a recording is: (backend, key, path) of its call row.
-type Place<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
-
-/// What deleting the recording at `place` would touch, checked before
-/// anything is changed.
-fn removal_plan<'a>(
-    (backend, key, path): Place<'a>,
-    storage: Option<&'a Storage>,
-    dir: &Path,
-) -> Result<Removal<'a>, RemoveError> {
-    let file = match path.filter(|p| !p.is_empty()) {
-        Some(p) => Some(
-            inside(dir, Path::new(p)).ok_or_else(|| RemoveError::Outside { path: p.to_owned() })?,
-        ),
-        None => None,
-    };
-    let backend = backend.unwrap_or("local");
-    let object = match key.filter(|k| !k.is_empty()) {
-        Some(key) if backend != "local" => {
-            let st = storage
-                .filter(|s| s.backend_name() == backend)
-                .ok_or_else(|| RemoveError::NotConfigured {
-                    backend: backend.to_owned(),
-                })?;
-            Some((st, key))
-        }
-        _ => None,
-    };
-    Ok(Removal { file, object })
-}
-
-/// Deletes the file and the object; either already gone is fine.
-async fn remove_recording(r: Removal<'_>) -> Result<(), RemoveError> {
-    if let Some(path) = r.file {
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(RemoveError::File {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
-        }
-    }
-    if let Some((st, key)) = r.object {
-        let path = object_store::path::Path::from(key);
-        match st.object_store().delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(source) => return Err(st.op_error("deleting", key, source).into()),
-        }
-    }
-    Ok(())
-}
-
 /// Deletes a call with its notes, links and recording (file or object).
 /// A second delete answers 404.
 #[utoipa::path(delete, path = "/v1/calls/{id}", tag = "calls",
@@ -349,10 +247,10 @@ async fn delete_call(
         rec.key.as_deref(),
         rec.path.as_deref(),
     );
-    let removal = removal_plan(place, state.storage(), &state.config().recording.dir)?;
+    let removal = remove::removal_plan(place, state.storage(), &state.config().recording.dir)?;
     if removal.file.is_some() || removal.object.is_some() {
         db.mark_recording_deleting(call.row).await?;
-        remove_recording(removal).await?;
+        remove::remove_recording(removal).await?;
     }
     if !db.delete_call(call.row).await? {
         return Err(ApiError::not_found("call"));
@@ -364,30 +262,6 @@ async fn delete_call(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rec<'a>(backend: Option<&'a str>, key: Option<&'a str>, path: Option<&'a str>) -> Place<'a> {
-        (backend, key, path)
-    }
-
-    #[test]
-    fn a_recording_outside_the_folder_or_storage_is_refused() {
-        let dir = Path::new("/var/rec");
-        let r = removal_plan(rec(None, None, Some("/var/rec/a.wav")), None, dir).unwrap();
-        assert_eq!(r.file.unwrap(), Path::new("/var/rec/a.wav"));
-        assert!(r.object.is_none());
-        for bad in ["/var/rec/../etc/passwd", "/etc/passwd", "/var/rec"] {
-            assert!(matches!(
-                removal_plan(rec(None, None, Some(bad)), None, dir),
-                Err(RemoveError::Outside { .. })
-            ));
-        }
-        assert!(matches!(
-            removal_plan(rec(Some("s3"), Some("k/a.wav"), None), None, dir),
-            Err(RemoveError::NotConfigured { .. })
-        ));
-        let r = removal_plan(rec(Some("local"), Some("k"), None), None, dir).unwrap();
-        assert!(r.file.is_none() && r.object.is_none());
-    }
 
     #[test]
     fn idempotency_keys_are_printable_ascii() {

@@ -25,6 +25,7 @@ use crate::db::recording_lookup::{recording_by_row, RecordingRef};
 use crate::time::Timestamp;
 
 pub(super) mod range;
+pub(super) mod remove;
 mod respond;
 mod signed;
 mod source;
@@ -33,7 +34,7 @@ mod upload;
 pub use signed::Access;
 // For `DELETE /v1/calls/{id}` (call_write.rs), which removes the recording too.
 #[allow(unused_imports)]
-pub use source::delete_recording_object;
+pub use remove::delete_recording_object;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

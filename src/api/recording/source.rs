@@ -258,58 +258,6 @@ pub async fn open(loc: &Located, range: RangeInclusive<u64>) -> Result<Body, Api
     }
 }
 
-/// Deletes a call's recording wherever it is: the file under
-/// `recording.dir` (local backend, or pending in the spool) and the object in
-/// storage. True when something was deleted. For `DELETE /v1/calls/{id}` and
-/// for replacing an upload.
-pub async fn delete_recording_object(
-    state: &ApiState,
-    rec: &RecordingRef,
-) -> Result<bool, ApiError> {
-    let mut deleted = false;
-    if let Some(stored) = rec.path.as_deref().filter(|p| !p.is_empty()) {
-        let dir = state.config().recording.dir.clone();
-        let stored = stored.to_owned();
-        deleted |= tokio::task::spawn_blocking(move || match local_file(&dir, &stored) {
-            Some((path, _)) => match std::fs::remove_file(&path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "cannot delete a recording");
-                    Err(ApiError::Internal)
-                }
-            },
-            None => Ok(false),
-        })
-        .await
-        .map_err(|_| ApiError::Internal)??;
-    }
-    let backend = rec.backend.as_deref().unwrap_or("local");
-    if let (Some(key), Some(storage)) = (
-        rec.key.as_deref().filter(|k| !k.is_empty()),
-        storage_for(state, backend),
-    ) {
-        match storage
-            .object_store()
-            .delete(&object_store::path::Path::from(key))
-            .await
-        {
-            Ok(()) => deleted = true,
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => {
-                let e = storage.op_error("deleting", key, e);
-                tracing::error!(error = %e, "cannot delete a recording");
-                return Err(if e.is_unavailable() {
-                    ApiError::Unavailable
-                } else {
-                    ApiError::Internal
-                });
-            }
-        }
-    }
-    Ok(deleted)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

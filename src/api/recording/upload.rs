@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utoipa::ToSchema;
 
-use super::source::{delete_recording_object, Format, FORMATS};
+use super::remove::delete_recording_object;
+use super::source::{Format, FORMATS};
 use crate::api::auth::Caller;
 use crate::api::problem::{ApiError, Problem};
 use crate::api::roles::Need;
