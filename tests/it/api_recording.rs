@@ -551,6 +551,26 @@ async fn recordings_play_with_ranges_links_and_an_audit() {
     s3_case().await;
 }
 
+/// A call whose recording the uploader stored in S3 under `key`.
+async fn s3_call(api: &TestApi, call_id: &str, key: &str, wav: &[u8]) -> i64 {
+    let mut rec = stored_file(&api.cfg.recording.dir.join("spooled.wav"), wav);
+    rec.status = RecordingStatus::Pending;
+    rec.backend = Some("s3".into());
+    rec.key = Some(key.to_owned());
+    let row = add_call(api, call_id, rec).await;
+    api.db
+        .mark_stored(
+            key,
+            "s3",
+            wav.len() as u64,
+            &sha_hex(wav),
+            DbTime(Timestamp::now()),
+        )
+        .await
+        .unwrap();
+    row
+}
+
 /// S3 through Garage, when `PBXBRIDGE_GARAGE` names the binary.
 async fn s3_case() {
     if std::env::var_os("PBXBRIDGE_GARAGE").is_none() {
@@ -576,21 +596,7 @@ async fn s3_case() {
         )
         .await
         .unwrap();
-    let mut rec = stored_file(&api.cfg.recording.dir.join("x.wav"), &wav);
-    rec.status = RecordingStatus::Pending;
-    rec.backend = Some("s3".into());
-    rec.key = Some(key.clone());
-    let row = add_call(&api, "s3@host", rec).await;
-    api.db
-        .mark_stored(
-            &key,
-            "s3",
-            wav.len() as u64,
-            &sha_hex(&wav),
-            DbTime(Timestamp::now()),
-        )
-        .await
-        .unwrap();
+    let row = s3_call(&api, "s3@host", &key, &wav).await;
     check_playback(&api, row, &wav, "s3").await;
     api.stop().await;
 
@@ -600,21 +606,7 @@ async fn s3_case() {
         c.api.as_mut().unwrap().s3_redirect = true;
     })
     .await;
-    let mut rec = stored_file(&api.cfg.recording.dir.join("y.wav"), &wav);
-    rec.status = RecordingStatus::Pending;
-    rec.backend = Some("s3".into());
-    rec.key = Some(key.clone());
-    let row = add_call(&api, "s3-redirect@host", rec).await;
-    api.db
-        .mark_stored(
-            &key,
-            "s3",
-            wav.len() as u64,
-            &sha_hex(&wav),
-            DbTime(Timestamp::now()),
-        )
-        .await
-        .unwrap();
+    let row = s3_call(&api, "s3-redirect@host", &key, &wav).await;
     let (_, sup) = key_of(&api, "supervisor", None).await;
     let no_follow = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -39,6 +39,18 @@ fn write_config(dir: &Path, port: u16, extra: &str) -> String {
     cfg.display().to_string()
 }
 
+/// `pbxbridge ARGS`, once it listens on `port`.
+fn start(args: &[&str], port: u16) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pbxbridge");
+    wait_listening(&mut child, port);
+    child
+}
+
 /// Waits until the port takes connections, or the child exits.
 fn wait_listening(child: &mut Child, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -119,13 +131,7 @@ async fn serve_answers_with_a_key_from_the_cli() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
-        .args(["serve", "--config", &cfg])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_listening(&mut child, port);
+    let child = start(&["serve", "--config", &cfg], port);
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/v1/openapi.json");
     let resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
@@ -186,13 +192,7 @@ async fn serve_speaks_tls_when_given_a_certificate() {
         ),
     );
     let token = create_key(&cfg, "admin");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
-        .args(["serve", "--config", &cfg])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_listening(&mut child, port);
+    let child = start(&["serve", "--config", &cfg], port);
     let http = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .build()
@@ -220,13 +220,7 @@ async fn the_daemon_serves_the_api_when_configured() {
     let port = free_port();
     let cfg = write_config(dir.path(), port, "");
     let token = create_key(&cfg, "admin");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
-        .args(["run", "--config", &cfg])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_listening(&mut child, port);
+    let child = start(&["run", "--config", &cfg], port);
     let resp = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/v1/keys"))
         .bearer_auth(&token)
