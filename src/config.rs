@@ -7,10 +7,12 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 mod api;
+mod events;
 mod load;
 mod validate;
 
 pub use api::{ApiConfig, CallScope, RecordingAccess, RoleConfig, WriteKind, BUILTIN_ROLES};
+pub use events::{EventsConfig, NatsConfig, WebhookConfig};
 
 use validate::problems_text;
 pub use validate::{Problem, Purpose};
@@ -51,6 +53,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The CRM's HTTP API; `run` serves it only when the section is present.
     pub api: Option<ApiConfig>,
+    pub events: EventsConfig,
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// Live capture and the folder of rotating capture files (`pbxbridge run`).

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod events;
 pub mod db_kind;
 pub mod logging;
 pub mod matching;

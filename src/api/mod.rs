@@ -18,6 +18,7 @@ pub mod call_ref;
 mod call_write;
 mod calls;
 mod cursor_token;
+pub mod events;
 mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -63,6 +64,7 @@ pub use serve::{serve, ApiServeError};
 pub struct ApiState {
     inner: Arc<Inner>,
     key_use: Arc<auth::KeyUse>,
+    events: Option<events::ApiEvents>,
 }
 
 #[derive(Debug)]
@@ -109,7 +111,25 @@ impl ApiState {
                 link_key,
             }),
             key_use: Arc::default(),
+            events: None,
         })
+    }
+
+    /// Serves live calls and SSE from this log, and reports the API's own
+    /// events (notes, links) through its emitter.
+    pub fn with_events(mut self, events: events::ApiEvents) -> ApiState {
+        self.events = Some(events);
+        self
+    }
+
+    /// The event side; 503 when this node keeps no events.
+    pub fn events(&self) -> Result<&events::ApiEvents, ApiError> {
+        self.events.as_ref().ok_or(ApiError::Unavailable)
+    }
+
+    /// Where the API's own events go, when events are kept.
+    pub fn emitter(&self) -> Option<&crate::events::Emitter> {
+        self.events.as_ref().and_then(|e| e.emitter.as_ref())
     }
 
     pub fn config(&self) -> &Config {
@@ -173,6 +193,7 @@ fn api_routes(timeout: Option<Duration>) -> OpenApiRouter<ApiState> {
         .merge(links::routes())
         .merge(recording::routes())
         .merge(keys::routes())
+        .merge(events::routes())
         .merge(openapi::routes());
     let mut uploads = recording::upload_routes();
     if let Some(t) = timeout {

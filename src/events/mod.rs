@@ -1,0 +1,270 @@
+//! Events (DESIGN §9): one envelope, written to this node's event log before
+//! any channel sees it. Producers (the tracker's driver, the database
+//! writer, the uploader, the API) hand events to an [`Emitter`], which never
+//! blocks them; one task completes what needs the database (the screen-pop's
+//! CRM matches, the finished call as the API shows it), appends in the order
+//! they were emitted, and wakes the readers: live calls, SSE, webhooks, NATS.
+
+pub mod live;
+pub mod log;
+pub mod model;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin as StdPin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use log::{EventLog, LogError, LogLimits, Pin, Stored};
+pub use model::{Event, EventType, IdMaker, MatchedRecord};
+
+use crate::time::Timestamp;
+
+/// Events waiting for the log; a producer that finds it full drops (counted)
+/// rather than stall capture.
+const QUEUE: usize = 65_536;
+/// Events appended with one fsync at most.
+const BATCH: usize = 512;
+/// How long a screen-pop waits for its CRM lookup before it goes without.
+const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+
+pub type BoxFuture<'a, T> = StdPin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What only the database knows, asked by the event task. Implemented above
+/// this layer (the API's view of a call), handed in at start.
+pub trait Resolve: Send + Sync + 'static {
+    /// CRM records holding `number`; `None` when the lookup failed.
+    fn matches<'a>(&'a self, number: &'a str) -> BoxFuture<'a, Option<Vec<MatchedRecord>>>;
+    /// The call `(sensor, call_id)` as `GET /v1/calls/{id}` shows it.
+    fn call_detail<'a>(
+        &'a self,
+        sensor: &'a str,
+        call_id: &'a str,
+    ) -> BoxFuture<'a, Option<serde_json::Value>>;
+    /// The call's row id and agent.
+    fn call_row<'a>(
+        &'a self,
+        sensor: &'a str,
+        call_id: &'a str,
+    ) -> BoxFuture<'a, Option<(i64, Option<String>)>>;
+}
+
+/// What the event task must add before an event is complete.
+enum Need {
+    Nothing,
+    /// `data.matches` from the other party's number.
+    Matches(Option<String>),
+    /// `data` is the call as the API shows it.
+    Detail,
+    /// `data.call` and `data.agent` from the call's row.
+    Row,
+}
+
+struct Pending {
+    event: Event,
+    need: Need,
+}
+
+#[derive(Debug, Default)]
+pub struct EmitStats {
+    pub emitted: AtomicU64,
+    /// Dropped because the queue to the log was full.
+    pub dropped: AtomicU64,
+    /// `call.completed` not sent: the call's row was not found.
+    pub unresolved: AtomicU64,
+    pub append_errors: AtomicU64,
+}
+
+/// A cheap handle for producers.
+#[derive(Clone)]
+pub struct Emitter {
+    sensor: Arc<str>,
+    ids: Arc<IdMaker>,
+    tx: mpsc::Sender<Pending>,
+    pub stats: Arc<EmitStats>,
+}
+
+impl Emitter {
+    fn send(&self, kind: EventType, call_id: Option<&str>, at: Timestamp, data: serde_json::Value, need: Need) {
+        let event = Event {
+            id: self.ids.next(),
+            kind,
+            occurred_at: at,
+            sensor: self.sensor.to_string(),
+            call_id: call_id.map(str::to_owned),
+            data,
+        };
+        match self.tx.try_send(Pending { event, need }) {
+            Ok(()) => {
+                self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                let ev = match &e {
+                    mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => {
+                        &p.event
+                    }
+                };
+                tracing::warn!(call_id = ev.call_id.as_deref().unwrap_or(""), kind = %ev.kind, "event queue full; event dropped");
+            }
+        }
+    }
+
+    /// An event whose data is complete.
+    pub fn emit<D: Serialize>(&self, kind: EventType, call_id: Option<&str>, at: Timestamp, data: &D) {
+        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+        self.send(kind, call_id, at, data, Need::Nothing);
+    }
+
+    /// `call.ringing`; its CRM matches are looked up on the way.
+    pub fn ringing(&self, call_id: &str, at: Timestamp, parties: model::CallParties) {
+        let other = parties.other_number().map(str::to_owned);
+        let data = model::RingingData {
+            call: parties,
+            other_number: other.clone(),
+            matches: Vec::new(),
+            matched: false,
+        };
+        let data = serde_json::to_value(&data).unwrap_or(serde_json::Value::Null);
+        self.send(EventType::CallRinging, Some(call_id), at, data, Need::Matches(other));
+    }
+
+    /// `call.completed` once the call's row is committed.
+    pub fn completed(&self, call_id: &str, at: Timestamp) {
+        self.send(EventType::CallCompleted, Some(call_id), at, serde_json::Value::Null, Need::Detail);
+    }
+
+    /// An event about a stored call (`recording.*`) whose row id and agent
+    /// are filled in on the way.
+    pub fn about_row<D: Serialize>(&self, kind: EventType, call_id: &str, at: Timestamp, data: &D) {
+        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+        self.send(kind, Some(call_id), at, data, Need::Row);
+    }
+
+    pub fn sensor(&self) -> &str {
+        &self.sensor
+    }
+}
+
+/// The event system of one node: its log and the task that fills it.
+pub struct Events {
+    pub log: Arc<EventLog>,
+    pub emitter: Emitter,
+    task: JoinHandle<()>,
+}
+
+impl Events {
+    /// Opens the log in `dir` and starts the task that appends to it.
+    pub fn start(
+        dir: &Path,
+        limits: LogLimits,
+        sensor: &str,
+        resolve: Arc<dyn Resolve>,
+    ) -> Result<Events, LogError> {
+        let log = Arc::new(EventLog::open(dir, limits)?);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let emitter = Emitter {
+            sensor: sensor.into(),
+            ids: Arc::default(),
+            tx,
+            stats: Arc::default(),
+        };
+        let task = tokio::spawn(run(rx, log.clone(), resolve, emitter.stats.clone()));
+        Ok(Events { log, emitter, task })
+    }
+
+    /// Waits until every event emitted so far is in the log (the emitters
+    /// must be dropped first, or it waits `deadline`).
+    pub async fn finish(self, deadline: Duration) {
+        let Events { emitter, task, .. } = self;
+        drop(emitter);
+        if tokio::time::timeout(deadline, task).await.is_err() {
+            tracing::warn!("events still waiting for the log at stop; they are lost");
+        }
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Pending>,
+    log: Arc<EventLog>,
+    resolve: Arc<dyn Resolve>,
+    stats: Arc<EmitStats>,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut ready = Vec::with_capacity(batch.len());
+        for p in batch.drain(..) {
+            if let Some(ev) = complete(p, resolve.as_ref(), &stats).await {
+                ready.push(ev);
+            }
+        }
+        append(&log, ready, &stats).await;
+    }
+}
+
+/// Appends, retrying until the disk takes it: an event is not lost to a
+/// full disk that an admin then frees.
+async fn append(log: &Arc<EventLog>, events: Vec<Event>, stats: &EmitStats) {
+    let events = Arc::new(events);
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let (l, e) = (log.clone(), events.clone());
+        match tokio::task::spawn_blocking(move || l.append(&e)).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => {
+                stats.append_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, events = events.len(), "cannot write events to the log; retrying");
+            }
+            Err(_) => return,
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn complete(p: Pending, resolve: &dyn Resolve, stats: &EmitStats) -> Option<Event> {
+    let Pending { mut event, need } = p;
+    let call_id = event.call_id.clone().unwrap_or_default();
+    match need {
+        Need::Nothing => {}
+        Need::Matches(number) => {
+            let found = match number {
+                Some(n) => tokio::time::timeout(LOOKUP_WAIT, resolve.matches(&n))
+                    .await
+                    .ok()
+                    .flatten(),
+                None => Some(Vec::new()),
+            };
+            if let (Some(found), Some(obj)) = (found, event.data.as_object_mut()) {
+                obj.insert("matched".into(), true.into());
+                obj.insert(
+                    "matches".into(),
+                    serde_json::to_value(found).unwrap_or_default(),
+                );
+            }
+        }
+        Need::Detail => match resolve.call_detail(&event.sensor, &call_id).await {
+            Some(detail) => event.data = detail,
+            None => {
+                stats.unresolved.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(call_id = %call_id, "call.completed not sent: the call's row is not there");
+                return None;
+            }
+        },
+        Need::Row => {
+            if let (Some((row, agent)), Some(obj)) = (
+                resolve.call_row(&event.sensor, &call_id).await,
+                event.data.as_object_mut(),
+            ) {
+                obj.insert("call".into(), row.into());
+                obj.insert("agent".into(), agent.into());
+            }
+        }
+    }
+    Some(event)
+}
