@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::call::{EndReason, Event, Stats, Tracker, TrackerConfig};
+use crate::call::{CallRecord, EndReason, Event, Stats, Tracker, TrackerConfig, Update};
 use crate::config::Config;
+use crate::events::model::{side_name, AnsweredData, CallParties, HoldData};
+use crate::events::{Emitter, EventType};
 use crate::phone::{parse_country, Normalizer};
 use crate::recording::{InflightJournal, NoRecording, RecorderThread, Recordings};
 use crate::report::CallReport;
@@ -31,6 +33,9 @@ pub struct Pipeline {
     recorder: RecorderThread,
     /// Whether open calls are kept on disk (the daemon, not replay).
     inflight: bool,
+    /// Where live events go (the daemon), with the numbers they carry.
+    events: Option<(Emitter, Normalizer)>,
+    numbers: Normalizer,
 }
 
 /// Builds the core's settings from the admin's config.
@@ -71,6 +76,7 @@ impl Pipeline {
             ))
         })?;
         let numbers = Normalizer::new(country, ext);
+        let numbers_kept = numbers.clone();
         let err = |source| PipelineError::Recordings {
             path: cfg.recording.dir.clone(),
             source,
@@ -89,6 +95,8 @@ impl Pipeline {
             tracker,
             recorder,
             inflight: false,
+            events: None,
+            numbers: numbers_kept,
         })
     }
 
@@ -96,6 +104,11 @@ impl Pipeline {
     pub fn set_inflight(&mut self, journal: InflightJournal) {
         self.recorder.set_journal(journal);
         self.inflight = true;
+    }
+
+    /// Reports each call's ringing, answer, holds and hangup as events.
+    pub fn set_events(&mut self, emitter: Emitter) {
+        self.events = Some((emitter, self.numbers.clone()));
     }
 
     pub fn tracker_mut(&mut self) -> &mut Tracker {
@@ -195,26 +208,62 @@ impl Pipeline {
                     self.recorder.ended(call, record);
                 }
                 // The tracker reports each of these once per call.
-                Event::CallRinging { call_id, .. } => {
+                Event::CallRinging {
+                    call_id,
+                    at,
+                    snapshot,
+                    ..
+                } => {
                     tracing::info!(call_id = %call_id, "call ringing");
+                    if let Some((emitter, numbers)) = &self.events {
+                        emitter.ringing(&call_id, at, parties(&snapshot, numbers));
+                    }
                 }
                 Event::CallAnswered {
                     call,
                     call_id,
+                    at,
                     snapshot,
-                    ..
                 } => {
                     tracing::info!(call_id = %call_id, "call answered");
+                    if let Some((emitter, numbers)) = &self.events {
+                        let data = AnsweredData {
+                            call: parties(&snapshot, numbers),
+                            answered_at: at,
+                        };
+                        emitter.live(EventType::CallAnswered, &call_id, at, &data);
+                    }
                     if self.inflight {
                         self.recorder.snapshot(call, snapshot);
                     }
                 }
                 Event::CallUpdated {
-                    call_id, update, ..
+                    call_id,
+                    at,
+                    update,
+                    snapshot,
+                    ..
                 } => {
                     tracing::debug!(call_id = %call_id, ?update, "call updated");
+                    if let Some((emitter, numbers)) = &self.events {
+                        let call = parties(&snapshot, numbers);
+                        let (kind, by) = match update {
+                            Update::Hold { by } => (EventType::CallHeld, by),
+                            Update::Resume { by } => (EventType::CallResumed, by),
+                        };
+                        let data = HoldData {
+                            call,
+                            by: side_name(by).into(),
+                        };
+                        emitter.live(kind, &call_id, at, &data);
+                    }
                 }
             }
         }
     }
+}
+
+/// Who is on the call, numbers as the records store them.
+fn parties(rec: &CallRecord, numbers: &Normalizer) -> CallParties {
+    CallParties::of(rec, |raw| numbers.normalize(raw))
 }

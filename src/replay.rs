@@ -104,7 +104,7 @@ pub async fn run(cfg: Config, opts: ReplayOptions) -> Result<ReplaySummary, Repl
         lock_wait: opts.db_wait,
     };
     // Replay stops by itself: `finish` is its stop.
-    let sinks = Sinks::start(&cfg, &state_dir, role, std::future::pending()).await?;
+    let sinks = Sinks::start(&cfg, &state_dir, role, None, std::future::pending()).await?;
     // The recorder thread hands finished calls to the sink below.
     let (report_tx, report_rx) = crossbeam_channel::bounded::<Vec<CallReport>>(64);
     let mut pipeline = Pipeline::new(&cfg, report_tx)?;

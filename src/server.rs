@@ -3,9 +3,16 @@
 
 use tokio::signal::unix::{signal, SignalKind};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::event_source::DbResolve;
+use crate::api::events::ApiEvents;
 use crate::api::{ApiServeError, ApiStartError, ApiState};
 use crate::config::Config;
 use crate::db::{DbTarget, SharedDb};
+use crate::events::live::LiveCalls;
+use crate::events::Events;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -19,6 +26,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Events(#[from] crate::events::LogError),
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),
 }
@@ -39,7 +48,22 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
             tracing::error!(error = %e, "database");
         }
     }
-    let state = ApiState::new(&cfg, db.clone(), &cfg.daemon.state_dir)?;
+    // Its own log, beside a daemon's that may share the state folder.
+    let mut events = Events::open(
+        &cfg.daemon.state_dir.join("serve-events"),
+        crate::daemon::log_limits(&cfg),
+        &cfg.pbx.sensor,
+    )?;
+    events.run(DbResolve::new(&cfg, db.clone()));
+    let live = Arc::new(LiveCalls::default());
+    let live_task = live.follow(events.log.clone());
+    let api_events = ApiEvents {
+        log: events.log.clone(),
+        live,
+        emitter: Some(events.emitter.clone()),
+        heartbeat: Duration::from_secs(cfg.events.sse_heartbeat_secs.max(1)),
+    };
+    let state = ApiState::new(&cfg, db.clone(), &cfg.daemon.state_dir)?.with_events(api_events);
     let listener = tokio::net::TcpListener::bind(api.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -55,6 +79,8 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         }
     };
     crate::api::serve(listener, state, stop).await?;
+    events.finish(Duration::from_secs(5)).await;
+    live_task.abort();
     db.close().await;
     tracing::info!("pbxbridge serve stopped");
     Ok(())

@@ -13,7 +13,9 @@ use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::Json;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
+
+use super::event_params::EventParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -71,41 +73,6 @@ async fn live_calls(
     }))
 }
 
-#[derive(Debug, Default, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EventParams {
-    /// Comma-separated event types, e.g. `call.ringing,call.completed`; unset: all.
-    pub types: Option<String>,
-    /// Only events about this agent's calls.
-    pub agent: Option<String>,
-    /// Resume after this event id (as the `Last-Event-ID` header does, for
-    /// clients that cannot set headers).
-    pub last_event_id: Option<String>,
-}
-
-impl EventParams {
-    fn parse(query: &str) -> Result<EventParams, ApiError> {
-        let mut q = EventParams::default();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            let slot = match &*k {
-                "types" => &mut q.types,
-                "agent" => &mut q.agent,
-                "last_event_id" => &mut q.last_event_id,
-                other => {
-                    return Err(ApiError::bad(
-                        other.chars().take(64).collect::<String>(),
-                        "unknown parameter; known: types, agent, last_event_id",
-                    ))
-                }
-            };
-            if slot.replace(v.into_owned()).is_some() {
-                return Err(ApiError::bad(k.into_owned(), "given twice"));
-            }
-        }
-        Ok(q)
-    }
-}
-
 struct Filter {
     types: Option<HashSet<EventType>>,
     agent: Option<String>,
@@ -133,8 +100,6 @@ impl Filter {
 /// reconnecting, `Last-Event-ID` resumes right after that event; an id the
 /// log no longer holds resumes from the oldest event kept, after a comment
 /// saying so. Comments are sent as heartbeats.
-// utoipa's expansion names the params type by a qualified path.
-#[allow(unused_qualifications)]
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventParams),
     responses((status = 200, content_type = "text/event-stream", body = String,
         description = "Server-sent events; each `data` is one of the `*Event` schemas")))]
@@ -160,7 +125,10 @@ async fn events(
             Some(set)
         }
     };
-    if q.agent.as_ref().is_some_and(|a| a.is_empty() || a.len() > 191) {
+    if q.agent
+        .as_ref()
+        .is_some_and(|a| a.is_empty() || a.len() > 191)
+    {
         return Err(ApiError::bad("agent", "must be 1 to 191 characters"));
     }
     let filter = Filter {

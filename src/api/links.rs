@@ -20,8 +20,11 @@ use super::fields::{Fields, PathParams};
 use super::problem::{ApiError, Problem};
 use super::roles::Need;
 use super::ApiState;
+use crate::db::call_lookup::CallIdentity;
 use crate::db::links::{self as db_links, CallLinkError, Link, LinkChange};
 use crate::db::{Db, DbError, LinkSource};
+use crate::events::model::LinkData;
+use crate::events::EventType;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -137,7 +140,16 @@ async fn add_link(
     tracing::info!(call = call.row, record_type = %new.record_type, record_id = %new.id, ?change, key = caller.key_id, "call linked");
     let status = match change {
         LinkChange::AlreadyLinked => StatusCode::OK,
-        _ => StatusCode::CREATED,
+        _ => {
+            link_event(
+                &state,
+                &call,
+                EventType::CallLinked,
+                &new.record_type,
+                &new.id,
+            );
+            StatusCode::CREATED
+        }
     };
     Ok((
         status,
@@ -186,6 +198,13 @@ async fn remove_link(
         return Err(ApiError::not_found("link"));
     }
     tracing::info!(call = call.row, record_type = %record_type, record_id = %record_id, key = caller.key_id, "call unlinked");
+    link_event(
+        &state,
+        &call,
+        EventType::CallUnlinked,
+        &record_type,
+        &record_id,
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -240,4 +259,24 @@ async fn match_past_calls(
         calls_matched: report.calls_matched,
         links_added: report.links_added,
     }))
+}
+
+/// `call.linked` / `call.unlinked` for a change made by hand.
+fn link_event(
+    state: &ApiState,
+    call: &CallIdentity,
+    kind: EventType,
+    record_type: &str,
+    record_id: &str,
+) {
+    if let Some(ev) = state.emitter() {
+        let data = LinkData {
+            call: call.row,
+            agent_id: call.agent_id.clone(),
+            record_type: record_type.to_owned(),
+            record_id: record_id.to_owned(),
+            source: "manual".into(),
+        };
+        ev.about_call(kind, &call.sensor, &call.call_id, &data);
+    }
 }

@@ -18,6 +18,8 @@ pub mod call_ref;
 mod call_write;
 mod calls;
 mod cursor_token;
+mod event_params;
+pub mod event_source;
 pub mod events;
 mod fields;
 #[doc(hidden)]

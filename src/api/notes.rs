@@ -20,6 +20,8 @@ use super::roles::Need;
 use super::ApiState;
 use crate::db::note_writes::{NewNote, NoteError, NoteWritten, StatusSet};
 use crate::db::notes::NoteRow;
+use crate::events::model::NoteData;
+use crate::events::EventType;
 use crate::time::Timestamp;
 
 /// A note's body, at most (characters).
@@ -244,6 +246,17 @@ async fn add_note(
         status_set = written.status_set.len(),
         "note added"
     );
+    if let Some(ev) = state.emitter() {
+        let data = NoteData {
+            call: call.row,
+            agent_id: call.agent_id.clone(),
+            note: written.note.id,
+            author: Some(author.to_owned()),
+            text: new.body.clone(),
+            status: new.status.clone(),
+        };
+        ev.about_call(EventType::NoteAdded, &call.sensor, &call.call_id, &data);
+    }
     Ok((StatusCode::CREATED, Json(written.into())))
 }
 

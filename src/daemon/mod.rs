@@ -18,7 +18,11 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::api::event_source::DbResolve;
+use crate::api::events::ApiEvents;
 use crate::config::Config;
+use crate::events::live::LiveCalls;
+use crate::events::{Events, LogLimits};
 use crate::logging::LogHandle;
 use crate::pipeline::{tracker_config, Pipeline, PipelineError};
 use crate::recording::InflightJournal;
@@ -64,6 +68,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Api(#[from] crate::api::ApiStartError),
+    #[error(transparent)]
+    Events(#[from] crate::events::LogError),
     #[error("the tracker thread stopped unexpectedly")]
     TrackerPanicked,
 }
@@ -88,10 +94,20 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     };
     // Stops the sinks' background work as soon as a signal says stop.
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut sinks = Sinks::start(&cfg, &state_dir, Role::Daemon, async move {
-        let _ = shutdown_rx.await;
-    })
+    let mut events = Events::open(&state_dir.join("events"), log_limits(&cfg), &cfg.pbx.sensor)?;
+    let mut sinks = Sinks::start(
+        &cfg,
+        &state_dir,
+        Role::Daemon,
+        Some(events.emitter.clone()),
+        async move {
+            let _ = shutdown_rx.await;
+        },
+    )
     .await?;
+    events.run(DbResolve::new(&cfg, sinks.db().clone()));
+    let live = Arc::new(LiveCalls::default());
+    let live_task = live.follow(events.log.clone());
     let outbox = sinks.outbox().clone();
     let inflight_dir = state_dir.join("inflight");
     let journal = InflightJournal::open(&inflight_dir).map_err(state_err(&inflight_dir))?;
@@ -132,6 +148,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let persist_stats = sinks.stats().clone();
     let mut pipeline = Pipeline::new(&cfg, report_tx)?;
     pipeline.set_inflight(journal.clone());
+    pipeline.set_events(events.emitter.clone());
     let stop = Arc::new(AtomicBool::new(false));
 
     let (input_tx, input_rx) = crate::capture::input_queue(cfg.capture.queue_packets);
@@ -161,7 +178,13 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
             })?
     };
     let admin = ops.serve(&cfg).await?;
-    let (api_stop, api) = start_api(&cfg, &sinks, &state_dir).await?;
+    let api_events = ApiEvents {
+        log: events.log.clone(),
+        live: live.clone(),
+        emitter: Some(events.emitter.clone()),
+        heartbeat: Duration::from_secs(cfg.events.sse_heartbeat_secs.max(1)),
+    };
+    let (api_stop, api) = start_api(&cfg, &sinks, &state_dir, api_events).await?;
     ops.ready();
     tracing::info!(
         interfaces = ?cfg.capture.interfaces,
@@ -211,6 +234,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     if let Some(api) = api {
         let _ = tokio::time::timeout(Duration::from_secs(11), api).await;
     }
+    events.finish(Duration::from_secs(5)).await;
+    live_task.abort();
     tracing::info!(
         calls_written = persist_stats.db_rows_written.load(Ordering::Relaxed),
         outbox_pending = outbox.len(),
@@ -224,6 +249,7 @@ async fn start_api(
     cfg: &Config,
     sinks: &Sinks,
     state_dir: &Path,
+    events: ApiEvents,
 ) -> Result<
     (
         tokio::sync::oneshot::Sender<()>,
@@ -235,7 +261,7 @@ async fn start_api(
     let Some(api) = &cfg.api else {
         return Ok((stop, None));
     };
-    let state = crate::api::ApiState::new(cfg, sinks.db().clone(), state_dir)?;
+    let state = crate::api::ApiState::new(cfg, sinks.db().clone(), state_dir)?.with_events(events);
     let listener = tokio::net::TcpListener::bind(api.listen)
         .await
         .map_err(|source| DaemonError::ApiBind {
@@ -255,6 +281,17 @@ async fn start_api(
 
 /// SIGHUP: re-read the file; apply what can change on the fly, and say what
 /// needs a restart. A broken file changes nothing.
+/// The event log's limits from `[events]`.
+pub fn log_limits(cfg: &Config) -> LogLimits {
+    let e = &cfg.events;
+    LogLimits {
+        max_events: e.log_max_events,
+        max_age: Duration::from_secs(e.log_max_age_days.saturating_mul(86_400)),
+        hard_max_events: e.log_hard_max_events.max(e.log_max_events),
+        ..LogLimits::default()
+    }
+}
+
 fn reload(
     current: &mut Config,
     opts: &RunOptions,

@@ -33,13 +33,20 @@ const BATCH: usize = 512;
 /// How long a screen-pop waits for its CRM lookup before it goes without.
 const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 
+pub type RingLookup = (Vec<MatchedRecord>, Option<String>);
+
 pub type BoxFuture<'a, T> = StdPin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What only the database knows, asked by the event task. Implemented above
 /// this layer (the API's view of a call), handed in at start.
 pub trait Resolve: Send + Sync + 'static {
-    /// CRM records holding `number`; `None` when the lookup failed.
-    fn matches<'a>(&'a self, number: &'a str) -> BoxFuture<'a, Option<Vec<MatchedRecord>>>;
+    /// CRM records holding the `other` party's number, and the CRM id of
+    /// the agent whose extension is `agent`; `None` when the lookup failed.
+    fn ring<'a>(
+        &'a self,
+        other: Option<&'a str>,
+        agent: Option<&'a str>,
+    ) -> BoxFuture<'a, Option<RingLookup>>;
     /// The call `(sensor, call_id)` as `GET /v1/calls/{id}` shows it.
     fn call_detail<'a>(
         &'a self,
@@ -57,8 +64,13 @@ pub trait Resolve: Send + Sync + 'static {
 /// What the event task must add before an event is complete.
 enum Need {
     Nothing,
-    /// `data.matches` from the other party's number.
-    Matches(Option<String>),
+    /// `data.matches` from the other party's number, and `data.agent_id`.
+    Ringing {
+        other: Option<String>,
+        agent: Option<String>,
+    },
+    /// `data.agent_id` from the agent's extension.
+    Agent(Option<String>),
     /// `data` is the call as the API shows it.
     Detail,
     /// `data.call` and `data.agent` from the call's row.
@@ -90,12 +102,39 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    fn send(&self, kind: EventType, call_id: Option<&str>, at: Timestamp, data: serde_json::Value, need: Need) {
+    fn send(
+        &self,
+        kind: EventType,
+        call_id: Option<&str>,
+        at: Timestamp,
+        data: serde_json::Value,
+        need: Need,
+    ) {
+        self.send_as(&self.sensor, kind, call_id, at, data, need)
+    }
+
+    fn send_as(
+        &self,
+        sensor: &str,
+        kind: EventType,
+        call_id: Option<&str>,
+        at: Timestamp,
+        data: serde_json::Value,
+        need: Need,
+    ) {
+        let id = match (call_id, kind) {
+            // Made by the API: a new event each time.
+            (None, _)
+            | (_, EventType::CallLinked | EventType::CallUnlinked | EventType::NoteAdded) => {
+                self.ids.next()
+            }
+            (Some(c), _) => IdMaker::for_call(sensor, c, kind, at),
+        };
         let event = Event {
-            id: self.ids.next(),
+            id,
             kind,
             occurred_at: at,
-            sensor: self.sensor.to_string(),
+            sensor: sensor.to_owned(),
             call_id: call_id.map(str::to_owned),
             data,
         };
@@ -116,14 +155,46 @@ impl Emitter {
     }
 
     /// An event whose data is complete.
-    pub fn emit<D: Serialize>(&self, kind: EventType, call_id: Option<&str>, at: Timestamp, data: &D) {
+    pub fn emit<D: Serialize>(
+        &self,
+        kind: EventType,
+        call_id: Option<&str>,
+        at: Timestamp,
+        data: &D,
+    ) {
         let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
         self.send(kind, call_id, at, data, Need::Nothing);
+    }
+
+    /// An event the API caused about a stored call of `sensor` (a note, a
+    /// link), dated now.
+    pub fn about_call<D: Serialize>(&self, kind: EventType, sensor: &str, call_id: &str, data: &D) {
+        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+        self.send_as(
+            sensor,
+            kind,
+            Some(call_id),
+            Timestamp::now(),
+            data,
+            Need::Nothing,
+        );
+    }
+
+    /// A live call's event (answered, held, resumed, transferred, hung up):
+    /// `data.agent_id` is filled in on the way from `data.agent`.
+    pub fn live<D: Serialize>(&self, kind: EventType, call_id: &str, at: Timestamp, data: &D) {
+        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+        let agent = data
+            .get("agent")
+            .and_then(|a| a.as_str())
+            .map(str::to_owned);
+        self.send(kind, Some(call_id), at, data, Need::Agent(agent));
     }
 
     /// `call.ringing`; its CRM matches are looked up on the way.
     pub fn ringing(&self, call_id: &str, at: Timestamp, parties: model::CallParties) {
         let other = parties.other_number().map(str::to_owned);
+        let agent = parties.agent.clone();
         let data = model::RingingData {
             call: parties,
             other_number: other.clone(),
@@ -131,12 +202,24 @@ impl Emitter {
             matched: false,
         };
         let data = serde_json::to_value(&data).unwrap_or(serde_json::Value::Null);
-        self.send(EventType::CallRinging, Some(call_id), at, data, Need::Matches(other));
+        self.send(
+            EventType::CallRinging,
+            Some(call_id),
+            at,
+            data,
+            Need::Ringing { other, agent },
+        );
     }
 
     /// `call.completed` once the call's row is committed.
     pub fn completed(&self, call_id: &str, at: Timestamp) {
-        self.send(EventType::CallCompleted, Some(call_id), at, serde_json::Value::Null, Need::Detail);
+        self.send(
+            EventType::CallCompleted,
+            Some(call_id),
+            at,
+            serde_json::Value::Null,
+            Need::Detail,
+        );
     }
 
     /// An event about a stored call (`recording.*`) whose row id and agent
@@ -155,17 +238,14 @@ impl Emitter {
 pub struct Events {
     pub log: Arc<EventLog>,
     pub emitter: Emitter,
-    task: JoinHandle<()>,
+    rx: Option<mpsc::Receiver<Pending>>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Events {
-    /// Opens the log in `dir` and starts the task that appends to it.
-    pub fn start(
-        dir: &Path,
-        limits: LogLimits,
-        sensor: &str,
-        resolve: Arc<dyn Resolve>,
-    ) -> Result<Events, LogError> {
+    /// Opens the log in `dir`; what is emitted waits until `run` starts
+    /// the task that completes and appends it.
+    pub fn open(dir: &Path, limits: LogLimits, sensor: &str) -> Result<Events, LogError> {
         let log = Arc::new(EventLog::open(dir, limits)?);
         let (tx, rx) = mpsc::channel(QUEUE);
         let emitter = Emitter {
@@ -174,17 +254,31 @@ impl Events {
             tx,
             stats: Arc::default(),
         };
-        let task = tokio::spawn(run(rx, log.clone(), resolve, emitter.stats.clone()));
-        Ok(Events { log, emitter, task })
+        Ok(Events {
+            log,
+            emitter,
+            rx: Some(rx),
+            task: None,
+        })
     }
 
-    /// Waits until every event emitted so far is in the log (the emitters
-    /// must be dropped first, or it waits `deadline`).
+    /// Starts appending, asking `resolve` what only the database knows.
+    pub fn run(&mut self, resolve: Arc<dyn Resolve>) {
+        if let Some(rx) = self.rx.take() {
+            let stats = self.emitter.stats.clone();
+            self.task = Some(tokio::spawn(run(rx, self.log.clone(), resolve, stats)));
+        }
+    }
+
+    /// Waits until every event emitted so far is in the log (every other
+    /// emitter must be dropped first, or it waits `deadline`).
     pub async fn finish(self, deadline: Duration) {
         let Events { emitter, task, .. } = self;
         drop(emitter);
-        if tokio::time::timeout(deadline, task).await.is_err() {
-            tracing::warn!("events still waiting for the log at stop; they are lost");
+        if let Some(task) = task {
+            if tokio::time::timeout(deadline, task).await.is_err() {
+                tracing::warn!("events still waiting for the log at stop; they are lost");
+            }
         }
     }
 }
@@ -196,14 +290,39 @@ async fn run(
     stats: Arc<EmitStats>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
+    let mut agents = AgentCache::default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut ready = Vec::with_capacity(batch.len());
         for p in batch.drain(..) {
-            if let Some(ev) = complete(p, resolve.as_ref(), &stats).await {
+            if let Some(ev) = complete(p, resolve.as_ref(), &stats, &mut agents).await {
                 ready.push(ev);
             }
         }
         append(&log, ready, &stats).await;
+    }
+}
+
+/// Agent ids found at ring time, so the rest of the call's events need no
+/// lookup. Bounded; a call's entry goes at its hangup.
+#[derive(Default)]
+struct AgentCache {
+    ids: std::collections::HashMap<String, Option<String>>,
+}
+
+const MAX_CACHED_AGENTS: usize = 100_000;
+
+impl AgentCache {
+    fn put(&mut self, call_id: &str, agent_id: Option<String>) {
+        if self.ids.len() >= MAX_CACHED_AGENTS {
+            self.ids.clear();
+        }
+        self.ids.insert(call_id.to_owned(), agent_id);
+    }
+}
+
+fn set(event: &mut Event, key: &str, value: serde_json::Value) {
+    if let Some(obj) = event.data.as_object_mut() {
+        obj.insert(key.into(), value);
     }
 }
 
@@ -227,25 +346,53 @@ async fn append(log: &Arc<EventLog>, events: Vec<Event>, stats: &EmitStats) {
     }
 }
 
-async fn complete(p: Pending, resolve: &dyn Resolve, stats: &EmitStats) -> Option<Event> {
+async fn complete(
+    p: Pending,
+    resolve: &dyn Resolve,
+    stats: &EmitStats,
+    agents: &mut AgentCache,
+) -> Option<Event> {
     let Pending { mut event, need } = p;
     let call_id = event.call_id.clone().unwrap_or_default();
     match need {
         Need::Nothing => {}
-        Need::Matches(number) => {
-            let found = match number {
-                Some(n) => tokio::time::timeout(LOOKUP_WAIT, resolve.matches(&n))
-                    .await
-                    .ok()
-                    .flatten(),
-                None => Some(Vec::new()),
-            };
-            if let (Some(found), Some(obj)) = (found, event.data.as_object_mut()) {
-                obj.insert("matched".into(), true.into());
-                obj.insert(
-                    "matches".into(),
-                    serde_json::to_value(found).unwrap_or_default(),
+        Need::Ringing { other, agent } => {
+            let found = tokio::time::timeout(
+                LOOKUP_WAIT,
+                resolve.ring(other.as_deref(), agent.as_deref()),
+            )
+            .await
+            .ok()
+            .flatten();
+            if let Some((matches, agent_id)) = found {
+                set(&mut event, "matched", true.into());
+                set(
+                    &mut event,
+                    "matches",
+                    serde_json::to_value(matches).unwrap_or_default(),
                 );
+                set(&mut event, "agent_id", agent_id.clone().into());
+                agents.put(&call_id, agent_id);
+            }
+        }
+        Need::Agent(agent) => {
+            let agent_id = match agents.ids.get(&call_id) {
+                Some(id) => id.clone(),
+                None if agent.is_none() => None,
+                None => {
+                    let found =
+                        tokio::time::timeout(LOOKUP_WAIT, resolve.ring(None, agent.as_deref()))
+                            .await
+                            .ok()
+                            .flatten();
+                    let id = found.and_then(|(_, id)| id);
+                    agents.put(&call_id, id.clone());
+                    id
+                }
+            };
+            set(&mut event, "agent_id", agent_id.into());
+            if event.kind == EventType::CallHungup {
+                agents.ids.remove(&call_id);
             }
         }
         Need::Detail => match resolve.call_detail(&event.sensor, &call_id).await {
@@ -257,12 +404,13 @@ async fn complete(p: Pending, resolve: &dyn Resolve, stats: &EmitStats) -> Optio
             }
         },
         Need::Row => {
-            if let (Some((row, agent)), Some(obj)) = (
-                resolve.call_row(&event.sensor, &call_id).await,
-                event.data.as_object_mut(),
-            ) {
-                obj.insert("call".into(), row.into());
-                obj.insert("agent".into(), agent.into());
+            let row = tokio::time::timeout(LOOKUP_WAIT, resolve.call_row(&event.sensor, &call_id))
+                .await
+                .ok()
+                .flatten();
+            if let Some((row, agent_id)) = row {
+                set(&mut event, "call", row.into());
+                set(&mut event, "agent_id", agent_id.into());
             }
         }
     }

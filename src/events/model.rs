@@ -154,6 +154,32 @@ impl Default for IdMaker {
 }
 
 impl IdMaker {
+    /// The id of an event the capture caused: the same call, type and
+    /// moment give the same id, so an event made again (a batch written
+    /// again after a crash, a capture replayed) is recognised as the same
+    /// by the log, NATS and webhook receivers. It sorts by `at`.
+    pub fn for_call(sensor: &str, call_id: &str, kind: EventType, at: Timestamp) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            sensor.as_bytes(),
+            call_id.as_bytes(),
+            kind.as_str().as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(at.micros().to_le_bytes());
+        let digest = h.finalize();
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        let ms = u64::try_from(at.micros().div_euclid(1000)).unwrap_or(0);
+        format!(
+            "evt_{}",
+            ulid::Ulid::from_parts(ms, u128::from_be_bytes(random))
+        )
+    }
+
     pub fn next(&self) -> String {
         let mut g = self.gen.lock().unwrap_or_else(|e| e.into_inner());
         // Overflow needs 2^80 ids in one millisecond; a fresh one is as good.
@@ -182,7 +208,11 @@ pub struct CallParties {
     pub from_raw: Option<String>,
     pub to_raw: Option<String>,
     pub from_display: Option<String>,
+    /// The agent's extension.
     pub agent: Option<String>,
+    /// The agent's CRM user id (what see-own keys are matched on), looked
+    /// up from the extension.
+    pub agent_id: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
 }
@@ -253,7 +283,8 @@ pub struct HungupData {
 pub struct RecordingData {
     /// The call's row id (`/v1/calls/{id}`).
     pub call: i64,
-    pub agent: Option<String>,
+    /// The call's agent (CRM user id).
+    pub agent_id: Option<String>,
     /// `stored` or `failed`.
     pub status: String,
     pub key: Option<String>,
@@ -266,7 +297,8 @@ pub struct RecordingData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LinkData {
     pub call: i64,
-    pub agent: Option<String>,
+    /// The call's agent (CRM user id).
+    pub agent_id: Option<String>,
     pub record_type: String,
     pub record_id: String,
     /// `auto`, `manual` or `related`.
@@ -277,7 +309,8 @@ pub struct LinkData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NoteData {
     pub call: i64,
-    pub agent: Option<String>,
+    /// The call's agent (CRM user id).
+    pub agent_id: Option<String>,
     pub note: i64,
     pub author: Option<String>,
     pub text: String,
@@ -303,6 +336,7 @@ impl CallParties {
             to_raw: rec.to_raw.clone(),
             from_display: rec.from_display.clone(),
             agent: rec.agent.clone(),
+            agent_id: None,
             started_at: rec.started_at,
         }
     }
@@ -318,9 +352,12 @@ impl CallParties {
     }
 }
 
-/// The agent an event's data names, for see-own filtering.
+/// The agent (CRM user id) an event's data names, for see-own filtering:
+/// `agent_id`, or in a finished call `agent.id`.
 pub fn agent_of(data: &serde_json::Value) -> Option<&str> {
-    data.get("agent").and_then(|a| a.as_str())
+    data.get("agent_id")
+        .and_then(|a| a.as_str())
+        .or_else(|| data.get("agent")?.get("id")?.as_str())
 }
 
 #[cfg(test)]
@@ -344,5 +381,26 @@ mod tests {
         let b = ids.next();
         assert!(a.starts_with("evt_") && a.len() == 30, "{a}");
         assert!(a < b, "{a} {b}");
+        let at = Timestamp::from_secs(1_800_000_000);
+        let c = IdMaker::for_call("s1", "abc@pbx", EventType::CallRinging, at);
+        assert_eq!(
+            c,
+            IdMaker::for_call("s1", "abc@pbx", EventType::CallRinging, at)
+        );
+        assert_ne!(
+            c,
+            IdMaker::for_call("s2", "abc@pbx", EventType::CallRinging, at)
+        );
+        assert_ne!(
+            c,
+            IdMaker::for_call("s1", "abc@pbx", EventType::CallAnswered, at)
+        );
+        let later = IdMaker::for_call(
+            "s1",
+            "abc@pbx",
+            EventType::CallAnswered,
+            at.saturating_add_secs(1),
+        );
+        assert!(c < later && c.len() == 30, "{c} {later}");
     }
 }

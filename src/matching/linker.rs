@@ -84,6 +84,53 @@ impl Linker {
         db.write_calls(sensor, &writes).await
     }
 
+    /// The screen-pop's lookup at ring time: the records holding `other`
+    /// (type, id, display name) and the CRM id of the agent whose extension
+    /// is `agent`. One indexed query, no relations.
+    pub async fn ring_lookup(
+        &self,
+        db: &Db,
+        other: Option<&str>,
+        agent: Option<&str>,
+    ) -> Result<(Vec<(String, String, Option<String>)>, Option<String>), DbError> {
+        let types: HashMap<&str, &CrmRecord> = self
+            .crm
+            .records
+            .iter()
+            .map(|r| (r.kind.as_str(), r))
+            .collect();
+        let numbers: Vec<&str> = other.into_iter().chain(agent).collect();
+        if types.is_empty() || numbers.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let hits = lookup(db, &numbers, &types).await?;
+        let mut seen = HashSet::new();
+        let found = other
+            .and_then(|n| hits.get(n))
+            .into_iter()
+            .flatten()
+            .filter(|h| seen.insert((h.record_type.clone(), h.record_id.clone())))
+            .map(|h| {
+                (
+                    h.record_type.clone(),
+                    h.record_id.clone(),
+                    h.display_name.clone(),
+                )
+            })
+            .collect();
+        let agent_id = agent
+            .and_then(|a| hits.get(a))
+            .into_iter()
+            .flatten()
+            .find(|h| {
+                types
+                    .get(h.record_type.as_str())
+                    .is_some_and(|t| t.is_agent())
+            })
+            .map(|h| h.record_id.clone());
+        Ok((found, agent_id))
+    }
+
     /// What each call links to: the records holding its other party's number,
     /// the agent's user record, and the records related to the matches.
     pub async fn match_calls<'a>(

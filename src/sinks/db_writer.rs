@@ -6,6 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::model::RecordingData;
+use crate::events::{Emitter, EventType};
+use crate::report::{CallReport, RecordingStatus};
+
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
@@ -30,6 +34,8 @@ pub struct DbWriter {
     pub stats: Arc<PersistStats>,
     /// Rung when a batch reaches the outbox (or the stop is given).
     pub wake: Arc<Notify>,
+    /// Told of each call once its row and links are committed.
+    pub events: Option<Emitter>,
 }
 
 impl DbWriter {
@@ -44,6 +50,7 @@ impl DbWriter {
             outbox,
             stats,
             wake,
+            events,
         } = self;
         let sensor = shared.target().sensor.clone();
         let mut db: Option<Db> = None;
@@ -87,7 +94,7 @@ impl DbWriter {
                 told_waiting = true;
             }
             if let (Some(d), true) = (&db, index_ok) {
-                match drain(d, &sensor, &linker, &outbox, &stats).await {
+                match drain(d, &sensor, &linker, &outbox, &stats, events.as_ref()).await {
                     Ok(()) => {
                         stats.db_ready.store(true, Ordering::Relaxed);
                         stats.clear_last_error();
@@ -142,6 +149,7 @@ async fn drain(
     linker: &Linker,
     outbox: &Outbox,
     stats: &PersistStats,
+    events: Option<&Emitter>,
 ) -> Result<(), DrainError> {
     for path in outbox.pending()? {
         let batch = match outbox.read(&path) {
@@ -164,6 +172,9 @@ async fn drain(
             .fetch_add(batch.reports.len() as u64, Ordering::Relaxed);
         for r in &batch.reports {
             tracing::debug!(call_id = %r.call_id, "call written to the database");
+            if let Some(ev) = events {
+                completed(ev, r);
+            }
         }
         tracing::debug!(
             calls = written.calls,
@@ -173,6 +184,27 @@ async fn drain(
         outbox.remove(&path)?;
     }
     Ok(())
+}
+
+/// `call.completed`, and for a recording kept on the local disk (no upload
+/// to wait for) its `recording.*` event. Both are dated at the call's end,
+/// so writing the batch again after a crash makes the same events.
+fn completed(ev: &Emitter, r: &CallReport) {
+    ev.completed(&r.call_id, r.ended_at);
+    let kind = match r.recording.status {
+        RecordingStatus::Stored => EventType::RecordingStored,
+        RecordingStatus::Failed => EventType::RecordingFailed,
+        _ => return,
+    };
+    let data = RecordingData {
+        call: 0,
+        agent_id: None,
+        status: r.recording.status.as_str().into(),
+        key: r.recording.key.clone().or_else(|| r.recording.path.clone()),
+        bytes: r.recording.bytes,
+        detail: r.recording.detail.clone(),
+    };
+    ev.about_row(kind, &r.call_id, r.ended_at, &data);
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub use state_lock::{Holder, StateLock, StateLockError};
 
 use crate::config::Config;
 use crate::db::{DbError, DbTarget, SharedDb};
+use crate::events::Emitter;
 use crate::recording::InflightJournal;
 use crate::report::CallReport;
 use crate::store::uploader::{UploadControl, UploadStats, Uploader};
@@ -119,6 +120,7 @@ impl Sinks {
         cfg: &Config,
         state_dir: &Path,
         role: Role,
+        events: Option<Emitter>,
         shutdown: S,
     ) -> Result<Sinks, SinksError>
     where
@@ -153,7 +155,7 @@ impl Sinks {
         // Only recordings are uploaded; the spool is resumed from the start:
         // what earlier runs left goes first.
         let uploader = if cfg.recording.enabled {
-            Uploader::new(&cfg.storage, &cfg.recording.dir, db.clone())
+            Uploader::new(&cfg.storage, &cfg.recording.dir, db.clone(), events.clone())
         } else {
             None
         };
@@ -189,6 +191,7 @@ impl Sinks {
                 outbox: submitter.outbox.clone(),
                 stats: submitter.stats.clone(),
                 wake: submitter.wake.clone(),
+                events: events.clone(),
             }
             .run(stop_rx),
         );

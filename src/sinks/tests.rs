@@ -44,6 +44,7 @@ async fn replay_role_writes_what_is_submitted_and_finishes() {
         &cfg,
         &dir.path().join("state"),
         role,
+        None,
         std::future::pending(),
     )
     .await
@@ -79,13 +80,13 @@ async fn the_daemon_role_persists_through_its_thread_and_stops_on_the_shutdown_f
 
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
     let state = dir.path().join("state");
-    let mut sinks = Sinks::start(&cfg, &state, Role::Daemon, async move {
+    let mut sinks = Sinks::start(&cfg, &state, Role::Daemon, None, async move {
         let _ = rx.await;
     })
     .await
     .unwrap();
     // The state folder is this run's: another daemon is turned away.
-    let other = Sinks::start(&cfg, &state, Role::Daemon, std::future::pending()).await;
+    let other = Sinks::start(&cfg, &state, Role::Daemon, None, std::future::pending()).await;
     assert!(
         matches!(other, Err(SinksError::Lock(StateLockError::Busy { .. }))),
         "{:?}",
@@ -130,6 +131,7 @@ async fn replay_role_refuses_a_database_that_refuses_us_at_once() {
         &cfg,
         &dir.path().join("state"),
         role,
+        None,
         std::future::pending(),
     )
     .await

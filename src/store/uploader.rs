@@ -22,7 +22,10 @@ use super::{object_key, Storage, StoreError};
 use crate::backoff::Backoff;
 use crate::config::{StorageBackend, StorageConfig};
 use crate::db::{Db, DbError, DbTime, SharedDb};
+use crate::events::model::RecordingData;
+use crate::events::{Emitter, EventType};
 use crate::report::{RecordingReport, RecordingStatus};
+use crate::time::Timestamp;
 
 mod spool;
 pub use spool::{hash_file, scan, upload, Scan, Waiting};
@@ -179,6 +182,8 @@ pub struct Uploader {
     db: SharedDb,
     stats: Arc<UploadStats>,
     control: UploadControl,
+    /// Told of each recording once storage has it and its row says so.
+    events: Option<Emitter>,
 }
 
 enum Done {
@@ -194,9 +199,15 @@ enum Done {
 
 impl Uploader {
     /// `None` for the local backend. `dir` is `recording.dir`.
-    pub fn new(cfg: &StorageConfig, dir: &Path, db: SharedDb) -> Option<Uploader> {
+    pub fn new(
+        cfg: &StorageConfig,
+        dir: &Path,
+        db: SharedDb,
+        events: Option<Emitter>,
+    ) -> Option<Uploader> {
         RemoteTarget::from_config(cfg)?;
         Some(Uploader {
+            events,
             cfg: cfg.clone(),
             dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
             db,
@@ -425,7 +436,7 @@ impl Uploader {
                 storage.backend_name(),
                 size,
                 &sha256,
-                DbTime(crate::time::Timestamp::now()),
+                DbTime(Timestamp::now()),
             )
             .await?;
         if rows == 0 {
@@ -434,6 +445,22 @@ impl Uploader {
         remembered.remove(&key_text);
         remove_local(&file.path);
         tracing::info!(call_id = %call_id, key = %key_text, bytes = size, "recording stored");
+        if let Some(ev) = &self.events {
+            let data = RecordingData {
+                call: 0,
+                agent_id: None,
+                status: "stored".into(),
+                key: Some(key_text.clone()),
+                bytes: Some(size),
+                detail: None,
+            };
+            ev.about_row(
+                EventType::RecordingStored,
+                &call_id,
+                Timestamp::now(),
+                &data,
+            );
+        }
         Ok(Done::Stored)
     }
 
