@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::call::{EndReason, Event, Stats, Tracker, TrackerConfig};
+use crate::call::{EndReason, Event, Stats, Tracker, TrackerConfig, Update};
 use crate::config::Config;
 use crate::phone::{parse_country, Normalizer};
 use crate::recording::{InflightJournal, NoRecording, RecorderThread, Recordings};
@@ -211,8 +211,20 @@ impl Pipeline {
                 }
                 Event::CallUpdated {
                     call_id, update, ..
+                } => match update {
+                    Update::Transfer { by, to } => {
+                        tracing::info!(call_id = %call_id, ?by, to = to.as_deref(), "call transferred");
+                    }
+                    update => tracing::debug!(call_id = %call_id, ?update, "call updated"),
+                },
+                Event::CallHungUp {
+                    call_id, snapshot, ..
                 } => {
-                    tracing::debug!(call_id = %call_id, ?update, "call updated");
+                    tracing::info!(
+                        call_id = %call_id,
+                        end_reason = snapshot.end_reason.as_str(),
+                        "call hung up"
+                    );
                 }
             }
         }
