@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::call::{CallRecord, EndReason, Event, Stats, Tracker, TrackerConfig, Update};
 use crate::config::Config;
-use crate::events::model::{side_name, AnsweredData, CallParties, HoldData};
+use crate::events::model::{
+    side_name, AnsweredData, CallParties, HoldData, HungupData, TransferData,
+};
 use crate::events::{Emitter, EventType};
 use crate::phone::{parse_country, Normalizer};
 use crate::recording::{InflightJournal, NoRecording, RecorderThread, Recordings};
@@ -244,18 +246,60 @@ impl Pipeline {
                     snapshot,
                     ..
                 } => {
-                    tracing::debug!(call_id = %call_id, ?update, "call updated");
+                    match &update {
+                        Update::Transfer { by, to } => {
+                            tracing::info!(call_id = %call_id, ?by, to = to.as_deref(), "call transferred");
+                        }
+                        update => tracing::debug!(call_id = %call_id, ?update, "call updated"),
+                    }
                     if let Some((emitter, numbers)) = &self.events {
                         let call = parties(&snapshot, numbers);
-                        let (kind, by) = match update {
-                            Update::Hold { by } => (EventType::CallHeld, by),
-                            Update::Resume { by } => (EventType::CallResumed, by),
+                        match update {
+                            Update::Hold { by } | Update::Resume { by } => {
+                                let kind = if matches!(update, Update::Hold { .. }) {
+                                    EventType::CallHeld
+                                } else {
+                                    EventType::CallResumed
+                                };
+                                let data = HoldData {
+                                    call,
+                                    by: side_name(by).into(),
+                                };
+                                emitter.live(kind, &call_id, at, &data);
+                            }
+                            Update::Transfer { by, to } => {
+                                let data = TransferData {
+                                    call,
+                                    by: side_name(by).into(),
+                                    to,
+                                };
+                                emitter.live(EventType::CallTransferred, &call_id, at, &data);
+                            }
+                        }
+                    }
+                }
+                Event::CallHungUp {
+                    call_id,
+                    at,
+                    snapshot,
+                    ..
+                } => {
+                    tracing::info!(
+                        call_id = %call_id,
+                        end_reason = snapshot.end_reason.as_str(),
+                        "call hung up"
+                    );
+                    if let Some((emitter, numbers)) = &self.events {
+                        let data = HungupData {
+                            call: parties(&snapshot, numbers),
+                            outcome: snapshot.outcome,
+                            end_reason: snapshot.end_reason,
+                            sip_code: snapshot.sip_code,
+                            answered_at: snapshot.answered_at,
+                            ended_at: snapshot.ended_at,
+                            duration: snapshot.talk_micros() as f64 / 1e6,
                         };
-                        let data = HoldData {
-                            call,
-                            by: side_name(by).into(),
-                        };
-                        emitter.live(kind, &call_id, at, &data);
+                        emitter.live(EventType::CallHungup, &call_id, at, &data);
                     }
                 }
             }

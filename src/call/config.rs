@@ -27,9 +27,13 @@ pub struct TrackerConfig {
     pub max_duration: Duration,
     /// A BYE whose 200 was not seen.
     pub bye_timeout: Duration,
-    /// How long a finished call stays to absorb retransmissions and a late 2xx.
+    /// The fallback wait before closing a call whose end was seen but not
+    /// confirmed: a failure whose ACK the capture missed, one another fork
+    /// may still beat, or one a UAC often retries. A confirmed end (the BYE's
+    /// response, the ACK, the 487 to a CANCEL) closes the call at once.
     pub linger: Duration,
-    /// How long an ended Call-ID is remembered so stray retransmissions don't start a new call.
+    /// How long an ended Call-ID is remembered so stray retransmissions (and
+    /// late responses) are counted, not taken for a new call.
     pub ended_memory: Duration,
     pub max_ended_memory: usize,
     pub reasm: ReasmLimits,

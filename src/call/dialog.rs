@@ -6,15 +6,17 @@ use std::sync::Arc;
 use crate::sip::{self, Message, Method, StartLine};
 use crate::time::Timestamp;
 
+use super::end::Branches;
 use super::events::Ctx;
 use super::media::CallMedia;
-use super::record::EndReason;
-use super::{CallHandle, Event, Side, TrackerConfig, Update};
+use super::{CallHandle, Event, Side, Update};
 
 /// Forking B2BUAs and proxies can add caller-side tags; more than this is hostile.
 const MAX_CALLER_TAGS: usize = 8;
 const DEDUP_RING: usize = 32;
 const MAX_DTMF: usize = 64;
+/// A transfer target is a number or an extension; a longer one is cut here.
+const MAX_TRANSFER_TARGET: usize = 128;
 
 /// Appends a DTMF digit, up to the cap: a stuck key must not grow the record.
 pub(crate) fn push_digit(dtmf: &mut String, c: char) {
@@ -47,46 +49,6 @@ impl Dedup {
     }
 }
 
-/// When and why a call will be closed if nothing else happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Closing {
-    pub at: Timestamp,
-    pub reason: EndReason,
-    pub ended_at: Timestamp,
-    /// Closed by a timer rather than by signalling (BYE, CANCEL, final response).
-    pub by_timer: bool,
-}
-
-/// A call closed from outside: the daemon stopped, the capture ended, or a
-/// crash snapshot, with the instant its record says it ended.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Forced {
-    pub reason: EndReason,
-    pub at: Timestamp,
-}
-
-impl Forced {
-    /// When a call still up ends for `reason`, the tracker's clock being `now`.
-    ///
-    /// - `Shutdown`: the daemon watched the line until it stopped and saw no
-    ///   hangup, so the call was up until then (issue 10: it used to end at the
-    ///   ACK, a talk time of 0 s for a call with no RTP).
-    /// - `CaptureEnd`: a replay knows only the call's own packets. Where the
-    ///   capture stops depends on unrelated traffic (other calls, where a file
-    ///   was cut), so the call ends at its own last packet: the same call gives
-    ///   the same record whatever else the capture holds.
-    /// - `CrashRecovered` (the in-flight snapshot): the call's last packet so
-    ///   far; recovery moves it on to the daemon's last heartbeat
-    ///   (`recording::inflight`), the last moment the line was known watched.
-    pub fn new(reason: EndReason, now: Timestamp, call: &Call) -> Forced {
-        let at = match reason {
-            EndReason::Shutdown => now,
-            _ => call.last_activity,
-        };
-        Forced { reason, at }
-    }
-}
-
 pub(crate) struct Call {
     pub handle: CallHandle,
     pub call_id: Box<[u8]>,
@@ -106,10 +68,20 @@ pub(crate) struct Call {
     pub answer_tag: Option<Box<[u8]>>,
     pub answer_contact: Option<String>,
     pub failure: Option<(u16, Timestamp)>,
+    /// CSeq of the latest final failure response to the INVITE, and whether
+    /// its ACK was seen: the UAC takes the failure as final.
+    pub failure_cseq: u32,
+    pub failure_acked: bool,
+    /// The forks that answered the current INVITE.
+    pub branches: Branches,
     pub cancel_at: Option<Timestamp>,
     pub answered_elsewhere: bool,
     pub bye: Option<(Timestamp, Side)>,
     pub bye_confirmed: Option<Timestamp>,
+    /// `CallHungUp` has gone out.
+    pub hungup: bool,
+    /// Highest REFER CSeq each side sent: a transfer is reported once.
+    pub refer_cseq: [Option<u32>; 2],
     pub on_hold: [bool; 2],
     pub ever_held: bool,
     pub dtmf: String,
@@ -141,10 +113,15 @@ impl Call {
             answer_tag: None,
             answer_contact: None,
             failure: None,
+            failure_cseq: 0,
+            failure_acked: false,
+            branches: Branches::default(),
             cancel_at: None,
             answered_elsewhere: false,
             bye: None,
             bye_confirmed: None,
+            hungup: false,
+            refer_cseq: [None; 2],
             on_hold: [false; 2],
             ever_held: false,
             dtmf: String::new(),
@@ -182,62 +159,6 @@ impl Call {
     /// End of the window in which audio belongs on the recording.
     pub fn media_end(&self) -> Option<Timestamp> {
         self.bye.map(|(t, _)| t)
-    }
-
-    pub fn closing(&self, cfg: &TrackerConfig) -> Closing {
-        let natural = |at: Timestamp, reason, ended_at| Closing {
-            at,
-            reason,
-            ended_at,
-            by_timer: false,
-        };
-        let timer = |at: Timestamp, reason, ended_at| Closing {
-            at,
-            reason,
-            ended_at,
-            by_timer: true,
-        };
-        if let Some((bye_at, by)) = self.bye {
-            let reason = match by {
-                Side::Caller => EndReason::CallerBye,
-                Side::Callee => EndReason::CalleeBye,
-            };
-            let at = match self.bye_confirmed {
-                Some(t) => t.saturating_add(cfg.linger),
-                None => bye_at.saturating_add(cfg.bye_timeout),
-            };
-            return natural(at, reason, bye_at);
-        }
-        if let Some(answered) = self.answered_at {
-            let max = answered.saturating_add(cfg.max_duration);
-            if let Some(last) = self.media.last_rtp {
-                let silent = last.saturating_add(cfg.rtp_timeout);
-                if silent < max {
-                    return timer(silent, EndReason::RtpTimeout, last);
-                }
-            }
-            return timer(max, EndReason::MaxDuration, max);
-        }
-        if let Some((487, t)) = self.failure.filter(|_| self.cancel_at.is_none()) {
-            // 487 answers a CANCEL (or an early BYE) that the capture missed.
-            return natural(t.saturating_add(cfg.linger), EndReason::Cancel, t);
-        }
-        if let Some(cancel_at) = self.cancel_at {
-            let at = match self.failure {
-                Some((_, t)) => t.saturating_add(cfg.linger),
-                None => cancel_at.saturating_add(cfg.bye_timeout),
-            };
-            return natural(at, EndReason::Cancel, cancel_at);
-        }
-        if let Some((_, t)) = self.failure {
-            return natural(t.saturating_add(cfg.linger), EndReason::Rejected, t);
-        }
-        if self.got_response {
-            let at = self.started_at.saturating_add(cfg.ring_timeout);
-            return timer(at, EndReason::RingTimeout, at);
-        }
-        let at = self.started_at.saturating_add(cfg.no_response);
-        timer(at, EndReason::NoResponse, at)
     }
 }
 
@@ -306,6 +227,8 @@ impl Call {
                 if cseq > self.invite_cseq {
                     self.invite_cseq = cseq;
                     if self.answered_at.is_none() {
+                        self.branches.clear();
+                        self.failure_acked = false;
                         if let Some((code, _)) = self.failure {
                             if self.cancel_at.is_none() && code != 487 {
                                 self.failure = None;
@@ -314,17 +237,27 @@ impl Call {
                     }
                 }
             }
+            Method::Ack
+                if self.answered_at.is_none()
+                    && self.failure.is_some()
+                    && cseq == self.failure_cseq =>
+            {
+                self.failure_acked = true;
+            }
             Method::Cancel if self.answered_at.is_none() && self.cancel_at.is_none() => {
                 self.cancel_at = Some(now);
                 self.answered_elsewhere = msg.reason_cause().is_some_and(|(proto, cause)| {
                     proto.eq_ignore_ascii_case(b"SIP") && cause == 200
                 });
+                self.hang_up(now, ctx);
             }
             Method::Bye if self.bye.is_none() => {
                 let by = self.side_of_from_tag(from_tag);
                 self.bye = Some((now, by));
                 tracing::debug!(call_id = %self.id, by = ?by, "BYE");
+                self.hang_up(now, ctx);
             }
+            Method::Refer if to_tag.is_some() => self.on_refer(m, ctx),
             Method::Info => {
                 if let Some(digit) = sip_info_digit(msg) {
                     self.push_dtmf(digit);
@@ -356,6 +289,9 @@ impl Call {
         match method {
             Method::Invite if self.answered_at.is_none() => {
                 self.got_response = true;
+                if let Some(tag) = to_tag {
+                    self.branches.note(tag, code >= 300);
+                }
                 match code {
                     101..=199 if self.ringing_at.is_none() => {
                         self.ringing_at = Some(now);
@@ -380,8 +316,17 @@ impl Call {
                         });
                     }
                     401 | 407 => {}
-                    300..=699 if self.failure.is_none() => {
-                        self.failure = Some((code, now));
+                    300..=699 => {
+                        // The first failure is the record's; any fork's
+                        // failure may be the last one still open.
+                        if self.failure.is_none() {
+                            self.failure = Some((code, now));
+                        }
+                        self.failure_cseq = m.cseq;
+                        self.failure_acked = false;
+                        if self.failure_is_final() {
+                            self.hang_up(now, ctx);
+                        }
                     }
                     _ => {}
                 }
@@ -396,11 +341,7 @@ impl Call {
                     return None;
                 }
             }
-            Method::Bye
-                if (200..300).contains(&code)
-                    && self.bye.is_some()
-                    && self.bye_confirmed.is_none() =>
-            {
+            Method::Bye if code >= 200 && self.bye.is_some() && self.bye_confirmed.is_none() => {
                 self.bye_confirmed = Some(now);
             }
             _ => {}
@@ -417,7 +358,25 @@ impl Call {
         None
     }
 
-    /// Hold or resume seen in an answered call's SDP.
+    /// An in-dialog REFER: the sender hands the call on to its Refer-To.
+    /// A retransmission seen past the dedup ring still has an old CSeq.
+    fn on_refer(&mut self, m: &Incoming<'_, '_>, ctx: &mut Ctx<'_>) {
+        let by = self.side_of_from_tag(m.from_tag);
+        let last = &mut self.refer_cseq[by.index()];
+        if last.is_some_and(|c| m.cseq <= c) {
+            return;
+        }
+        *last = Some(m.cseq);
+        // Updates come before the hangup; a REFER after it changes nothing.
+        if self.hungup {
+            return;
+        }
+        let to = m.msg.refer_to().map(|t| transfer_target(&t.uri));
+        tracing::debug!(call_id = %self.id, by = ?by, to = ?to, "REFER");
+        self.updated(m.now, Update::Transfer { by, to }, ctx);
+    }
+
+    /// Hold, resume or transfer seen in the call's signalling.
     pub(super) fn updated(&self, now: Timestamp, update: Update, ctx: &mut Ctx<'_>) {
         ctx.events.push(Event::CallUpdated {
             call: self.handle,
@@ -431,6 +390,20 @@ impl Call {
 
 pub(crate) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Who a REFER sends the call to: the URI's user part (a number or an
+/// extension), or the whole URI when it has none, cut to a bound.
+fn transfer_target(uri: &sip::Uri<'_>) -> String {
+    let mut s = lossy(uri.user.unwrap_or(uri.raw));
+    if s.len() > MAX_TRANSFER_TARGET {
+        let mut end = MAX_TRANSFER_TARGET;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
 }
 
 /// `application/dtmf-relay` INFO bodies: `Signal=5`.

@@ -279,6 +279,7 @@ impl Tracker {
                 | Method::Update
                 | Method::Prack
                 | Method::Info
+                | Method::Refer
         ) {
             self.stats.sip_non_call += 1;
             return;

@@ -9,11 +9,13 @@
 //!   call a packet belongs to (Call-ID, media-address index) and runs the timers.
 //! - `dialog`, `media`, `audio`: one call's own logic, as methods of `Call`: SIP
 //!   transitions, what its SDP says, its RTP legs turned into placed audio.
+//! - `end`: when a call's end is seen, when it is certain, and why it ended.
 //! - `record`: the finished call as the drivers see it.
 
 mod audio;
 mod config;
 mod dialog;
+mod end;
 mod events;
 mod ingress;
 mod media;
@@ -78,8 +80,20 @@ impl Side {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
-    Hold { by: Side },
-    Resume { by: Side },
+    Hold {
+        by: Side,
+    },
+    Resume {
+        by: Side,
+    },
+    /// `by` sent an in-dialog REFER (once per REFER, retransmissions aside).
+    /// `to` is the user part of its Refer-To URI (a number or an extension),
+    /// the whole URI when it has no user part, at most 128 bytes; `None`
+    /// when the REFER has no Refer-To we can read.
+    Transfer {
+        by: Side,
+        to: Option<String>,
+    },
 }
 
 /// What the tracker tells its driver. Every event names its call both ways
@@ -125,6 +139,20 @@ pub enum Event {
         update: Update,
         snapshot: Box<CallRecord>,
     },
+    /// The end of the call was seen, once per call, before `CallEnded`: at the
+    /// first BYE (either side), the CANCEL, or the final failure response to
+    /// the INVITE (a failure another fork may still beat, or one a UAC often
+    /// retries, waits until the call closes). A call closed by a timer or by
+    /// `close_all` has it just before its `CallEnded`, `at` its `ended_at`.
+    ///
+    /// Unlike the other snapshots, this one is the record as it would read
+    /// were the call closed now: its own `end_reason`, `ended_at` and talk time.
+    CallHungUp {
+        call: CallHandle,
+        call_id: Arc<str>,
+        at: Timestamp,
+        snapshot: Box<CallRecord>,
+    },
     CallEnded {
         call: CallHandle,
         call_id: Arc<str>,
@@ -140,6 +168,7 @@ impl Event {
             | Event::CallAnswered { call, .. }
             | Event::Media { call, .. }
             | Event::CallUpdated { call, .. }
+            | Event::CallHungUp { call, .. }
             | Event::CallEnded { call, .. } => *call,
         }
     }
@@ -151,6 +180,7 @@ impl Event {
             | Event::CallAnswered { call_id, .. }
             | Event::Media { call_id, .. }
             | Event::CallUpdated { call_id, .. }
+            | Event::CallHungUp { call_id, .. }
             | Event::CallEnded { call_id, .. } => call_id,
         }
     }

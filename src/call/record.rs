@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 
 use crate::time::Timestamp;
 
-use super::dialog::{Call, Forced};
+use super::dialog::Call;
+use super::end::Forced;
 use super::{Side, TrackerConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -17,7 +17,8 @@ use crate::sip::{Message, Method};
 use crate::time::Timestamp;
 
 use super::audio::RtpRefused;
-use super::dialog::{Call, Forced, Incoming, MediaAddr};
+use super::dialog::{Call, Incoming, MediaAddr};
+use super::end::Forced;
 use super::events::{Ctx, EventQueue};
 use super::record::EndReason;
 use super::{CallHandle, CallState, Event, Side, Stats, TrackerConfig};
@@ -34,6 +35,10 @@ pub struct Tracker {
     timers: BinaryHeap<Reverse<(Timestamp, CallHandle)>>,
     ended: HashMap<Box<[u8]>, Timestamp>,
     ended_order: VecDeque<(Timestamp, Box<[u8]>)>,
+    /// Media addresses of calls closed less than `linger` ago, still in
+    /// `media_index`: the RTP in flight at the hangup counts as after the
+    /// end, not as unmatched.
+    ended_media: VecDeque<(Timestamp, SocketAddr, CallHandle)>,
     events: EventQueue,
     pub(super) defrag: Defragmenter,
     pub(super) tcp: TcpReassembler,
@@ -66,6 +71,7 @@ impl Tracker {
             timers: BinaryHeap::new(),
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
+            ended_media: VecDeque::new(),
             events: EventQueue::default(),
             tcp_out: Vec::new(),
             next_handle: 1,
@@ -182,6 +188,12 @@ impl Tracker {
         let handle = match self.by_call_id.get(call_id) {
             Some(&h) => h,
             None => {
+                if method == Method::Refer {
+                    // Only an open call's transfer matters; any other REFER
+                    // (click-to-call, a conference) is no call's.
+                    self.stats.sip_non_call += 1;
+                    return;
+                }
                 if self.ended.contains_key(call_id) {
                     self.stats.sip_after_end += 1;
                     return;
@@ -226,7 +238,20 @@ impl Tracker {
         if let Some(addr) = media {
             self.register_media(handle, addr);
         }
-        self.schedule(handle);
+        self.settle(handle);
+    }
+
+    /// After a message: closes the call at once when its end became certain,
+    /// else keeps its timer.
+    fn settle(&mut self, handle: CallHandle) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        if call.closing(&self.cfg).at <= self.now {
+            self.end_call(handle, None);
+        } else {
+            self.schedule(handle);
+        }
     }
 
     fn start_call(
@@ -254,6 +279,10 @@ impl Tracker {
     }
 
     fn register_media(&mut self, handle: CallHandle, (addr, side): MediaAddr) {
+        // Closed calls' addresses give way to open ones.
+        while self.media_index.len() >= MAX_MEDIA_INDEX && !self.ended_media.is_empty() {
+            self.forget_ended_media();
+        }
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -288,6 +317,8 @@ impl Tracker {
     ) {
         let (calls, mut ctx) = self.calls_and_ctx();
         let Some(call) = calls.get_mut(&handle) else {
+            // An address of a call closed moments ago (`ended_media`).
+            self.stats.rtp_after_end += 1;
             return;
         };
         match call.on_rtp(now, sender, src, repr, &mut ctx) {
@@ -296,7 +327,11 @@ impl Tracker {
             // Symmetric RTP: the sender receives where it sends from, even behind NAT.
             // Only a leg's first packet from a source can teach us that address.
             Ok(new_source) => {
-                if new_source && to_known_address && !self.media_index.contains_key(&src) {
+                let owned = self
+                    .media_index
+                    .get(&src)
+                    .is_some_and(|(h, _)| self.calls.contains_key(h));
+                if new_source && to_known_address && !owned {
                     self.register_media(handle, (src, sender));
                 }
             }
@@ -382,9 +417,28 @@ impl Tracker {
                 }
             }
         }
+        while let Some(&(t, ..)) = self.ended_media.front() {
+            if now.duration_since(t) <= self.cfg.linger {
+                break;
+            }
+            self.forget_ended_media();
+        }
         let (calls, mut ctx) = self.calls_and_ctx();
         for call in calls.values_mut() {
             call.flush_media(now, false, &mut ctx);
+        }
+    }
+
+    /// Drops the oldest address of a closed call from the media index.
+    fn forget_ended_media(&mut self) {
+        if let Some((_, addr, handle)) = self.ended_media.pop_front() {
+            if self
+                .media_index
+                .get(&addr)
+                .is_some_and(|(h, _)| *h == handle)
+            {
+                self.media_index.remove(&addr);
+            }
         }
     }
 
@@ -401,13 +455,26 @@ impl Tracker {
                 .get(addr)
                 .is_some_and(|(h, _)| *h == handle)
             {
-                self.media_index.remove(addr);
+                if self.ended_media.len() >= MAX_MEDIA_INDEX {
+                    self.forget_ended_media();
+                }
+                self.ended_media.push_back((now, *addr, handle));
             }
         }
         self.ended.insert(call.call_id.clone(), now);
         self.ended_order.push_back((now, call.call_id.clone()));
         let forced = forced.map(|reason| Forced::new(reason, now, &call));
         let record = call.finish(&self.cfg, forced);
+        if !call.hungup {
+            // Closed with no hangup seen (a timer, the capture's end, a
+            // shutdown): the end is the record's.
+            self.events.push(Event::CallHungUp {
+                call: handle,
+                call_id: Arc::clone(&call.id),
+                at: record.ended_at,
+                snapshot: Box::new(record.clone()),
+            });
+        }
         self.stats.calls_ended += 1;
         tracing::debug!(
             call_id = %record.call_id,

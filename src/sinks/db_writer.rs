@@ -235,6 +235,7 @@ mod tests {
                 outbox: outbox.clone(),
                 stats: stats.clone(),
                 wake: wake.clone(),
+                events: None,
             }
             .run(stop_rx),
         );

@@ -494,6 +494,11 @@ impl<'a> Message<'a> {
         NameAddr::parse(first).ok()
     }
 
+    /// Refer-To (RFC 3515; compact `r`): where a REFER sends the call.
+    pub fn refer_to(&self) -> Option<NameAddr<'a>> {
+        NameAddr::parse(self.first_of(Kind::ReferTo)?).ok()
+    }
+
     pub fn cseq(&self) -> Option<CSeq<'a>> {
         parse_cseq(self.first_of(Kind::CSeq)?)
     }

@@ -116,6 +116,25 @@ Remote-Party-ID: \"x\" <sip:100@h>;party=calling\r\nl: 0\r\n\r\n";
 }
 
 #[test]
+fn refer_to_full_and_compact() {
+    let raw = b"REFER sip:h SIP/2.0\r\nRefer-To: \"Q\" <sip:2002@h?Replaces=a%40b%3Bto-tag%3Dx>\r\nl: 0\r\n\r\n";
+    let m = parse(raw).unwrap();
+    let to = m.refer_to().unwrap();
+    assert_eq!(to.uri.user, Some(&b"2002"[..]));
+    assert_eq!(to.uri.host, b"h");
+    let compact = parse(b"REFER sip:h SIP/2.0\r\nr: sip:desk.example.com\r\nl: 0\r\n\r\n").unwrap();
+    let to = compact.refer_to().unwrap();
+    assert_eq!(
+        (to.uri.user, to.uri.raw),
+        (None, &b"sip:desk.example.com"[..])
+    );
+    assert!(parse(b"REFER sip:h SIP/2.0\r\nl: 0\r\n\r\n")
+        .unwrap()
+        .refer_to()
+        .is_none());
+}
+
+#[test]
 fn body_without_content_length_and_trailing_bytes() {
     let raw = b"SIP/2.0 200 OK\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n";
     let m = parse(raw).unwrap();

@@ -548,6 +548,7 @@ fn timers_due_before_a_packet_fire_inside_handle_frame_first() {
         .map(|e| {
             let kind = match e {
                 Event::CallStarted { .. } => "started",
+                Event::CallHungUp { .. } => "hungup",
                 Event::CallEnded { .. } => "ended",
                 _ => "other",
             };
@@ -556,7 +557,12 @@ fn timers_due_before_a_packet_fire_inside_handle_frame_first() {
         .collect();
     assert_eq!(
         order,
-        [("d1", "started"), ("d1", "ended"), ("d2", "started")]
+        [
+            ("d1", "started"),
+            ("d1", "hungup"),
+            ("d1", "ended"),
+            ("d2", "started")
+        ]
     );
     let c = h.only_call();
     assert_eq!(c.end_reason, EndReason::NoResponse);
@@ -597,6 +603,12 @@ fn lifecycle_events_carry_call_id_and_snapshot() {
                 assert_eq!(snapshot.answered_at, Some(ms(1000)));
                 assert_eq!(snapshot.end_reason, EndReason::CrashRecovered);
             }
+            Event::CallHungUp { snapshot, at, .. } => {
+                kinds.push("hungup");
+                assert_eq!(*at, ms(2000));
+                assert_eq!(snapshot.end_reason, EndReason::CallerBye);
+                assert_eq!(snapshot.ended_at, ms(2000));
+            }
             Event::CallEnded { record, .. } => {
                 kinds.push("ended");
                 assert_eq!(record.end_reason, EndReason::CallerBye);
@@ -604,7 +616,7 @@ fn lifecycle_events_carry_call_id_and_snapshot() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(kinds, ["started", "ringing", "answered", "ended"]);
+    assert_eq!(kinds, ["started", "ringing", "answered", "hungup", "ended"]);
 }
 
 #[test]
@@ -909,4 +921,514 @@ fn srtp_audio_is_not_decoded_as_g711() {
         c.caller_rtp.packets, 20,
         "the packets still count for quality"
     );
+}
+
+/// The lifecycle events in order, media left out.
+fn lifecycle(h: &Harness) -> Vec<&'static str> {
+    h.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallStarted { .. } => Some("started"),
+            Event::CallRinging { .. } => Some("ringing"),
+            Event::CallAnswered { .. } => Some("answered"),
+            Event::CallUpdated { .. } => Some("updated"),
+            Event::CallHungUp { .. } => Some("hungup"),
+            Event::CallEnded { .. } => Some("ended"),
+            Event::Media { .. } => None,
+        })
+        .collect()
+}
+
+fn hungups(h: &Harness) -> Vec<(Timestamp, &CallRecord)> {
+    h.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallHungUp { at, snapshot, .. } => Some((*at, &**snapshot)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn transfers(h: &Harness) -> Vec<(Side, Option<&str>)> {
+    h.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallUpdated {
+                update: Update::Transfer { by, to },
+                ..
+            } => Some((*by, to.as_deref())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The caller's ACK of a failure sent by the branch with To tag `to_tag`.
+fn ack_of(cid: &str, cseq: u32, to_tag: &str) -> String {
+    request("ACK", cid, cseq, true, "").replace("tag=b1", &format!("tag={to_tag}"))
+}
+
+#[test]
+fn hungup_once_at_the_bye_and_ended_at_its_200() {
+    let mut h = Harness::new();
+    answered_call(&mut h, "hb1");
+    h.sip(3000, CALLER, PBX, &request("BYE", "hb1", 2, true, ""));
+    // Both hang up at once (BYE glare): still one hangup, the first BYE's.
+    h.sip(3005, PBX, CALLER, &request("BYE", "hb1", 7, false, ""));
+    let hung = hungups(&h);
+    assert_eq!(hung.len(), 1, "{:?}", lifecycle(&h));
+    let (at, snap) = (hung[0].0, hung[0].1.clone());
+    assert_eq!(at, ms(3000));
+    assert_eq!(snap.end_reason, EndReason::CallerBye);
+    assert_eq!(snap.outcome, Outcome::Answered);
+    assert_eq!(snap.ended_at, ms(3000));
+    assert_eq!(snap.talk_micros(), 2_000_000);
+    assert!(h.ended().is_empty(), "not before the BYE's response");
+
+    // The 200 makes the end certain: the call is closed while handling it,
+    // not 2 s later.
+    h.sip(
+        3010,
+        PBX,
+        CALLER,
+        &response(200, "OK", "hb1", 2, "BYE", ";tag=b1", "2001", ""),
+    );
+    assert_eq!(h.t.active_calls(), 0);
+    assert_eq!(
+        lifecycle(&h),
+        ["started", "ringing", "answered", "hungup", "ended"]
+    );
+    let c = h.only_call();
+    assert_eq!((c.end_reason, c.ended_at), (EndReason::CallerBye, ms(3000)));
+    assert_eq!(*c, snap, "the hangup's snapshot is the final record");
+}
+
+#[test]
+fn retransmissions_after_the_end_are_absorbed() {
+    let mut h = Harness::new();
+    answered_call(&mut h, "hb2");
+    h.sip(3000, PBX, CALLER, &request("BYE", "hb2", 1, false, ""));
+    h.sip(
+        3010,
+        CALLER,
+        PBX,
+        &response(200, "OK", "hb2", 1, "BYE", ";tag=b1", "2001", ""),
+    );
+    assert_eq!(h.ended().len(), 1);
+    // The BYE again (its 200 was lost), the 200 again, the INVITE again,
+    // and RTP still in flight: none of it is a new call.
+    h.sip(3500, PBX, CALLER, &request("BYE", "hb2", 1, false, ""));
+    h.sip(
+        3510,
+        CALLER,
+        PBX,
+        &response(200, "OK", "hb2", 1, "BYE", ";tag=b1", "2001", ""),
+    );
+    h.sip(
+        3600,
+        CALLER,
+        PBX,
+        &invite("hb2", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
+    );
+    h.frame(
+        ms(3700),
+        &udp(
+            ([10, 0, 0, 10], 4000),
+            ([10, 0, 0, 1], 6000),
+            &rtp(1, 160, 7, 0, &[0xFF; 160]),
+        ),
+    );
+    h.run_until(ms(120_000));
+    let s = h.t.stats();
+    assert_eq!(s.calls_started, 1);
+    assert_eq!(s.sip_after_end, 3);
+    assert_eq!(
+        s.rtp_after_end, 1,
+        "RTP just after the close is late, not unknown"
+    );
+    assert_eq!(s.rtp_unmatched, 0);
+    assert_eq!(
+        lifecycle(&h),
+        ["started", "ringing", "answered", "hungup", "ended"]
+    );
+    assert_eq!(h.only_call().end_reason, EndReason::CalleeBye);
+}
+
+#[test]
+fn hungup_comes_just_before_ended_when_a_timer_closes_the_call() {
+    let ended_pair = |h: &Harness| {
+        let n = h.events.len();
+        assert!(n >= 2);
+        match (&h.events[n - 2], &h.events[n - 1]) {
+            (Event::CallHungUp { at, snapshot, .. }, Event::CallEnded { record, .. }) => {
+                assert_eq!(snapshot, record);
+                assert_eq!(*at, record.ended_at);
+                (**record).clone()
+            }
+            other => panic!("expected hungup then ended, got {other:?}"),
+        }
+    };
+
+    // No response: the timer.
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("ht1", 1, "1", "", ""));
+    h.run_until(ms(31_000));
+    assert!(hungups(&h).is_empty(), "nothing hung up before the timer");
+    h.run_until(ms(40_000));
+    let c = ended_pair(&h);
+    assert_eq!(
+        (c.end_reason, c.ended_at),
+        (EndReason::NoResponse, ms(32_000))
+    );
+    assert_eq!(hungups(&h).len(), 1);
+
+    // RTP stops: ends at the last packet, 300 s before the timer fires.
+    let mut h = Harness::new();
+    answered_call(&mut h, "ht2");
+    h.frame(
+        ms(1500),
+        &udp(
+            ([10, 0, 0, 10], 4000),
+            ([10, 0, 0, 1], 6000),
+            &rtp(1, 160, 7, 0, &[0xFF; 160]),
+        ),
+    );
+    h.run_until(ms(400_000));
+    let c = ended_pair(&h);
+    assert_eq!(
+        (c.end_reason, c.ended_at),
+        (EndReason::RtpTimeout, ms(1500))
+    );
+
+    // The daemon stops with the call up.
+    let mut h = Harness::new();
+    answered_call(&mut h, "ht3");
+    h.t.close_all(ms(9000), EndReason::Shutdown);
+    h.drain();
+    let c = ended_pair(&h);
+    assert_eq!((c.end_reason, c.ended_at), (EndReason::Shutdown, ms(9000)));
+    assert_eq!(c.talk_micros(), 8_000_000);
+    assert_eq!(hungups(&h).len(), 1);
+}
+
+#[test]
+fn failure_is_hungup_at_once_and_ended_at_its_ack() {
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("fa1", 1, "1", "", ""));
+    h.sip(
+        10,
+        PBX,
+        CALLER,
+        &response(180, "Ringing", "fa1", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    h.sip(
+        300,
+        PBX,
+        CALLER,
+        &response(486, "Busy Here", "fa1", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    let hung = hungups(&h);
+    assert_eq!(hung.len(), 1);
+    assert_eq!(hung[0].0, ms(300));
+    assert_eq!(
+        (hung[0].1.outcome, hung[0].1.end_reason),
+        (Outcome::Busy, EndReason::Rejected)
+    );
+    assert!(h.ended().is_empty(), "waits for the ACK");
+    h.sip(310, CALLER, PBX, &ack_of("fa1", 1, "b1"));
+    let c = h.only_call();
+    assert_eq!((c.outcome, c.ended_at), (Outcome::Busy, ms(300)));
+    assert_eq!(h.t.active_calls(), 0);
+
+    // No ACK in the capture: the linger is the fallback.
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("fa2", 1, "1", "", ""));
+    h.sip(
+        300,
+        PBX,
+        CALLER,
+        &response(603, "Decline", "fa2", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    h.run_until(ms(2299));
+    assert!(h.ended().is_empty());
+    h.run_until(ms(2300));
+    assert_eq!(h.only_call().outcome, Outcome::Declined);
+    assert_eq!(lifecycle(&h), ["started", "hungup", "ended"]);
+}
+
+#[test]
+fn cancel_is_hungup_at_once_and_ended_at_the_487() {
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("ca1", 1, "1", "", ""));
+    h.sip(
+        10,
+        PBX,
+        CALLER,
+        &response(180, "Ringing", "ca1", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    let cancel = invite("ca1", 1, "1", "", "")
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    h.sip(4000, CALLER, PBX, &cancel);
+    let hung = hungups(&h);
+    assert_eq!(hung.len(), 1);
+    assert_eq!(hung[0].0, ms(4000));
+    assert_eq!(hung[0].1.outcome, Outcome::Cancelled);
+    assert!(h.ended().is_empty());
+    h.sip(
+        4010,
+        PBX,
+        CALLER,
+        &response(
+            487,
+            "Request Terminated",
+            "ca1",
+            1,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            "",
+        ),
+    );
+    let c = h.only_call();
+    assert_eq!((c.end_reason, c.ended_at), (EndReason::Cancel, ms(4000)));
+    // The ACK of the 487 comes after the close.
+    h.sip(4020, CALLER, PBX, &ack_of("ca1", 1, "b1"));
+    assert_eq!(h.t.stats().sip_after_end, 1);
+}
+
+#[test]
+fn a_fork_that_fails_while_another_rings_does_not_end_the_call() {
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("fk1", 1, "1", "", ""));
+    for (at, tag, ext) in [(10, ";tag=A", "2002"), (20, ";tag=B", "2003")] {
+        h.sip(
+            at,
+            PBX,
+            CALLER,
+            &response(180, "Ringing", "fk1", 1, "INVITE", tag, ext, ""),
+        );
+    }
+    h.sip(
+        300,
+        PBX,
+        CALLER,
+        &response(486, "Busy Here", "fk1", 1, "INVITE", ";tag=A", "2002", ""),
+    );
+    h.sip(310, CALLER, PBX, &ack_of("fk1", 1, "A"));
+    assert!(hungups(&h).is_empty(), "branch B may still answer");
+    assert!(h.ended().is_empty());
+    h.sip(
+        1500,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "fk1",
+            1,
+            "INVITE",
+            ";tag=B",
+            "2003",
+            &sdp("10.0.0.1", 6000, "sendrecv"),
+        ),
+    );
+    h.sip(4000, CALLER, PBX, &request("BYE", "fk1", 2, true, ""));
+    h.run_until(ms(60_000));
+    let c = h.only_call();
+    assert_eq!(c.outcome, Outcome::Answered);
+    assert_eq!(c.agent.as_deref(), Some("2003"));
+    assert_eq!(hungups(&h).len(), 1);
+    assert_eq!(hungups(&h)[0].0, ms(4000));
+
+    // Both branches fail: the last failure is the hangup, its ACK the end.
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("fk2", 1, "1", "", ""));
+    for (at, tag) in [(10, ";tag=A"), (20, ";tag=B")] {
+        h.sip(
+            at,
+            PBX,
+            CALLER,
+            &response(180, "Ringing", "fk2", 1, "INVITE", tag, "2002", ""),
+        );
+    }
+    h.sip(
+        300,
+        PBX,
+        CALLER,
+        &response(486, "Busy Here", "fk2", 1, "INVITE", ";tag=A", "2002", ""),
+    );
+    h.sip(310, CALLER, PBX, &ack_of("fk2", 1, "A"));
+    h.sip(
+        500,
+        PBX,
+        CALLER,
+        &response(480, "Unavailable", "fk2", 1, "INVITE", ";tag=B", "2002", ""),
+    );
+    assert_eq!(
+        hungups(&h).iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        [ms(500)]
+    );
+    assert!(h.ended().is_empty(), "the ACK seen was branch A's");
+    h.sip(510, CALLER, PBX, &ack_of("fk2", 1, "B"));
+    let c = h.only_call();
+    assert_eq!(
+        (c.outcome, c.ended_at, c.sip_code),
+        (Outcome::Busy, ms(300), Some(486))
+    );
+}
+
+#[test]
+fn a_failure_the_caller_retries_is_not_the_end() {
+    // 422 Session Interval Too Small: the UAC sends the INVITE again with a
+    // higher CSeq, after the ACK.
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("rt1", 1, "1", "", ""));
+    h.sip(
+        100,
+        PBX,
+        CALLER,
+        &response(
+            422,
+            "Session Interval Too Small",
+            "rt1",
+            1,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            "",
+        ),
+    );
+    h.sip(110, CALLER, PBX, &ack_of("rt1", 1, "b1"));
+    assert!(hungups(&h).is_empty());
+    assert!(h.ended().is_empty());
+    h.sip(
+        200,
+        CALLER,
+        PBX,
+        &invite("rt1", 2, "2", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
+    );
+    h.sip(
+        900,
+        PBX,
+        CALLER,
+        &response(
+            200,
+            "OK",
+            "rt1",
+            2,
+            "INVITE",
+            ";tag=b2",
+            "2001",
+            &sdp("10.0.0.1", 6000, "sendrecv"),
+        ),
+    );
+    h.sip(3000, CALLER, PBX, &request("BYE", "rt1", 3, true, ""));
+    h.run_until(ms(60_000));
+    let c = h.only_call();
+    assert_eq!((c.outcome, c.started_at), (Outcome::Answered, ms(0)));
+    assert_eq!(hungups(&h).len(), 1);
+
+    // Not retried: the linger closes it, the hangup just before.
+    let mut h = Harness::new();
+    h.sip(0, CALLER, PBX, &invite("rt2", 1, "1", "", ""));
+    h.sip(
+        100,
+        PBX,
+        CALLER,
+        &response(
+            422,
+            "Session Interval Too Small",
+            "rt2",
+            1,
+            "INVITE",
+            ";tag=b1",
+            "2001",
+            "",
+        ),
+    );
+    h.sip(110, CALLER, PBX, &ack_of("rt2", 1, "b1"));
+    h.run_until(ms(60_000));
+    assert_eq!(lifecycle(&h), ["started", "hungup", "ended"]);
+    assert_eq!(hungups(&h)[0].0, ms(100));
+    assert_eq!(h.only_call().sip_code, Some(422));
+}
+
+#[test]
+fn refer_is_a_transfer_update_once_per_cseq() {
+    let mut h = Harness::new();
+    answered_call(&mut h, "x1");
+    let refer = |cseq: u32, from_caller: bool, refer_to: &str| {
+        request("REFER", "x1", cseq, from_caller, &format!("{refer_to}\n"))
+    };
+    let attended =
+        "Refer-To: <sip:2002@10.0.0.1?Replaces=abc%4010.0.0.1%3Bto-tag%3Dz%3Bfrom-tag%3Dy>";
+    h.sip(2000, PBX, CALLER, &refer(5, false, attended));
+    h.sip(
+        2010,
+        CALLER,
+        PBX,
+        &response(202, "Accepted", "x1", 5, "REFER", ";tag=b1", "2001", ""),
+    );
+    // Enough other messages to push the REFER out of the duplicate filter,
+    // then the REFER again: still one transfer.
+    for i in 0..40u32 {
+        h.sip(
+            2100 + i as i64,
+            CALLER,
+            PBX,
+            &request("INFO", "x1", 10 + i, true, ""),
+        );
+    }
+    h.sip(2500, PBX, CALLER, &refer(5, false, attended));
+    // A blind transfer by the caller, in the compact form, to a tel: URI.
+    h.sip(3000, CALLER, PBX, &refer(60, true, "r: <tel:+14155550199>"));
+    // No user part: the whole URI.
+    h.sip(
+        3100,
+        CALLER,
+        PBX,
+        &refer(61, true, "Refer-To: sip:queue.example.com"),
+    );
+    let long = "9".repeat(300);
+    h.sip(
+        3200,
+        CALLER,
+        PBX,
+        &refer(62, true, &format!("Refer-To: <sip:{long}@10.0.0.1>")),
+    );
+    let got = transfers(&h);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0], (Side::Callee, Some("2002")));
+    assert_eq!(got[1], (Side::Caller, Some("+14155550199")));
+    assert_eq!(got[2], (Side::Caller, Some("sip:queue.example.com")));
+    assert_eq!(got[3], (Side::Caller, Some(&long[..128])));
+
+    // After the hangup a REFER is no transfer.
+    h.sip(4000, PBX, CALLER, &request("BYE", "x1", 70, false, ""));
+    h.sip(
+        4001,
+        CALLER,
+        PBX,
+        &refer(63, true, "Refer-To: <sip:2003@10.0.0.1>"),
+    );
+    assert_eq!(transfers(&h).len(), 4);
+    let at = h.events.iter().find_map(|e| match e {
+        Event::CallUpdated {
+            at,
+            update: Update::Transfer { .. },
+            snapshot,
+            ..
+        } => Some((*at, snapshot.outcome)),
+        _ => None,
+    });
+    assert_eq!(at, Some((ms(2000), Outcome::Answered)));
+    // A REFER of no call we know counts as before.
+    let before = h.t.stats().sip_non_call;
+    h.sip(
+        5000,
+        CALLER,
+        PBX,
+        &request("REFER", "nobody", 1, true, &format!("{attended}\n")),
+    );
+    assert_eq!(h.t.stats().sip_non_call, before + 1);
 }
