@@ -8,7 +8,7 @@ fn event(ids: &IdMaker, call: &str, agent: &str) -> Event {
         occurred_at: Timestamp::from_secs(1_800_000_000),
         sensor: "s1".into(),
         call_id: Some(call.into()),
-        data: serde_json::json!({ "agent": agent }),
+        data: serde_json::json!({ "agent_id": agent }),
     }
 }
 
