@@ -83,7 +83,7 @@ fn the_same_id_is_stored_once() {
     let ids = IdMaker::default();
     let log = EventLog::open(dir.path(), small()).unwrap();
     let e = event(&ids, "a", "1");
-    assert_eq!(log.append(&[e.clone()]).unwrap().len(), 1);
+    assert_eq!(log.append(std::slice::from_ref(&e)).unwrap().len(), 1);
     assert_eq!(log.append(&[e.clone(), e]).unwrap().len(), 0);
     assert_eq!(log.stats.duplicates.load(Ordering::Relaxed), 2);
     assert_eq!(log.last_seq(), 1);
