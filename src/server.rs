@@ -57,12 +57,12 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     events.run(DbResolve::new(&cfg, db.clone()));
     let live = Arc::new(LiveCalls::default());
     let live_task = live.follow(events.log.clone());
-    let api_events = ApiEvents {
-        log: events.log.clone(),
+    let api_events = ApiEvents::new(
+        events.log.clone(),
         live,
-        emitter: Some(events.emitter.clone()),
-        heartbeat: Duration::from_secs(cfg.events.sse_heartbeat_secs.max(1)),
-    };
+        Some(events.emitter.clone()),
+        Duration::from_secs(cfg.events.sse_heartbeat_secs.max(1)),
+    );
     let state = ApiState::new(&cfg, db.clone(), &cfg.daemon.state_dir)?.with_events(api_events);
     let listener = tokio::net::TcpListener::bind(api.listen)
         .await

@@ -39,6 +39,31 @@ pub struct ApiEvents {
     pub live: Arc<LiveCalls>,
     pub emitter: Option<Emitter>,
     pub heartbeat: Duration,
+    /// Set when the server begins to stop: open streams end, so a graceful
+    /// stop is not held up by clients that never hang up.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl ApiEvents {
+    pub fn new(
+        log: Arc<EventLog>,
+        live: Arc<LiveCalls>,
+        emitter: Option<Emitter>,
+        heartbeat: Duration,
+    ) -> ApiEvents {
+        ApiEvents {
+            log,
+            live,
+            emitter,
+            heartbeat,
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// Ends every open event stream.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
 }
 
 impl std::fmt::Debug for ApiEvents {
@@ -102,7 +127,7 @@ impl Filter {
 /// saying so. Comments are sent as heartbeats.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventParams),
     responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "Server-sent events; each `data` is one of the `*Event` schemas")))]
+        description = "Server-sent events; each `data` is an `AnyEvent` (one of the `*Event` schemas)")))]
 async fn events(
     caller: Caller,
     State(state): State<ApiState>,
@@ -170,6 +195,7 @@ async fn events(
         }
     };
     let reader = Reader {
+        closing: ev.closing.subscribe(),
         log: ev.log.clone(),
         at,
         buf: VecDeque::new(),
@@ -183,6 +209,7 @@ async fn events(
 }
 
 struct Reader {
+    closing: tokio::sync::watch::Receiver<bool>,
     log: Arc<EventLog>,
     at: u64,
     buf: VecDeque<Arc<Stored>>,
@@ -212,6 +239,12 @@ async fn next_event(mut r: Reader) -> Option<(Sse, Reader)> {
             Ok(Err(e)) => tracing::warn!(error = %e, "SSE cannot read the event log"),
             _ => {}
         }
-        r.tail.changed().await.ok()?;
+        if *r.closing.borrow() {
+            return None;
+        }
+        tokio::select! {
+            changed = r.tail.changed() => changed.ok()?,
+            _ = r.closing.wait_for(|c| *c) => return None,
+        }
     }
 }

@@ -19,6 +19,7 @@ mod call_write;
 mod calls;
 mod cursor_token;
 mod event_params;
+mod event_schemas;
 pub mod event_source;
 pub mod events;
 mod fields;
@@ -215,6 +216,7 @@ fn api_routes(timeout: Option<Duration>) -> OpenApiRouter<ApiState> {
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut doc = api_routes(None).split_for_parts().1;
     openapi::add_common_responses(&mut doc);
+    event_schemas::add_event_schemas(&mut doc);
     doc
 }
 
@@ -225,6 +227,7 @@ pub fn router(state: ApiState) -> Router {
     let timeout = Duration::from_secs(api.request_timeout_secs.max(1));
     let (routes, mut doc) = api_routes(Some(timeout)).split_for_parts();
     openapi::add_common_responses(&mut doc);
+    event_schemas::add_event_schemas(&mut doc);
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static("x-request-id");
     // Audio is already compressed, and a compressed Range answer would not

@@ -30,6 +30,13 @@ pub async fn serve(
 ) -> Result<(), ApiServeError> {
     let api = state.api_config().clone();
     let addr = listener.local_addr()?;
+    let streams = state.events().ok().cloned();
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(s) = streams {
+            s.close_streams();
+        }
+    };
     let app = router(state);
     match (&api.tls_cert, &api.tls_key) {
         (Some(cert), Some(key)) => {

@@ -178,12 +178,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
             })?
     };
     let admin = ops.serve(&cfg).await?;
-    let api_events = ApiEvents {
-        log: events.log.clone(),
-        live: live.clone(),
-        emitter: Some(events.emitter.clone()),
-        heartbeat: Duration::from_secs(cfg.events.sse_heartbeat_secs.max(1)),
-    };
+    let api_events = ApiEvents::new(
+        events.log.clone(),
+        live.clone(),
+        Some(events.emitter.clone()),
+        Duration::from_secs(cfg.events.sse_heartbeat_secs.max(1)),
+    );
     let (api_stop, api) = start_api(&cfg, &sinks, &state_dir, api_events).await?;
     ops.ready();
     tracing::info!(

@@ -4,10 +4,15 @@
 #![allow(dead_code)] // each test module uses its own subset
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use pbxbridge::api::event_source::DbResolve;
+use pbxbridge::api::events::ApiEvents;
 use pbxbridge::api::ApiState;
 use pbxbridge::config::{ApiConfig, Config, CrmRecord};
 use pbxbridge::db::{Backend, Db, DbTarget, SharedDb};
+use pbxbridge::events::live::LiveCalls;
+use pbxbridge::events::{Events, LogLimits};
 
 use crate::db_support::TestDb;
 
@@ -20,6 +25,8 @@ pub struct TestApi {
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The node's event log and emitter (notes and links made through the API land here).
+    pub events: Events,
     _testdb: TestDb,
 }
 
@@ -60,7 +67,24 @@ impl TestApi {
         tune(&mut cfg);
         std::fs::create_dir_all(&cfg.recording.dir).expect("recordings dir");
         let shared = SharedDb::new(DbTarget::from_config(&cfg));
-        let state = ApiState::new(&cfg, shared, &cfg.daemon.state_dir).expect("api state");
+        let mut events = Events::open(
+            &cfg.daemon.state_dir.join("events"),
+            LogLimits::default(),
+            &cfg.pbx.sensor,
+        )
+        .expect("event log");
+        events.run(DbResolve::new(&cfg, shared.clone()));
+        let live = Arc::new(LiveCalls::default());
+        live.follow(events.log.clone());
+        let api_events = ApiEvents::new(
+            events.log.clone(),
+            live,
+            Some(events.emitter.clone()),
+            std::time::Duration::from_secs(1),
+        );
+        let state = ApiState::new(&cfg, shared, &cfg.daemon.state_dir)
+            .expect("api state")
+            .with_events(api_events);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -82,6 +106,7 @@ impl TestApi {
             dir,
             stop: Some(stop),
             task: Some(task),
+            events,
             _testdb: testdb,
         }
     }

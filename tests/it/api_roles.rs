@@ -65,6 +65,8 @@ fn matrix() -> Vec<Spec> {
             Json(new_call),
         ),
         spec("get", "/v1/calls/{id}", None, true, Empty),
+        spec("get", "/v1/calls/live", None, false, Empty),
+        spec("get", "/v1/events", None, false, Empty),
         spec(
             "delete",
             "/v1/calls/{id}",

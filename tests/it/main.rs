@@ -24,6 +24,7 @@ mod store_support;
 mod admin_http;
 mod api_browser;
 mod api_calls;
+mod api_events;
 mod api_keys;
 mod api_readme;
 mod api_recording;
