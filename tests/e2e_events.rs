@@ -329,7 +329,29 @@ fn screen_pop_live_calls_and_sse_resume() {
     assert_eq!(only[0].kind, "call.completed");
     assert_eq!(only[0].id, ours[3].id);
 
+    // The metrics count what went through the log.
+    let metrics = daemon.metrics();
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert!(value("pbxbridge_events_emitted_total ") >= 5);
+    assert!(value("pbxbridge_event_log_events ") >= 5);
+    assert_eq!(
+        value("pbxbridge_events_dropped_total{reason=\"queue_full\"} "),
+        0
+    );
+
+    // A stop is not held up by the open event streams.
+    let t = Instant::now();
     daemon.terminate(Duration::from_secs(30));
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "stop took {:?}",
+        t.elapsed()
+    );
 }
 
 fn envelope_call(s: &Seen) -> String {

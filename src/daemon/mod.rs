@@ -166,6 +166,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     if let Some(stats) = sinks.upload_stats() {
         ops.set_uploads(stats.clone());
     }
+    ops.set_events(event_gauges(&events));
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let tracker = {
         let observer = ops.observer();
@@ -281,6 +282,23 @@ async fn start_api(
 
 /// SIGHUP: re-read the file; apply what can change on the fly, and say what
 /// needs a restart. A broken file changes nothing.
+/// The event metrics, read at each metrics publish.
+fn event_gauges(events: &Events) -> status::EventSource {
+    let (log, emit) = (events.log.clone(), events.emitter.stats.clone());
+    Arc::new(move || {
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        crate::ops::metrics::EventGauges {
+            emitted: l(&emit.emitted),
+            dropped_queue: l(&emit.dropped),
+            dropped_unread: l(&log.stats.dropped_unread),
+            log_events: (log.last_seq() + 1).saturating_sub(log.first_seq()),
+            duplicates: l(&log.stats.duplicates),
+            webhooks: Vec::new(),
+            nats: None,
+        }
+    })
+}
+
 /// The event log's limits from `[events]`.
 pub fn log_limits(cfg: &Config) -> LogLimits {
     let e = &cfg.events;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::capture::InputReceiver;
 use crate::config::Config;
 use crate::ops::metrics::{
-    HepCounters, InterfaceCounters, MetricsSnapshot, QueueGauge, UploadGauges,
+    EventGauges, HepCounters, InterfaceCounters, MetricsSnapshot, QueueGauge, UploadGauges,
 };
 use crate::ops::notify::Notifier;
 use crate::ops::OpsState;
@@ -34,6 +34,7 @@ pub struct Ops {
     spool_dir: Option<PathBuf>,
     heartbeat: PathBuf,
     uploads: Option<Arc<UploadStats>>,
+    events: Option<EventSource>,
 }
 
 /// Filled by [`Ops::housekeeping`] off the tracker thread: listing the spool
@@ -73,10 +74,16 @@ impl Ops {
                 .then(|| cfg.recording.dir.join(".spool")),
             heartbeat: state_dir.join(HEARTBEAT),
             uploads: None,
+            events: None,
         }
     }
 
     /// With remote storage: the uploader's figures go to `/metrics`.
+    /// Reads the event metrics at each publish (log, webhooks, NATS).
+    pub fn set_events(&mut self, gauges: EventSource) {
+        self.events = Some(gauges);
+    }
+
     pub fn set_uploads(&mut self, stats: Arc<UploadStats>) {
         self.uploads = Some(stats);
     }
@@ -113,6 +120,7 @@ impl Ops {
             index: self.index.clone(),
             spool: self.spool.clone(),
             uploads: self.uploads.clone(),
+            events: self.events.clone(),
             started: Instant::now(),
             last_publish: None,
             last_packets: 0,
@@ -180,6 +188,7 @@ struct Publisher {
     index: Arc<IndexMetrics>,
     spool: Arc<SpoolGauge>,
     uploads: Option<Arc<UploadStats>>,
+    events: Option<EventSource>,
     started: Instant,
     last_publish: Option<Instant>,
     last_packets: u64,
@@ -268,6 +277,7 @@ impl Observer for Publisher {
                 .as_deref()
                 .map(upload_gauges)
                 .unwrap_or_default(),
+            events: self.events.as_ref().map(|f| f()).unwrap_or_default(),
             tracker: stats,
         };
         let packets = snapshot.tracker.packets;
@@ -290,6 +300,9 @@ impl Observer for Publisher {
         }
     }
 }
+
+/// Reads the event metrics when a snapshot is published.
+pub type EventSource = Arc<dyn Fn() -> EventGauges + Send + Sync>;
 
 fn upload_gauges(u: &UploadStats) -> UploadGauges {
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -18,7 +18,9 @@ use prometheus_client::registry::{Registry, Unit};
 use super::OpsState;
 use crate::call::Stats;
 
+mod events;
 mod families;
+pub use events::{EventGauges, NatsGauge, WebhookGauge};
 use families::{encode_hep, encode_interfaces, encode_phone_index, encode_queues};
 
 /// Every metric family name starts with this (`pbxbridge_…`).
@@ -88,6 +90,7 @@ pub struct MetricsSnapshot {
     pub phone_index: Vec<IndexGauge>,
     /// Uploads to remote storage (all zero with the local backend).
     pub uploads: UploadGauges,
+    pub events: EventGauges,
 }
 
 /// The uploader's view: what waits for storage and what went up.
@@ -463,6 +466,7 @@ fn encode_snapshot(
     )?;
 
     encode_phone_index(enc, &snap.phone_index)?;
+    events::encode_events(enc, &snap.events)?;
 
     gauge(
         enc,
