@@ -10,6 +10,7 @@ use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use pbxbridge::call::Stats;
 use pbxbridge::ops::admin;
+use pbxbridge::ops::metrics::{EventGauges, NatsGauge, WebhookGauge};
 use pbxbridge::ops::{
     HepCounters, IndexGauge, InterfaceCounters, MetricsSnapshot, OpsState, QueueGauge,
     DEFAULT_STALE_AFTER,
@@ -73,6 +74,26 @@ fn known_snapshot() -> MetricsSnapshot {
         files_failed: 1,
         uptime_secs: 77,
         uploads: Default::default(),
+        events: EventGauges {
+            emitted: 40,
+            dropped_queue: 1,
+            dropped_unread: 0,
+            log_events: 39,
+            duplicates: 2,
+            webhooks: vec![WebhookGauge {
+                endpoint: "cfg-crm".into(),
+                delivered: 30,
+                failures: 4,
+                failed: 1,
+                backlog: 8,
+                oldest_secs: 12,
+            }],
+            nats: Some(NatsGauge {
+                published: 39,
+                backlog: 0,
+                ..Default::default()
+            }),
+        },
         phone_index: vec![IndexGauge {
             record_type: "contact".to_owned(),
             e164: 200,
@@ -123,6 +144,16 @@ async fn metrics_show_the_published_snapshot() {
     let expected = [
         "# TYPE pbxbridge_packets counter",
         "pbxbridge_input_frames_total 1000",
+        "pbxbridge_events_emitted_total 40",
+        "pbxbridge_events_dropped_total{reason=\"queue_full\"} 1",
+        "pbxbridge_event_log_events 39",
+        "pbxbridge_webhook_deliveries_total{endpoint=\"cfg-crm\"} 30",
+        "pbxbridge_webhook_failures_total{endpoint=\"cfg-crm\"} 4",
+        "pbxbridge_webhook_failed_total{endpoint=\"cfg-crm\"} 1",
+        "pbxbridge_webhook_backlog{endpoint=\"cfg-crm\"} 8",
+        "pbxbridge_webhook_oldest_pending_seconds{endpoint=\"cfg-crm\"} 12",
+        "pbxbridge_nats_published_total 39",
+        "pbxbridge_nats_backlog 0",
         "pbxbridge_input_bytes_total 123456",
         "pbxbridge_packets_total{kind=\"sip\"} 42",
         "pbxbridge_packets_total{kind=\"rtp\"} 900",
