@@ -128,6 +128,34 @@ pub async fn authenticate(state: &ApiState, token: &str) -> Result<Caller, ApiEr
     })
 }
 
+/// The caller a signed link stands for, once its signature and expiry are
+/// checked: the key that made it must still exist, be neither revoked nor
+/// expired, and keep its role.
+pub async fn link_signer(state: &ApiState, key_id: i64) -> Result<Caller, ApiError> {
+    let bad = |reason: &str| ApiError::BadLink {
+        reason: reason.to_owned(),
+    };
+    let db = state.db().await?;
+    let key = db
+        .signer_key(key_id)
+        .await?
+        .ok_or_else(|| bad("the key that made it no longer exists"))?;
+    if key.revoked_at.is_some() {
+        return Err(bad("the key that made it was revoked"));
+    }
+    if key.expires_at.is_some_and(|at| Timestamp::now() >= at) {
+        return Err(bad("the key that made it expired"));
+    }
+    let perms = permissions(state.api(), &key.role).ok_or(ApiError::BadKey)?;
+    Ok(Caller {
+        key_id: key.id,
+        key_name: key.name,
+        role: key.role,
+        agent_id: key.agent_id,
+        perms,
+    })
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 

@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::problem::ApiError;
+use super::recording::Who;
 use super::ApiState;
 use crate::events::live::{LiveCall, LiveCalls};
 use crate::events::{Emitter, EventLog, EventType, Stored};
@@ -78,6 +79,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(live_calls))
         .routes(routes!(events))
+        .routes(routes!(super::event_link::events_link))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -129,13 +131,21 @@ impl Filter {
     responses((status = 200, content_type = "text/event-stream", body = String,
         description = "Server-sent events; each `data` is an `AnyEvent` (one of the `*Event` schemas)")))]
 async fn events(
-    caller: Caller,
+    who: Who,
     State(state): State<ApiState>,
     headers: HeaderMap,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<axum::response::Sse<impl Stream<Item = Result<Sse, Infallible>>>, ApiError> {
-    let ev = state.events()?.clone();
     let q = EventParams::parse(raw.as_deref().unwrap_or(""))?;
+    let caller = match (who, q.sig.as_deref()) {
+        (Who::Key(c), _) => c,
+        (Who::Anonymous, Some(sig)) => {
+            super::event_link::link_caller(&state, q.key.as_deref(), q.expires.as_deref(), sig)
+                .await?
+        }
+        (Who::Anonymous, None) => return Err(ApiError::NoKey),
+    };
+    let ev = state.events()?.clone();
     let types = match q.types.as_deref().filter(|t| !t.is_empty()) {
         None => None,
         Some(list) => {

@@ -18,6 +18,7 @@ pub mod call_ref;
 mod call_write;
 mod calls;
 mod cursor_token;
+mod event_link;
 mod event_params;
 mod event_schemas;
 pub mod event_source;

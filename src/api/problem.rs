@@ -33,9 +33,9 @@ pub enum ApiError {
     Expired { at: String },
     #[error("this key's role ({role}) lacks the permission \"{needs}\"")]
     Forbidden { role: String, needs: &'static str },
-    #[error("the recording link is not valid: {reason}")]
+    #[error("the signed link is not valid: {reason}")]
     BadLink { reason: String },
-    #[error("the recording link does not allow this: {reason}")]
+    #[error("the signed link does not allow this: {reason}")]
     LinkDenied { reason: String },
     #[error("{param}: {reason}")]
     BadParam { param: String, reason: String },

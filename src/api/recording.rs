@@ -15,10 +15,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
+use super::auth::{link_signer, Caller};
 use super::call_ref::{self, CallRef};
 use super::problem::{ApiError, Problem};
-use super::roles::{permissions, Need};
+use super::roles::Need;
 use super::ApiState;
 use crate::db::call_lookup::CallSelector;
 use crate::db::recording_lookup::{recording_by_row, RecordingRef};
@@ -149,28 +149,7 @@ async fn link_caller(
             Timestamp::from_secs(expires).to_rfc3339()
         )));
     }
-    let db = state.db().await?;
-    let key = db
-        .signer_key(key_id)
-        .await?
-        .ok_or_else(|| bad_link("the key that made it no longer exists"))?;
-    if key.revoked_at.is_some() {
-        return Err(bad_link("the key that made it was revoked"));
-    }
-    if key.expires_at.is_some_and(|at| now >= at) {
-        return Err(bad_link("the key that made it expired"));
-    }
-    let perms = permissions(state.api(), &key.role).ok_or(ApiError::BadKey)?;
-    Ok((
-        Caller {
-            key_id: key.id,
-            key_name: key.name,
-            role: key.role,
-            agent_id: key.agent_id,
-            perms,
-        },
-        access,
-    ))
+    Ok((link_signer(state, key_id).await?, access))
 }
 
 /// The call and its recording row, for a caller that may see the call.

@@ -165,6 +165,45 @@ async fn event_schemas_filters_and_see_own() {
     );
     assert_eq!(own_events[0], serde_json::to_value(&a).unwrap());
 
+    // A signed link works without a header (EventSource), with the key's
+    // own visibility; a tampered one does not, nor one whose key is revoked.
+    let resp = api
+        .http
+        .post(api.url("/v1/events/link"))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let link: Value = resp.json().await.unwrap();
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with("/v1/events?") && url.contains("sig="),
+        "{url}"
+    );
+    let plain = api.http.get(api.url(&format!(
+        "{url}&types=call.ringing&last_event_id=evt_01AAAAAAAAAAAAAAAAAAAAAAAA"
+    )));
+    let resp = plain.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("a@test") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("an event on the signed stream")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!text.contains("b@test"), "{text}");
+    drop(body);
+    let tampered = url.replace("sig=", "sig=00");
+    let resp = api.http.get(api.url(&tampered)).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "{}", resp.text().await.unwrap());
+    let resp = api.http.get(api.url("/v1/events")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+
     // A note added through the API is an event, with the call's agent.
     let call = answered_call(
         "c@test",

@@ -67,6 +67,7 @@ fn matrix() -> Vec<Spec> {
         spec("get", "/v1/calls/{id}", None, true, Empty),
         spec("get", "/v1/calls/live", None, false, Empty),
         spec("get", "/v1/events", None, false, Empty),
+        spec("post", "/v1/events/link", None, false, Empty),
         spec(
             "delete",
             "/v1/calls/{id}",
