@@ -7,13 +7,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::Json;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -71,7 +71,7 @@ async fn live_calls(
     }))
 }
 
-#[derive(Debug, Default, IntoParams)]
+#[derive(Debug, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Comma-separated event types, e.g. `call.ringing,call.completed`; unset: all.
@@ -133,8 +133,6 @@ impl Filter {
 /// reconnecting, `Last-Event-ID` resumes right after that event; an id the
 /// log no longer holds resumes from the oldest event kept, after a comment
 /// saying so. Comments are sent as heartbeats.
-// utoipa's expansion names the params type by a qualified path.
-#[allow(unused_qualifications)]
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventParams),
     responses((status = 200, content_type = "text/event-stream", body = String,
         description = "Server-sent events; each `data` is one of the `*Event` schemas")))]
@@ -142,7 +140,7 @@ async fn events(
     caller: Caller,
     State(state): State<ApiState>,
     headers: HeaderMap,
-    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    RawQuery(raw): RawQuery,
 ) -> Result<axum::response::Sse<impl Stream<Item = Result<Sse, Infallible>>>, ApiError> {
     let ev = state.events()?.clone();
     let q = EventParams::parse(raw.as_deref().unwrap_or(""))?;
@@ -160,7 +158,10 @@ async fn events(
             Some(set)
         }
     };
-    if q.agent.as_ref().is_some_and(|a| a.is_empty() || a.len() > 191) {
+    if q.agent
+        .as_ref()
+        .is_some_and(|a| a.is_empty() || a.len() > 191)
+    {
         return Err(ApiError::bad("agent", "must be 1 to 191 characters"));
     }
     let filter = Filter {

@@ -65,7 +65,9 @@ impl LiveCalls {
                         at = events.last().map_or(at, |e| e.seq);
                         continue;
                     }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "live calls cannot read the event log"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "live calls cannot read the event log")
+                    }
                     _ => {}
                 }
                 if tail.changed().await.is_err() {
@@ -104,9 +106,10 @@ impl LiveCalls {
             None => {
                 // Only ringing and answered start an entry: a hold of a call
                 // we never saw start has too little to show.
-                let Some(parties) = parties.clone().filter(|_| {
-                    matches!(kind, EventType::CallRinging | EventType::CallAnswered)
-                }) else {
+                let Some(parties) = parties
+                    .clone()
+                    .filter(|_| matches!(kind, EventType::CallRinging | EventType::CallAnswered))
+                else {
                     return;
                 };
                 if calls.len() >= MAX_LIVE {
@@ -222,20 +225,45 @@ mod tests {
         let live = LiveCalls::default();
         let now = Timestamp::from_secs(1_800_000_010);
         let mut ring = parties("201");
-        ring["matches"] = serde_json::json!([{ "type": "contact", "id": "7", "display_name": "Ada" }]);
+        ring["matches"] =
+            serde_json::json!([{ "type": "contact", "id": "7", "display_name": "Ada" }]);
         live.apply(&stored(1, EventType::CallRinging, "a", 1_800_000_001, ring));
-        live.apply(&stored(2, EventType::CallRinging, "b", 1_800_000_002, parties("202")));
+        live.apply(&stored(
+            2,
+            EventType::CallRinging,
+            "b",
+            1_800_000_002,
+            parties("202"),
+        ));
         let all = live.list(None, now);
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].state, "ringing");
         assert_eq!(all[0].matches[0].display_name.as_deref(), Some("Ada"));
-        live.apply(&stored(3, EventType::CallAnswered, "a", 1_800_000_003, parties("201")));
-        live.apply(&stored(4, EventType::CallHeld, "a", 1_800_000_004, parties("201")));
+        live.apply(&stored(
+            3,
+            EventType::CallAnswered,
+            "a",
+            1_800_000_003,
+            parties("201"),
+        ));
+        live.apply(&stored(
+            4,
+            EventType::CallHeld,
+            "a",
+            1_800_000_004,
+            parties("201"),
+        ));
         let own = live.list(Some("201"), now);
         assert_eq!(own.len(), 1);
         assert_eq!((own[0].state.as_str(), own[0].held), ("answered", true));
         assert_eq!(own[0].matches.len(), 1, "matches stay after the answer");
-        live.apply(&stored(5, EventType::CallHungup, "a", 1_800_000_005, parties("201")));
+        live.apply(&stored(
+            5,
+            EventType::CallHungup,
+            "a",
+            1_800_000_005,
+            parties("201"),
+        ));
         assert_eq!(live.list(None, now).len(), 1);
         // A sensor that died mid-call: forgotten after hours of silence.
         let later = Timestamp::from_secs(1_800_000_002 + 6 * 3600);

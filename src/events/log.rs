@@ -214,7 +214,12 @@ impl EventLog {
     fn load_memory(&self) -> Result<(), LogError> {
         let paths: Vec<PathBuf> = {
             let inner = self.lock();
-            inner.segments.iter().rev().map(|s| s.path.clone()).collect()
+            inner
+                .segments
+                .iter()
+                .rev()
+                .map(|s| s.path.clone())
+                .collect()
         };
         let mut newest: VecDeque<Arc<Stored>> = VecDeque::new();
         for path in paths {
@@ -270,7 +275,11 @@ impl EventLog {
         if inner.file.is_none() || inner.in_current >= self.limits.segment_events {
             self.rotate(inner, added[0].seq)?;
         }
-        let path = inner.segments.back().map(|s| s.path.clone()).unwrap_or_default();
+        let path = inner
+            .segments
+            .back()
+            .map(|s| s.path.clone())
+            .unwrap_or_default();
         let file = inner.file.as_mut().expect("rotate opened a segment");
         let before = file.metadata().map(|m| m.len());
         let written = file
@@ -436,7 +445,12 @@ impl EventLog {
             if let Some(seq) = inner.ids.get(id) {
                 return Ok(Some(*seq));
             }
-            inner.segments.iter().rev().map(|s| s.path.clone()).collect()
+            inner
+                .segments
+                .iter()
+                .rev()
+                .map(|s| s.path.clone())
+                .collect()
         };
         for path in paths {
             match read_segment(&path, false) {
@@ -455,11 +469,12 @@ impl EventLog {
 }
 
 fn segment_paths_from(segments: &VecDeque<Segment>, seq: u64) -> Vec<PathBuf> {
-    let start = segments
+    let start = segments.iter().rposition(|s| s.first <= seq).unwrap_or(0);
+    segments
         .iter()
-        .rposition(|s| s.first <= seq)
-        .unwrap_or(0);
-    segments.iter().skip(start).map(|s| s.path.clone()).collect()
+        .skip(start)
+        .map(|s| s.path.clone())
+        .collect()
 }
 
 /// The events of one segment and the length of its whole lines. `tail`: the

@@ -90,7 +90,14 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    fn send(&self, kind: EventType, call_id: Option<&str>, at: Timestamp, data: serde_json::Value, need: Need) {
+    fn send(
+        &self,
+        kind: EventType,
+        call_id: Option<&str>,
+        at: Timestamp,
+        data: serde_json::Value,
+        need: Need,
+    ) {
         let event = Event {
             id: self.ids.next(),
             kind,
@@ -116,7 +123,13 @@ impl Emitter {
     }
 
     /// An event whose data is complete.
-    pub fn emit<D: Serialize>(&self, kind: EventType, call_id: Option<&str>, at: Timestamp, data: &D) {
+    pub fn emit<D: Serialize>(
+        &self,
+        kind: EventType,
+        call_id: Option<&str>,
+        at: Timestamp,
+        data: &D,
+    ) {
         let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
         self.send(kind, call_id, at, data, Need::Nothing);
     }
@@ -131,12 +144,24 @@ impl Emitter {
             matched: false,
         };
         let data = serde_json::to_value(&data).unwrap_or(serde_json::Value::Null);
-        self.send(EventType::CallRinging, Some(call_id), at, data, Need::Matches(other));
+        self.send(
+            EventType::CallRinging,
+            Some(call_id),
+            at,
+            data,
+            Need::Matches(other),
+        );
     }
 
     /// `call.completed` once the call's row is committed.
     pub fn completed(&self, call_id: &str, at: Timestamp) {
-        self.send(EventType::CallCompleted, Some(call_id), at, serde_json::Value::Null, Need::Detail);
+        self.send(
+            EventType::CallCompleted,
+            Some(call_id),
+            at,
+            serde_json::Value::Null,
+            Need::Detail,
+        );
     }
 
     /// An event about a stored call (`recording.*`) whose row id and agent

@@ -26,7 +26,9 @@ fn small() -> LogLimits {
 fn appends_survive_a_restart_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let ids = IdMaker::default();
-    let evs: Vec<Event> = (0..12).map(|i| event(&ids, &format!("c{i}"), "201")).collect();
+    let evs: Vec<Event> = (0..12)
+        .map(|i| event(&ids, &format!("c{i}"), "201"))
+        .collect();
     {
         let log = EventLog::open(dir.path(), small()).unwrap();
         for chunk in evs.chunks(3) {
@@ -58,7 +60,8 @@ fn a_line_cut_by_a_crash_is_dropped() {
     let ids = IdMaker::default();
     {
         let log = EventLog::open(dir.path(), small()).unwrap();
-        log.append(&[event(&ids, "a", "1"), event(&ids, "b", "1")]).unwrap();
+        log.append(&[event(&ids, "a", "1"), event(&ids, "b", "1")])
+            .unwrap();
     }
     let seg = dir.path().join(format!("{:020}.jsonl", 1));
     let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
@@ -80,7 +83,7 @@ fn the_same_id_is_stored_once() {
     let ids = IdMaker::default();
     let log = EventLog::open(dir.path(), small()).unwrap();
     let e = event(&ids, "a", "1");
-    assert_eq!(log.append(&[e.clone()]).unwrap().len(), 1);
+    assert_eq!(log.append(std::slice::from_ref(&e)).unwrap().len(), 1);
     assert_eq!(log.append(&[e.clone(), e]).unwrap().len(), 0);
     assert_eq!(log.stats.duplicates.load(Ordering::Relaxed), 2);
     assert_eq!(log.last_seq(), 1);
@@ -102,7 +105,11 @@ fn old_segments_go_only_once_every_reader_has_them() {
     for i in 0..5 {
         log.append(&[event(&ids, &format!("d{i}"), "1")]).unwrap();
     }
-    assert!(log.first_seq() > 1 && log.first_seq() <= 21, "{}", log.first_seq());
+    assert!(
+        log.first_seq() > 1 && log.first_seq() <= 21,
+        "{}",
+        log.first_seq()
+    );
     assert_eq!(log.stats.dropped_unread.load(Ordering::Relaxed), 0);
     // A reader that never comes back: the hard cap (40) still holds.
     for i in 0..60 {
