@@ -13,6 +13,7 @@ pub mod allow;
 mod dispatch;
 pub mod endpoint;
 pub mod files;
+mod registry;
 pub mod schedule;
 mod send;
 mod service;

@@ -2,34 +2,31 @@
 //! and what the API asks of them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use super::allow::{AllowList, Guard, Refused};
-use super::dispatch::{self, Cmd, Handle};
+use super::allow::{AllowList, Guard};
+use super::dispatch::{Cmd, Handle};
 use super::endpoint::{parse_types, Endpoint, Source, API_PREFIX};
-use super::files::{FailedDelivery, FileError, Files};
+use super::files::{FailedDelivery, Files};
+use super::registry::{blocking, known_cursors, lock, not_found, read_only, Service, Slot};
 use super::sign::Secret;
 use super::{
-    Ctx, EndpointChange, EndpointGauge, EndpointInfo, Gone, NewEndpoint, Schedule, WebhookError,
+    Ctx, EndpointChange, EndpointGauge, EndpointInfo, NewEndpoint, Schedule, WebhookError,
     WebhookStats, ROTATION_OVERLAP,
 };
-use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::db::webhooks::WebhookRow;
-use crate::db::{Db, SharedDb};
-use crate::events::{EventLog, Pin};
+use crate::db::SharedDb;
+use crate::events::EventLog;
 use crate::time::Timestamp;
 
 /// Endpoints made through the API, at most.
 pub const MAX_API_ENDPOINTS: usize = 100;
-/// A URL longer than this is refused.
-const MAX_URL: usize = 2048;
 /// A dispatcher being stopped for a change gets this long to save its cursor.
 const CHANGE_STOP: Duration = Duration::from_secs(5);
 
@@ -45,42 +42,6 @@ impl std::fmt::Debug for Webhooks {
             .field("endpoints", &self.inner.slots().len())
             .finish()
     }
-}
-
-struct Service {
-    ctx: Arc<Ctx>,
-    root: PathBuf,
-    db: SharedDb,
-    slots: Mutex<BTreeMap<String, Slot>>,
-    /// Changes one at a time (API calls, a 410, the load from the database).
-    ops: tokio::sync::Mutex<()>,
-    loaded: AtomicBool,
-    stopped: AtomicBool,
-    background: Mutex<Vec<JoinHandle<()>>>,
-    /// Until the database's endpoints are loaded, what their cursors have
-    /// not passed stays in the log.
-    startup_pins: Mutex<Vec<Pin>>,
-}
-
-struct Slot {
-    ep: Arc<Endpoint>,
-    /// The database row of an API endpoint.
-    row: Option<WebhookRow>,
-    files: Arc<Files>,
-    run: Option<Handle>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, FileError> + Send + 'static,
-) -> Result<T, WebhookError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| WebhookError::Stopped)?
-        .map_err(Into::into)
 }
 
 fn client(allow: &Arc<AllowList>, timeout: Duration) -> Result<reqwest::Client, WebhookError> {
@@ -406,16 +367,6 @@ impl Webhooks {
 /// Why an endpoint disabled through the API is.
 const BY_API: &str = "disabled through the API";
 
-fn not_found(id: &str) -> WebhookError {
-    WebhookError::NotFound {
-        id: id.chars().take(64).collect(),
-    }
-}
-
-fn read_only(id: &str) -> WebhookError {
-    WebhookError::ReadOnly { id: id.to_owned() }
-}
-
 fn info(s: &Slot) -> EndpointInfo {
     let now = Timestamp::now();
     let g = s.run.as_ref().map(|h| &h.gauges);
@@ -437,182 +388,5 @@ fn info(s: &Slot) -> EndpointInfo {
         oldest_pending_secs: g
             .and_then(|g| g.oldest_pending_age(now))
             .map(|d| d.as_secs_f64()),
-    }
-}
-
-/// The cursors already in the state folder.
-fn known_cursors(root: &Path) -> Vec<u64> {
-    let Ok(dir) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| {
-        let name = e.ok()?.file_name().into_string().ok()?;
-        Files::new(root, &name).read_cursor().ok().flatten()
-    })
-    .collect()
-}
-
-impl Service {
-    fn slots(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
-        lock(&self.slots)
-    }
-
-    async fn op(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, WebhookError> {
-        let guard = self.ops.lock().await;
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(WebhookError::Stopped);
-        }
-        Ok(guard)
-    }
-
-    async fn db(&self) -> Result<Db, WebhookError> {
-        match self.db.get().await {
-            Ok(db) => Ok(db),
-            Err(e) => {
-                if e.is_unavailable() {
-                    self.db.reset().await;
-                }
-                Err(e.into())
-            }
-        }
-    }
-
-    fn files(&self, id: &str) -> Result<Arc<Files>, WebhookError> {
-        self.slots()
-            .get(id)
-            .map(|s| s.files.clone())
-            .ok_or_else(|| not_found(id))
-    }
-
-    /// A URL from the API: allowed, and resolving to allowed addresses now.
-    async fn check_url(&self, url: &str) -> Result<String, WebhookError> {
-        let url = url.trim();
-        if url.len() > MAX_URL {
-            return Err(Refused::Url {
-                reason: format!("longer than {MAX_URL} characters"),
-            }
-            .into());
-        }
-        self.ctx.allow.check_reachable(url).await?;
-        Ok(url.to_owned())
-    }
-
-    /// Adds an endpoint and starts its dispatcher when it is enabled and no
-    /// 410 from the same URL disabled it.
-    async fn install(&self, mut ep: Endpoint, row: Option<WebhookRow>) -> Result<(), WebhookError> {
-        let files = Arc::new(Files::new(&self.root, &ep.id));
-        if ep.enabled {
-            let f = files.clone();
-            let marker = tokio::task::spawn_blocking(move || f.disabled())
-                .await
-                .ok()
-                .flatten();
-            if let Some(d) = marker.filter(|d| d.url == ep.url) {
-                ep.enabled = false;
-                ep.disabled_reason = Some(d.reason);
-            }
-        }
-        let ep = Arc::new(ep);
-        let run = match ep.enabled {
-            true => Some(self.launch(&files, ep.clone()).await?),
-            false => None,
-        };
-        let old = self.slots().insert(
-            ep.id.clone(),
-            Slot {
-                ep,
-                row,
-                files,
-                run,
-            },
-        );
-        if let Some(h) = old.and_then(|s| s.run) {
-            h.stop();
-        }
-        Ok(())
-    }
-
-    /// Starts the dispatcher from the saved cursor, or from now.
-    async fn launch(&self, files: &Arc<Files>, ep: Arc<Endpoint>) -> Result<Handle, WebhookError> {
-        let (f, end) = (files.clone(), self.ctx.log.last_seq());
-        let cursor = blocking(move || match f.read_cursor()? {
-            Some(c) => Ok(c),
-            None => f.write_cursor(end).map(|()| end),
-        })
-        .await?;
-        Ok(dispatch::spawn(self.ctx.clone(), files.clone(), ep, cursor))
-    }
-
-    /// Loads the database's endpoints, waiting for the database if need be.
-    async fn load(self: Arc<Self>) {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let rows = loop {
-            let got = match self.db().await {
-                Ok(db) => db.webhooks().await.map_err(WebhookError::from),
-                Err(e) => Err(e),
-            };
-            match got {
-                Ok(rows) => break rows,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook endpoints not loaded from the database yet; retrying");
-                    tokio::time::sleep(backoff.next_wait()).await;
-                }
-            }
-        };
-        let Ok(_op) = self.op().await else {
-            return;
-        };
-        for row in rows {
-            let id = row.id.clone();
-            let added = match Endpoint::from_row(&row) {
-                Ok(ep) => self.install(ep, Some(row)).await,
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = added {
-                tracing::error!(webhook = %id, error = %e, "webhook endpoint not started");
-            }
-        }
-        self.loaded.store(true, Ordering::Release);
-        lock(&self.startup_pins).clear();
-    }
-
-    /// A receiver answered 410: the endpoint is disabled, in the database too.
-    async fn watch_gone(self: Arc<Self>, mut rx: mpsc::Receiver<Gone>) {
-        while let Some(g) = rx.recv().await {
-            let Ok(_op) = self.op().await else {
-                return;
-            };
-            let row = {
-                let mut slots = self.slots();
-                let Some(s) = slots.get_mut(&g.id) else {
-                    continue;
-                };
-                // A dispatcher started since (the endpoint was enabled again) goes on.
-                if s.run.as_ref().is_none_or(|h| h.serial != g.serial) {
-                    continue;
-                }
-                s.run = None;
-                let mut ep = (*s.ep).clone();
-                ep.enabled = false;
-                ep.disabled_reason = Some(g.reason.clone());
-                s.ep = Arc::new(ep);
-                s.row.as_mut().map(|r| {
-                    r.enabled = false;
-                    r.disabled_reason = Some(g.reason.clone());
-                    r.updated_at = Timestamp::now();
-                    r.clone()
-                })
-            };
-            if let Some(r) = row {
-                let saved = match self.db().await {
-                    Ok(db) => db.update_webhook(&r).await.map_err(WebhookError::from),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = saved {
-                    // The state folder keeps it; the next start applies it.
-                    tracing::warn!(webhook = %r.id, error = %e, "cannot record the disabling in the database");
-                }
-            }
-        }
     }
 }
