@@ -599,6 +599,61 @@ async fn a_restart_with_deliveries_pending_sends_each_once_more_at_most_with_the
     hooks.finish(Duration::from_secs(5)).await;
 }
 
+/// The allow-list lists the name, but it resolves to a loopback address:
+/// the resolver refuses at connect time, and nothing reaches the receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_name_that_resolves_inside_is_refused_at_connect() {
+    let t = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let recv = Receiver::start(Box::new(|_, _, _, _| (200, None))).await;
+    let secret_file = dir.path().join("s");
+    std::fs::write(
+        &secret_file,
+        format!("whsec_{}", STANDARD.encode([3u8; 32])),
+    )
+    .unwrap();
+    let mut cfg = config(dir.path(), &t.url);
+    cfg.events.webhook_allow = vec!["localhost".into()];
+    cfg.events.webhook_retry_secs = vec![1];
+    cfg.webhooks = vec![WebhookConfig {
+        name: "inside".into(),
+        url: recv.url("x").replace("127.0.0.1", "localhost"),
+        events: vec![],
+        secret_file,
+        enabled: true,
+    }];
+    let log = open_log(&cfg);
+    let hooks = start(&cfg, &log).await;
+    let ids = IdMaker::default();
+    let e = event(&ids, EventType::NoteAdded, None, "");
+    log.append(std::slice::from_ref(&e)).unwrap();
+    until_async("the delivery given up", 15, || async {
+        !hooks.failed("cfg-inside").await.unwrap().is_empty()
+    })
+    .await;
+    let failed = hooks.failed("cfg-inside").await.unwrap();
+    assert_eq!(failed[0].event_id, e.id);
+    assert_eq!((failed[0].attempts, failed[0].last_status), (2, None));
+    let why = failed[0].last_error.clone().unwrap_or_default();
+    assert!(
+        why.contains("which events.webhook_allow does not list"),
+        "{why}"
+    );
+    assert!(recv.reqs("x").is_empty());
+    // An address in the URL is checked before any connection.
+    assert!(matches!(
+        hooks
+            .create(NewEndpoint {
+                url: recv.url("y"),
+                events: vec![],
+                enabled: true,
+            })
+            .await,
+        Err(WebhookError::Url(_))
+    ));
+    hooks.finish(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_manages_endpoints_for_admins_only() {
     let recv = Receiver::start(Box::new(|_, _, _, _| (200, None))).await;

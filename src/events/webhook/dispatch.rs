@@ -212,7 +212,11 @@ impl Dispatcher {
                     self.more = true;
                 }
                 Some(cmd) = self.cmds.recv() => self.command(cmd),
-                _ = self.stop.changed() => {}
+                stopping = self.stop.changed() => {
+                    if stopping.is_err() {
+                        break;
+                    }
+                }
                 changed = self.spec.changed() => {
                     if changed.is_err() {
                         break;
