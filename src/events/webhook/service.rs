@@ -207,7 +207,15 @@ impl Webhooks {
         let end = svc.ctx.log.last_seq();
         let f = files.clone();
         blocking(move || f.write_cursor(end)).await?;
-        svc.db().await?.insert_webhook(&row).await?;
+        let inserted = match svc.db().await {
+            Ok(db) => db.insert_webhook(&row).await.map_err(WebhookError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = inserted {
+            let f = files.clone();
+            let _ = blocking(move || f.remove_all()).await;
+            return Err(e);
+        }
         tracing::info!(webhook = %row.id, url = %row.url, "webhook endpoint created");
         let ep = Endpoint::from_row(&row)?;
         svc.install(ep, Some(row.clone())).await?;
