@@ -12,6 +12,7 @@ use crate::api::{ApiServeError, ApiStartError, ApiState};
 use crate::config::Config;
 use crate::db::{DbTarget, SharedDb};
 use crate::events::live::LiveCalls;
+use crate::events::webhook::{WebhookError, Webhooks};
 use crate::events::Events;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Events(#[from] crate::events::LogError),
+    #[error(transparent)]
+    Webhooks(#[from] WebhookError),
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),
 }
@@ -48,13 +51,16 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
             tracing::error!(error = %e, "database");
         }
     }
-    // Its own log, beside a daemon's that may share the state folder.
+    // Its own event log and webhook cursors, beside a daemon's that may
+    // share the state folder.
+    let own_state = cfg.daemon.state_dir.join("serve");
     let mut events = Events::open(
-        &cfg.daemon.state_dir.join("serve-events"),
+        &own_state.join("events"),
         crate::daemon::log_limits(&cfg),
         &cfg.pbx.sensor,
     )?;
     events.run(DbResolve::new(&cfg, db.clone()));
+    let hooks = Webhooks::start(&cfg, &own_state, events.log.clone(), db.clone()).await?;
     let live = Arc::new(LiveCalls::default());
     let live_task = live.follow(events.log.clone());
     let api_events = ApiEvents::new(
@@ -63,7 +69,9 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         Some(events.emitter.clone()),
         Duration::from_secs(cfg.events.sse_heartbeat_secs.max(1)),
     );
-    let state = ApiState::new(&cfg, db.clone(), &cfg.daemon.state_dir)?.with_events(api_events);
+    let state = ApiState::new(&cfg, db.clone(), &cfg.daemon.state_dir)?
+        .with_events(api_events)
+        .with_webhooks(hooks.clone());
     let listener = tokio::net::TcpListener::bind(api.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -80,6 +88,7 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     };
     crate::api::serve(listener, state, stop).await?;
     events.finish(Duration::from_secs(5)).await;
+    hooks.finish(Duration::from_secs(5)).await;
     live_task.abort();
     db.close().await;
     tracing::info!("pbxbridge serve stopped");

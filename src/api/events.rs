@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::Json;
@@ -134,7 +134,7 @@ async fn events(
     who: Who,
     State(state): State<ApiState>,
     headers: HeaderMap,
-    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    RawQuery(raw): RawQuery,
 ) -> Result<axum::response::Sse<impl Stream<Item = Result<Sse, Infallible>>>, ApiError> {
     let q = EventParams::parse(raw.as_deref().unwrap_or(""))?;
     let caller = match (who, q.sig.as_deref()) {

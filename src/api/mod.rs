@@ -36,6 +36,7 @@ mod records;
 pub mod roles;
 mod secret;
 mod serve;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -69,6 +70,7 @@ pub struct ApiState {
     inner: Arc<Inner>,
     key_use: Arc<auth::KeyUse>,
     events: Option<events::ApiEvents>,
+    webhooks: Option<crate::events::webhook::Webhooks>,
 }
 
 #[derive(Debug)]
@@ -116,6 +118,7 @@ impl ApiState {
             }),
             key_use: Arc::default(),
             events: None,
+            webhooks: None,
         })
     }
 
@@ -124,6 +127,17 @@ impl ApiState {
     pub fn with_events(mut self, events: events::ApiEvents) -> ApiState {
         self.events = Some(events);
         self
+    }
+
+    /// Serves `/v1/webhooks` from this service.
+    pub fn with_webhooks(mut self, webhooks: crate::events::webhook::Webhooks) -> ApiState {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    /// The webhook service, when this node runs one.
+    pub fn webhooks(&self) -> Option<&crate::events::webhook::Webhooks> {
+        self.webhooks.as_ref()
     }
 
     /// The event side; 503 when this node keeps no events.
@@ -198,6 +212,7 @@ fn api_routes(timeout: Option<Duration>) -> OpenApiRouter<ApiState> {
         .merge(recording::routes())
         .merge(keys::routes())
         .merge(events::routes())
+        .merge(webhooks::routes())
         .merge(openapi::routes());
     let mut uploads = recording::upload_routes();
     if let Some(t) = timeout {

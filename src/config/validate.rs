@@ -9,6 +9,7 @@ use super::{Config, StorageBackend};
 use crate::db_kind::{is_identifier, Backend};
 
 mod crm_status;
+mod events;
 use crm_status::check_status;
 
 /// One thing wrong with a config: the key it is about and why.
@@ -91,6 +92,7 @@ impl Config {
         self.check_storage(&mut p);
         self.check_log(&mut p);
         self.check_api(&mut p);
+        events::check_events(&mut p, self);
         if purpose == Purpose::Run {
             self.check_run(&mut p);
         }

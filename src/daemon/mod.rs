@@ -22,8 +22,10 @@ use crate::api::event_source::DbResolve;
 use crate::api::events::ApiEvents;
 use crate::config::Config;
 use crate::events::live::LiveCalls;
+use crate::events::webhook::{WebhookError, Webhooks};
 use crate::events::{Events, LogLimits};
 use crate::logging::LogHandle;
+use crate::ops::metrics::{WebhookGauge, WebhookTotals};
 use crate::pipeline::{tracker_config, Pipeline, PipelineError};
 use crate::recording::InflightJournal;
 use crate::sinks::{OutboxError, Role, Sinks, SinksError};
@@ -70,6 +72,8 @@ pub enum DaemonError {
     Api(#[from] crate::api::ApiStartError),
     #[error(transparent)]
     Events(#[from] crate::events::LogError),
+    #[error(transparent)]
+    Webhooks(#[from] WebhookError),
     #[error("the tracker thread stopped unexpectedly")]
     TrackerPanicked,
 }
@@ -106,6 +110,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     )
     .await?;
     events.run(DbResolve::new(&cfg, sinks.db().clone()));
+    // With NATS, the central `serve` sends webhooks, once for every sensor.
+    let hooks = if cfg.events.nats.is_none() {
+        Some(Webhooks::start(&cfg, &state_dir, events.log.clone(), sinks.db().clone()).await?)
+    } else {
+        None
+    };
     let live = Arc::new(LiveCalls::default());
     let live_task = live.follow(events.log.clone());
     let outbox = sinks.outbox().clone();
@@ -166,7 +176,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     if let Some(stats) = sinks.upload_stats() {
         ops.set_uploads(stats.clone());
     }
-    ops.set_events(event_gauges(&events));
+    ops.set_events(event_gauges(&events, hooks.clone()));
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let tracker = {
         let observer = ops.observer();
@@ -185,7 +195,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         Some(events.emitter.clone()),
         Duration::from_secs(cfg.events.sse_heartbeat_secs.max(1)),
     );
-    let (api_stop, api) = start_api(&cfg, &sinks, &state_dir, api_events).await?;
+    let (api_stop, api) = start_api(&cfg, &sinks, &state_dir, api_events, hooks.clone()).await?;
     ops.ready();
     tracing::info!(
         interfaces = ?cfg.capture.interfaces,
@@ -236,6 +246,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         let _ = tokio::time::timeout(Duration::from_secs(11), api).await;
     }
     events.finish(Duration::from_secs(5)).await;
+    if let Some(h) = &hooks {
+        h.finish(Duration::from_secs(5)).await;
+    }
     live_task.abort();
     tracing::info!(
         calls_written = persist_stats.db_rows_written.load(Ordering::Relaxed),
@@ -251,6 +264,7 @@ async fn start_api(
     sinks: &Sinks,
     state_dir: &Path,
     events: ApiEvents,
+    hooks: Option<Webhooks>,
 ) -> Result<
     (
         tokio::sync::oneshot::Sender<()>,
@@ -262,7 +276,11 @@ async fn start_api(
     let Some(api) = &cfg.api else {
         return Ok((stop, None));
     };
-    let state = crate::api::ApiState::new(cfg, sinks.db().clone(), state_dir)?.with_events(events);
+    let mut state =
+        crate::api::ApiState::new(cfg, sinks.db().clone(), state_dir)?.with_events(events);
+    if let Some(h) = hooks {
+        state = state.with_webhooks(h);
+    }
     let listener = tokio::net::TcpListener::bind(api.listen)
         .await
         .map_err(|source| DaemonError::ApiBind {
@@ -283,9 +301,10 @@ async fn start_api(
 /// SIGHUP: re-read the file; apply what can change on the fly, and say what
 /// needs a restart. A broken file changes nothing.
 /// The event metrics, read at each metrics publish.
-fn event_gauges(events: &Events) -> status::EventSource {
+fn event_gauges(events: &Events, hooks: Option<Webhooks>) -> status::EventSource {
     let (log, emit) = (events.log.clone(), events.emitter.stats.clone());
     Arc::new(move || {
+        let (webhooks, webhook_endpoints) = hooks.as_ref().map(webhook_metrics).unwrap_or_default();
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         crate::ops::metrics::EventGauges {
             emitted: l(&emit.emitted),
@@ -293,10 +312,33 @@ fn event_gauges(events: &Events) -> status::EventSource {
             dropped_unread: l(&log.stats.dropped_unread),
             log_events: (log.last_seq() + 1).saturating_sub(log.first_seq()),
             duplicates: l(&log.stats.duplicates),
-            webhooks: Vec::new(),
+            webhooks,
+            webhook_endpoints,
             nats: None,
         }
     })
+}
+
+fn webhook_metrics(hooks: &Webhooks) -> (WebhookTotals, Vec<WebhookGauge>) {
+    let st = hooks.stats();
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let totals = WebhookTotals {
+        attempts: l(&st.attempts),
+        delivered: l(&st.delivered),
+        failures: l(&st.attempt_failures),
+        failed: l(&st.failed),
+        disabled: l(&st.disabled),
+    };
+    let endpoints = hooks
+        .gauges()
+        .into_iter()
+        .map(|g| WebhookGauge {
+            endpoint: g.id,
+            backlog: g.backlog,
+            oldest_secs: g.oldest_pending_age.map_or(0, |a| a.as_secs()),
+        })
+        .collect();
+    (totals, endpoints)
 }
 
 /// The event log's limits from `[events]`.

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 pub use crate::db_kind::Backend;
 
 /// The tables pbxbridge owns, by their name without prefix.
-pub const TABLES: [&str; 9] = [
+pub const TABLES: [&str; 10] = [
     "calls",
     "call_links",
     "call_notes",
@@ -18,6 +18,7 @@ pub const TABLES: [&str; 9] = [
     "api_keys",
     "recording_access",
     "idempotency_keys",
+    "webhooks",
 ];
 
 #[derive(Clone, Debug)]

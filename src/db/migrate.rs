@@ -36,6 +36,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "http_api",
         template: include_str!("../../migrations/0003_http_api.sql"),
     },
+    Migration {
+        version: 4,
+        name: "events",
+        template: include_str!("../../migrations/0004_events.sql"),
+    },
 ];
 
 fn checksum(template: &str) -> String {

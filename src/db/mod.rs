@@ -47,6 +47,7 @@ pub mod recording_upload;
 mod recordings;
 mod retry;
 mod shared;
+pub mod webhooks;
 
 pub use calls::{call_key, CallWrite, LinkSource, NewLink, WriteSummary};
 pub use dbtime::DbTime;

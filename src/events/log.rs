@@ -372,7 +372,9 @@ impl EventLog {
     }
 
     fn min_pin(&self) -> Option<u64> {
-        let pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        // A pin only the log holds belongs to a reader that has gone.
+        pins.retain(|p| Arc::strong_count(&p.0) > 1);
         pins.iter().map(Pin::get).min()
     }
 

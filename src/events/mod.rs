@@ -8,6 +8,7 @@
 pub mod live;
 pub mod log;
 pub mod model;
+pub mod webhook;
 
 use std::future::Future;
 use std::path::Path;

@@ -20,7 +20,7 @@ use crate::call::Stats;
 
 mod events;
 mod families;
-pub use events::{EventGauges, NatsGauge, WebhookGauge};
+pub use events::{EventGauges, NatsGauge, WebhookGauge, WebhookTotals};
 use families::{encode_hep, encode_interfaces, encode_phone_index, encode_queues};
 
 /// Every metric family name starts with this (`pbxbridge_…`).

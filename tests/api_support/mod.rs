@@ -60,6 +60,20 @@ impl TestApi {
 
     /// `tune` changes the config before the server starts.
     pub async fn start_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> TestApi {
+        Self::start_with_state(backend, tune, |state, _, _| async move { state }).await
+    }
+
+    /// `extend` adds to the API's state (events, webhooks) before it serves;
+    /// it gets the config and the database handle the server uses.
+    pub async fn start_with_state<F, Fut>(
+        backend: Backend,
+        tune: impl FnOnce(&mut Config),
+        extend: F,
+    ) -> TestApi
+    where
+        F: FnOnce(ApiState, Config, SharedDb) -> Fut,
+        Fut: std::future::Future<Output = ApiState>,
+    {
         let testdb = TestDb::new(backend).await;
         let db = testdb.connect().await;
         let dir = tempfile::tempdir().expect("temp dir");
@@ -82,9 +96,10 @@ impl TestApi {
             Some(events.emitter.clone()),
             std::time::Duration::from_secs(1),
         );
-        let state = ApiState::new(&cfg, shared, &cfg.daemon.state_dir)
+        let state = ApiState::new(&cfg, shared.clone(), &cfg.daemon.state_dir)
             .expect("api state")
             .with_events(api_events);
+        let state = extend(state, cfg.clone(), shared).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

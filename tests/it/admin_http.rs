@@ -10,7 +10,7 @@ use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use pbxbridge::call::Stats;
 use pbxbridge::ops::admin;
-use pbxbridge::ops::metrics::{EventGauges, NatsGauge, WebhookGauge};
+use pbxbridge::ops::metrics::{EventGauges, NatsGauge, WebhookGauge, WebhookTotals};
 use pbxbridge::ops::{
     HepCounters, IndexGauge, InterfaceCounters, MetricsSnapshot, OpsState, QueueGauge,
     DEFAULT_STALE_AFTER,
@@ -80,11 +80,15 @@ fn known_snapshot() -> MetricsSnapshot {
             dropped_unread: 0,
             log_events: 39,
             duplicates: 2,
-            webhooks: vec![WebhookGauge {
-                endpoint: "cfg-crm".into(),
+            webhooks: WebhookTotals {
+                attempts: 35,
                 delivered: 30,
                 failures: 4,
                 failed: 1,
+                disabled: 0,
+            },
+            webhook_endpoints: vec![WebhookGauge {
+                endpoint: "cfg-crm".into(),
                 backlog: 8,
                 oldest_secs: 12,
             }],
@@ -147,9 +151,9 @@ async fn metrics_show_the_published_snapshot() {
         "pbxbridge_events_emitted_total 40",
         "pbxbridge_events_dropped_total{reason=\"queue_full\"} 1",
         "pbxbridge_event_log_events 39",
-        "pbxbridge_webhook_deliveries_total{endpoint=\"cfg-crm\"} 30",
-        "pbxbridge_webhook_failures_total{endpoint=\"cfg-crm\"} 4",
-        "pbxbridge_webhook_failed_total{endpoint=\"cfg-crm\"} 1",
+        "pbxbridge_webhook_deliveries_total 30",
+        "pbxbridge_webhook_failures_total 4",
+        "pbxbridge_webhook_failed_total 1",
         "pbxbridge_webhook_backlog{endpoint=\"cfg-crm\"} 8",
         "pbxbridge_webhook_oldest_pending_seconds{endpoint=\"cfg-crm\"} 12",
         "pbxbridge_nats_published_total 39",

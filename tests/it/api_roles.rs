@@ -156,6 +156,56 @@ fn matrix() -> Vec<Spec> {
             Json(|| json!({"name": "x", "role": "ops"})),
         ),
         spec("delete", "/v1/keys/{key_id}", Some("admin"), false, Empty),
+        spec("get", "/v1/webhooks", Some("admin"), false, Empty),
+        spec(
+            "post",
+            "/v1/webhooks",
+            Some("admin"),
+            false,
+            Json(|| json!({"url": "http://127.0.0.1:9/hook"})),
+        ),
+        spec(
+            "get",
+            "/v1/webhooks/{webhook_id}",
+            Some("admin"),
+            false,
+            Empty,
+        ),
+        spec(
+            "patch",
+            "/v1/webhooks/{webhook_id}",
+            Some("admin"),
+            false,
+            Json(|| json!({"enabled": false})),
+        ),
+        spec(
+            "delete",
+            "/v1/webhooks/{webhook_id}",
+            Some("admin"),
+            false,
+            Empty,
+        ),
+        spec(
+            "get",
+            "/v1/webhooks/{webhook_id}/deliveries",
+            Some("admin"),
+            false,
+            Empty,
+        ),
+        spec(
+            "post",
+            "/v1/webhooks/{webhook_id}/deliveries/{event_id}/redeliver",
+            Some("admin"),
+            false,
+            Empty,
+        ),
+        spec(
+            "post",
+            "/v1/webhooks/{webhook_id}/rotate-secret",
+            Some("admin"),
+            false,
+            Empty,
+        ),
     ]
 }
 
@@ -171,6 +221,8 @@ fn concrete(path: &str, call_row: i64, note_id: i64, key_id: i64) -> String {
         .replace("{type}", "contact")
         .replace("{record_id}", "42")
         .replace("{key_id}", &key_id.to_string())
+        .replace("{webhook_id}", "wh_1")
+        .replace("{event_id}", "evt_01AAAAAAAAAAAAAAAAAAAAAAAA")
 }
 
 async fn send(api: &TestApi, s: &Spec, path: &str, token: Option<&str>) -> (u16, String) {

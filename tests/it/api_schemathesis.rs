@@ -9,6 +9,8 @@ use std::process::Command;
 
 use pbxbridge::call::Direction;
 use pbxbridge::db::{Backend, CallWrite, LinkSource, NewLink};
+use pbxbridge::events::webhook::Webhooks;
+use pbxbridge::events::{EventLog, LogLimits};
 
 use crate::api_support::TestApi;
 use crate::db_support::answered_call;
@@ -28,7 +30,23 @@ fn schemathesis() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_matches_the_openapi_document() {
     let st = schemathesis();
-    let api = TestApi::start(Backend::Sqlite).await;
+    // With the webhook service, so /v1/webhooks answers as a node that
+    // keeps events does.
+    let api = TestApi::start_with_state(
+        Backend::Sqlite,
+        |_| {},
+        |state, cfg, db| async move {
+            let log = std::sync::Arc::new(
+                EventLog::open(&cfg.daemon.state_dir.join("events"), LogLimits::default())
+                    .expect("event log"),
+            );
+            let hooks = Webhooks::start(&cfg, &cfg.daemon.state_dir, log, db)
+                .await
+                .expect("webhooks");
+            state.with_webhooks(hooks)
+        },
+    )
+    .await;
     // Something to find: calls with links, so that ids 1..3 exist.
     let reports: Vec<_> = (0..3)
         .map(|i| {

@@ -58,3 +58,4 @@ mod sip_message;
 mod store_share;
 mod tracker;
 mod wav_audio;
+mod webhooks;

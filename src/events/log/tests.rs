@@ -121,3 +121,24 @@ fn old_segments_go_only_once_every_reader_has_them() {
     assert_eq!(left.first().unwrap().seq, log.first_seq());
     assert_eq!(left.last().unwrap().seq, log.last_seq());
 }
+
+#[test]
+fn a_dropped_pin_holds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = IdMaker::default();
+    let log = EventLog::open(dir.path(), small()).unwrap();
+    let pin = log.pin(0);
+    for i in 0..20 {
+        log.append(&[event(&ids, &format!("c{i}"), "1")]).unwrap();
+    }
+    assert_eq!(log.first_seq(), 1, "the reader has none of them");
+    drop(pin);
+    for i in 0..6 {
+        log.append(&[event(&ids, &format!("d{i}"), "1")]).unwrap();
+    }
+    assert!(
+        log.first_seq() > 1,
+        "its reader is gone: pruned to the limits"
+    );
+    assert_eq!(log.stats.dropped_unread.load(Ordering::Relaxed), 0);
+}

@@ -8,16 +8,24 @@ use prometheus_client::registry::Unit;
 
 use super::{counter, gauge, Family};
 
-/// One webhook endpoint's deliveries.
+/// Webhook deliveries over every endpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WebhookGauge {
-    pub endpoint: String,
+pub struct WebhookTotals {
+    /// Requests sent (first attempts and retries).
+    pub attempts: u64,
     pub delivered: u64,
-    /// Attempts that failed (each retry counts).
+    /// Attempts that failed (an error status, no answer, refused).
     pub failures: u64,
     /// Deliveries given up after the last retry (kept, redeliverable).
     pub failed: u64,
-    /// Events waiting for this endpoint.
+    /// Endpoints disabled by a 410.
+    pub disabled: u64,
+}
+
+/// What waits for one endpoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookGauge {
+    pub endpoint: String,
     pub backlog: u64,
     /// Age of the oldest event waiting, in seconds (0 when none waits).
     pub oldest_secs: u64,
@@ -45,7 +53,8 @@ pub struct EventGauges {
     pub log_events: u64,
     /// Events received twice (a redelivery), kept once.
     pub duplicates: u64,
-    pub webhooks: Vec<WebhookGauge>,
+    pub webhooks: WebhookTotals,
+    pub webhook_endpoints: Vec<WebhookGauge>,
     pub nats: Option<NatsGauge>,
 }
 
@@ -84,29 +93,51 @@ pub(super) fn encode_events(
         None,
         e.duplicates,
     )?;
-    let rows = |get: fn(&WebhookGauge) -> u64| -> Vec<(&str, u64)> {
-        e.webhooks
-            .iter()
-            .map(|w| (w.endpoint.as_str(), get(w)))
-            .collect()
-    };
-    for (name, help, counter_kind, get) in [
-        ("webhook_deliveries", "Webhook deliveries the receiver accepted.", true, (|w: &WebhookGauge| w.delivered) as fn(&WebhookGauge) -> u64),
-        ("webhook_failures", "Webhook attempts that failed (each retry counts).", true, |w: &WebhookGauge| w.failures),
-        ("webhook_failed", "Webhook deliveries given up after the last retry (kept; redeliverable through the API).", true, |w: &WebhookGauge| w.failed),
-        ("webhook_backlog", "Events waiting for a webhook endpoint.", false, |w: &WebhookGauge| w.backlog),
-    ] {
-        let mut f = if counter_kind {
-            Family::new_counter(enc, name, help, None)?
-        } else {
-            Family::new_gauge(enc, name, help, None)?
-        };
-        for (endpoint, v) in rows(get) {
-            if counter_kind {
-                f.counter(&[("endpoint", endpoint)], v)?;
-            } else {
-                f.gauge(&[("endpoint", endpoint)], v)?;
-            }
+    let w = &e.webhooks;
+    counter(
+        enc,
+        "webhook_attempts",
+        "Webhook requests sent (first attempts and retries).",
+        None,
+        w.attempts,
+    )?;
+    counter(
+        enc,
+        "webhook_deliveries",
+        "Webhook deliveries a receiver accepted.",
+        None,
+        w.delivered,
+    )?;
+    counter(
+        enc,
+        "webhook_failures",
+        "Webhook attempts that failed (each retry counts).",
+        None,
+        w.failures,
+    )?;
+    counter(
+        enc,
+        "webhook_failed",
+        "Webhook deliveries given up after the last retry (kept; redeliverable through the API).",
+        None,
+        w.failed,
+    )?;
+    counter(
+        enc,
+        "webhook_disabled",
+        "Webhook endpoints disabled by a 410.",
+        None,
+        w.disabled,
+    )?;
+    {
+        let mut f = Family::new_gauge(
+            enc,
+            "webhook_backlog",
+            "Events waiting for a webhook endpoint.",
+            None,
+        )?;
+        for g in &e.webhook_endpoints {
+            f.gauge(&[("endpoint", &g.endpoint)], g.backlog)?;
         }
     }
     {
@@ -116,8 +147,8 @@ pub(super) fn encode_events(
             "Age of the oldest event waiting for a webhook endpoint.",
             Some(&Unit::Seconds),
         )?;
-        for w in &e.webhooks {
-            f.gauge(&[("endpoint", &w.endpoint)], w.oldest_secs)?;
+        for g in &e.webhook_endpoints {
+            f.gauge(&[("endpoint", &g.endpoint)], g.oldest_secs)?;
         }
     }
     if let Some(n) = &e.nats {
