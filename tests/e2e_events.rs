@@ -7,11 +7,11 @@
 //!
 //! Needs root, sipp (Debian sip-tester) and python3; scripts/e2e-deps.sh installs them.
 
+#[path = "e2e/crm.rs"]
+mod crm;
 #[path = "e2e/support.rs"]
 mod support;
 
-use std::io::Write;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -96,22 +96,6 @@ fn collect(
     got
 }
 
-fn create_key(config: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
-        .args([
-            "keys", "create", "--name", "crm", "--role", "admin", "--config",
-        ])
-        .arg(config)
-        .output()
-        .expect("run pbxbridge keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn screen_pop_live_calls_and_sse_resume() {
     require(&["sipp", "python3", "kill"]);
@@ -122,44 +106,10 @@ fn screen_pop_live_calls_and_sse_resume() {
     let pair = Pair::new(root, "pop", 30000..40000);
     pair.rtp(TALK_SECS, 0x5c7e_0001);
     let env = DaemonEnv::capturing(root, &[&pair]);
-    let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut cfg = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&env.config)
-        .unwrap();
-    write!(
-        cfg,
-        "[api]\nlisten = \"{api}\"\n\n[events]\nsse_heartbeat_secs = 1\n\n\
-         [[crm.records]]\ntype = \"contact\"\ntable = \"contacts\"\nid = \"id\"\n\
-         phones = [\"phone\"]\nname = \"name\"\n"
-    )
-    .unwrap();
-    drop(cfg);
-    // The CRM's own table, in the database pbxbridge writes to.
-    rt.block_on(async {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}?mode=rwc", env.db.display());
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        for sql in [
-            "CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, phone TEXT)",
-            "INSERT INTO contacts VALUES (7, 'Ada Lovelace', '(415) 555-0101')",
-            "INSERT INTO contacts VALUES (8, 'Someone Else', '(415) 555-0199')",
-        ] {
-            sqlx::query(sql).execute(&mut db).await.unwrap();
-        }
-    });
-    let token = create_key(&env.config);
+    let api = crm::with_crm(&env, &rt, "[events]\nsse_heartbeat_secs = 1");
+    let token = crm::create_key(&env.config);
     let mut daemon = env.start("pbxbridge");
-    // Calls are matched once the phone index is built.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !daemon
-        .metrics()
-        .lines()
-        .any(|l| l.starts_with("pbxbridge_phone_index_values") && !l.ends_with(" 0"))
-    {
-        assert!(Instant::now() < deadline, "phone index not built");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crm::wait_for_index(&daemon);
 
     let events_url = format!("http://{api}/v1/events");
     let (tx, rx) = std::sync::mpsc::channel();
