@@ -187,12 +187,11 @@ impl CallReport {
     /// the caller of an incoming call, the callee of an outgoing one. Internal
     /// calls have none; for a call of unknown direction the caller is assumed.
     pub fn other_number(&self) -> Option<&str> {
-        match self.direction {
-            Direction::Incoming => self.from_number.as_deref(),
-            Direction::Outgoing => self.to_number.as_deref(),
-            Direction::Internal => None,
-            Direction::Unknown => self.from_number.as_deref().or(self.to_number.as_deref()),
-        }
+        crate::call::other_party(
+            self.direction,
+            self.from_number.as_deref(),
+            self.to_number.as_deref(),
+        )
     }
 }
 

@@ -138,16 +138,7 @@ fn screen_pop_live_calls_and_sse_resume() {
         got.iter().any(|s| s.kind == "call.answered")
     });
     let http = reqwest::Client::new();
-    let live: Value = rt.block_on(async {
-        http.get(format!("http://{api}/v1/calls/live"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let live: Value = get_json(&rt, &http, format!("http://{api}/v1/calls/live"), &token);
     let calls = live["data"].as_array().unwrap();
     let this: Vec<&Value> = calls
         .iter()
@@ -208,16 +199,7 @@ fn screen_pop_live_calls_and_sse_resume() {
     let row = completed["id"]
         .as_i64()
         .expect("completed carries the row id");
-    let shown: Value = rt.block_on(async {
-        http.get(format!("http://{api}/v1/calls/{row}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let shown: Value = get_json(&rt, &http, format!("http://{api}/v1/calls/{row}"), &token);
     assert_eq!(shown["call_id"], completed["call_id"]);
     assert_eq!(shown["links"], completed["links"], "{shown}");
     assert_eq!(completed["links"][0]["id"], "7", "{completed}");
@@ -227,16 +209,7 @@ fn screen_pop_live_calls_and_sse_resume() {
     assert!(stored["bytes"].as_u64().unwrap() > 44, "{stored}");
 
     // Nothing is live any more.
-    let live: Value = rt.block_on(async {
-        http.get(format!("http://{api}/v1/calls/live"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let live: Value = get_json(&rt, &http, format!("http://{api}/v1/calls/live"), &token);
     assert!(
         live["data"]
             .as_array()
@@ -302,6 +275,19 @@ fn screen_pop_live_calls_and_sse_resume() {
         "stop took {:?}",
         t.elapsed()
     );
+}
+
+fn get_json(
+    rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    url: String,
+    token: &str,
+) -> Value {
+    rt.block_on(async {
+        let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    })
 }
 
 fn envelope_call(s: &Seen) -> String {

@@ -24,7 +24,9 @@ mod stats;
 mod tracker;
 
 pub use config::TrackerConfig;
-pub use record::{parse_name, CallRecord, Direction, EndReason, LegQuality, Outcome, UnknownName};
+pub use record::{
+    other_party, parse_name, CallRecord, Direction, EndReason, LegQuality, Outcome, UnknownName,
+};
 pub use stats::Stats;
 pub use tracker::Tracker;
 

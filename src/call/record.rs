@@ -207,6 +207,22 @@ impl fmt::Display for EndReason {
     }
 }
 
+/// The party outside the PBX, whose number is matched against the CRM: the
+/// caller of an incoming call, the callee of an outgoing one. Internal calls
+/// have none; for a call of unknown direction the caller is assumed.
+pub fn other_party<'a>(
+    direction: Direction,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+) -> Option<&'a str> {
+    match direction {
+        Direction::Incoming => from,
+        Direction::Outgoing => to,
+        Direction::Internal => None,
+        Direction::Unknown => from.or(to),
+    }
+}
+
 /// Per-direction RTP quality, for ops.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LegQuality {

@@ -343,12 +343,11 @@ impl CallParties {
 
     /// The party outside the PBX (as `CallReport::other_number`).
     pub fn other_number(&self) -> Option<&str> {
-        match self.direction {
-            Direction::Incoming => self.from_number.as_deref(),
-            Direction::Outgoing => self.to_number.as_deref(),
-            Direction::Internal => None,
-            Direction::Unknown => self.from_number.as_deref().or(self.to_number.as_deref()),
-        }
+        crate::call::other_party(
+            self.direction,
+            self.from_number.as_deref(),
+            self.to_number.as_deref(),
+        )
     }
 }
 

@@ -118,16 +118,7 @@ impl Linker {
                 )
             })
             .collect();
-        let agent_id = agent
-            .and_then(|a| hits.get(a))
-            .into_iter()
-            .flatten()
-            .find(|h| {
-                types
-                    .get(h.record_type.as_str())
-                    .is_some_and(|t| t.is_agent())
-            })
-            .map(|h| h.record_id.clone());
+        let agent_id = agent_hit(&hits, &types, agent).map(|h| h.record_id.clone());
         Ok((found, agent_id))
     }
 
@@ -171,18 +162,7 @@ impl Linker {
                     w.links.push(auto_link(h));
                 }
             }
-            let agent_hit = r
-                .agent
-                .as_deref()
-                .and_then(|a| hits.get(a))
-                .into_iter()
-                .flatten()
-                .find(|h| {
-                    types
-                        .get(h.record_type.as_str())
-                        .is_some_and(|t| t.is_agent())
-                });
-            if let Some(h) = agent_hit {
+            if let Some(h) = agent_hit(&hits, &types, r.agent.as_deref()) {
                 w.agent = Some((
                     h.record_type.clone(),
                     h.record_id.clone(),
@@ -402,6 +382,24 @@ fn add_related(w: &mut CallWrite<'_>, edges: &HashMap<Node, Vec<Edge>>) {
 
 /// The records whose phone values are among `numbers`, by number; one query
 /// per `NUMBERS_PER_QUERY` numbers. Types no longer configured are skipped.
+/// The agent's own record among the hits for its extension: one of a type
+/// that holds agents (users).
+fn agent_hit<'h>(
+    hits: &'h HashMap<String, Vec<Hit>>,
+    types: &HashMap<&str, &CrmRecord>,
+    agent: Option<&str>,
+) -> Option<&'h Hit> {
+    agent
+        .and_then(|a| hits.get(a))
+        .into_iter()
+        .flatten()
+        .find(|h| {
+            types
+                .get(h.record_type.as_str())
+                .is_some_and(|t| t.is_agent())
+        })
+}
+
 async fn lookup(
     db: &Db,
     numbers: &[&str],
