@@ -8,6 +8,7 @@
 pub mod live;
 pub mod log;
 pub mod model;
+pub mod nats;
 
 use std::future::Future;
 use std::path::Path;
