@@ -9,6 +9,7 @@ use super::{Config, StorageBackend};
 use crate::db_kind::{is_identifier, Backend};
 
 mod crm_status;
+mod nats;
 use crm_status::check_status;
 
 /// One thing wrong with a config: the key it is about and why.
@@ -91,6 +92,9 @@ impl Config {
         self.check_storage(&mut p);
         self.check_log(&mut p);
         self.check_api(&mut p);
+        if let Some(n) = &self.events.nats {
+            nats::check_nats(&mut p, n);
+        }
         if purpose == Purpose::Run {
             self.check_run(&mut p);
         }
