@@ -22,6 +22,7 @@ use crate::api::event_source::DbResolve;
 use crate::api::events::ApiEvents;
 use crate::config::Config;
 use crate::events::live::LiveCalls;
+use crate::events::nats::{Publisher as NatsPublisher, CURSOR_FILE as NATS_CURSOR};
 use crate::events::{Events, LogLimits};
 use crate::logging::LogHandle;
 use crate::pipeline::{tracker_config, Pipeline, PipelineError};
@@ -106,6 +107,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     )
     .await?;
     events.run(DbResolve::new(&cfg, sinks.db().clone()));
+    let publisher = cfg.events.nats.clone().map(|n| {
+        let cursor = state_dir.join("events").join(NATS_CURSOR);
+        NatsPublisher::start(n, &cfg.pbx.sensor, events.log.clone(), cursor)
+    });
     let live = Arc::new(LiveCalls::default());
     let live_task = live.follow(events.log.clone());
     let outbox = sinks.outbox().clone();
@@ -235,6 +240,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         let _ = tokio::time::timeout(Duration::from_secs(11), api).await;
     }
     events.finish(Duration::from_secs(5)).await;
+    if let Some(p) = publisher {
+        p.stop(Duration::from_secs(5)).await;
+    }
     live_task.abort();
     tracing::info!(
         calls_written = persist_stats.db_rows_written.load(Ordering::Relaxed),
