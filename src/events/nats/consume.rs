@@ -100,7 +100,7 @@ impl Task {
         let c = match client {
             Some(c) => c.clone(),
             None => {
-                let c = connect(&self.cfg, "pbxbridge serve").await?;
+                let c = connect(&self.cfg, "pbxbridge serve", true).await?;
                 *client = Some(c.clone());
                 c
             }

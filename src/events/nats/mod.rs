@@ -7,6 +7,7 @@
 //! stores a retried publish once; the consumer's log skips ids it holds, so
 //! a redelivery is not seen twice either.
 
+mod connect;
 mod consume;
 mod publish;
 pub mod subject;
@@ -19,6 +20,8 @@ use async_nats::jetstream;
 
 use crate::backoff::Backoff;
 use crate::config::NatsConfig;
+
+use connect::connect;
 
 pub use consume::Consumer;
 pub use publish::{load_cursor, Publisher, CURSOR_FILE};
@@ -83,44 +86,6 @@ pub enum NatsError {
     Ended,
 }
 
-/// How to log in. Its `Debug` never shows the password.
-enum Auth {
-    None,
-    Credentials(PathBuf),
-    Password { user: String, password: String },
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Auth::None => f.write_str("None"),
-            Auth::Credentials(p) => f.debug_tuple("Credentials").field(p).finish(),
-            Auth::Password { user, .. } => f
-                .debug_struct("Password")
-                .field("user", user)
-                .field("password", &"***")
-                .finish(),
-        }
-    }
-}
-
-fn read_auth(cfg: &NatsConfig) -> Result<Auth, NatsError> {
-    if let Some(path) = &cfg.credentials_file {
-        return Ok(Auth::Credentials(path.clone()));
-    }
-    let (Some(user), Some(path)) = (&cfg.user, &cfg.password_file) else {
-        return Ok(Auth::None);
-    };
-    let text = std::fs::read_to_string(path).map_err(|source| NatsError::File {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(Auth::Password {
-        user: user.clone(),
-        password: text.trim_end_matches(['\r', '\n']).to_owned(),
-    })
-}
-
 /// The servers of `url` (comma-separated).
 pub fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, NatsError> {
     url.split(',')
@@ -145,36 +110,6 @@ fn servers_shown(url: &str) -> String {
             .join(","),
         Err(_) => "(bad url)".into(),
     }
-}
-
-/// Connects once; the tasks retry a failed connect with their own backoff.
-/// Once connected, the client reconnects by itself, for ever.
-async fn connect(cfg: &NatsConfig, name: &str) -> Result<async_nats::Client, NatsError> {
-    let addrs = server_addrs(&cfg.url)?;
-    let opts = match read_auth(cfg)? {
-        Auth::None => async_nats::ConnectOptions::new(),
-        Auth::Credentials(path) => async_nats::ConnectOptions::with_credentials_file(&path)
-            .await
-            .map_err(|source| NatsError::File { path, source })?,
-        Auth::Password { user, password } => {
-            async_nats::ConnectOptions::new().user_and_password(user, password)
-        }
-    };
-    opts.name(name)
-        .connection_timeout(REQUEST_TIMEOUT)
-        .request_timeout(Some(REQUEST_TIMEOUT))
-        .max_reconnects(None)
-        .reconnect_delay_callback(|attempt| {
-            // The same steps as the tasks' own retries.
-            let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-            for _ in 1..attempt.min(20) {
-                b.next_wait();
-            }
-            b.next_wait()
-        })
-        .connect(addrs)
-        .await
-        .map_err(NatsError::Connect)
 }
 
 fn context(client: async_nats::Client) -> jetstream::Context {
@@ -216,28 +151,6 @@ async fn pause(backoff: &mut Backoff, stop: &mut tokio::sync::watch::Receiver<bo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn auth_debug_hides_the_password() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pw");
-        std::fs::write(&file, "hunter2-secret\n").unwrap();
-        let cfg = NatsConfig {
-            user: Some("sensor".into()),
-            password_file: Some(file),
-            ..NatsConfig::default()
-        };
-        let auth = read_auth(&cfg).unwrap();
-        let Auth::Password { password, .. } = &auth else {
-            panic!("{auth:?}")
-        };
-        assert_eq!(password, "hunter2-secret");
-        let shown = format!("{auth:?}");
-        assert!(
-            shown.contains("sensor") && !shown.contains("hunter2"),
-            "{shown}"
-        );
-    }
 
     #[test]
     fn servers_are_shown_without_credentials() {

@@ -2,7 +2,9 @@
 //! which events the stream has acknowledged; everything after it is
 //! published again after a loss, and the `Nats-Msg-Id` lets the stream drop
 //! what it already had. With NATS away the log keeps the events (its pin
-//! holds them) and the daemon runs on.
+//! holds them) and the daemon runs on. Events go in log order, and after a
+//! loss they go again in log order on a new connection (see `connect`),
+//! so the events of a call reach the stream in the order they happened.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -171,6 +173,10 @@ impl Task {
             match self.session(&mut client).await {
                 Ok(()) => break,
                 Err(e) => {
+                    // A new client for the next try: this one may hold
+                    // publishes that must not go after a reconnect.
+                    client = None;
+                    self.set_backlog();
                     self.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
                     let backlog = self.stats.backlog.load(Ordering::Relaxed);
                     if self.failing {
@@ -191,12 +197,12 @@ impl Task {
     }
 
     /// Publishes until stopped and caught up (`Ok`) or until something
-    /// fails (the caller waits, then comes back with the same client).
+    /// fails (the caller waits, then comes back from the cursor).
     async fn session(&mut self, client: &mut Option<async_nats::Client>) -> Result<(), NatsError> {
         let c = match client {
             Some(c) => c.clone(),
             None => {
-                let c = connect(&self.cfg, &self.name).await?;
+                let c = connect(&self.cfg, &self.name, false).await?;
                 *client = Some(c.clone());
                 c
             }
@@ -212,13 +218,6 @@ impl Task {
         let mut inflight: InFlight = VecDeque::new();
         loop {
             if inflight.len() < MAX_IN_FLIGHT && sent < self.log.last_seq() {
-                // A publish made while the connection is down would wait in
-                // the client and go after the reconnect, behind events it
-                // lost: an event of a call could then come after a later
-                // one. Stop here instead, and publish again in order.
-                if c.connection_state() != State::Connected {
-                    return Err(NatsError::Disconnected);
-                }
                 let (log, from, n) = (self.log.clone(), sent, MAX_IN_FLIGHT - inflight.len());
                 let events = tokio::task::spawn_blocking(move || log.read_after(from, n))
                     .await
@@ -232,6 +231,9 @@ impl Task {
                     }
                 }
                 for ev in events {
+                    if c.connection_state() != State::Connected {
+                        return Err(NatsError::Disconnected);
+                    }
                     sent = ev.seq;
                     if ev.json.len() + OVERHEAD > max_payload {
                         self.stats.too_large.fetch_add(1, Ordering::Relaxed);
