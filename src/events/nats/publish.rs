@@ -217,19 +217,23 @@ impl Task {
         let mut sent = self.acked.load(Ordering::Acquire);
         let mut inflight: InFlight = VecDeque::new();
         loop {
+            let mut read = false;
             if inflight.len() < MAX_IN_FLIGHT && sent < self.log.last_seq() {
                 let (log, from, n) = (self.log.clone(), sent, MAX_IN_FLIGHT - inflight.len());
                 let events = tokio::task::spawn_blocking(move || log.read_after(from, n))
                     .await
                     .map_err(|_| NatsError::Ended)?
                     .map_err(NatsError::Log)?;
-                if events.is_empty() {
+                let gone = self.log.first_seq().saturating_sub(1);
+                if events.is_empty() && gone > sent {
                     // Dropped from the log before they went (its hard cap).
-                    sent = sent.max(self.log.first_seq().saturating_sub(1));
+                    sent = gone;
                     if inflight.is_empty() {
                         self.advance(sent);
                     }
+                    read = true;
                 }
+                read |= !events.is_empty();
                 for ev in events {
                     if c.connection_state() != State::Connected {
                         return Err(NatsError::Disconnected);
@@ -252,6 +256,8 @@ impl Task {
                         .map_err(NatsError::Publish)?;
                     inflight.push_back((ev.seq, Some(ack)));
                 }
+            }
+            if read {
                 continue;
             }
             if let Some((seq, ack)) = inflight.pop_front() {
