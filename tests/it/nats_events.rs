@@ -260,3 +260,41 @@ async fn a_stop_in_the_middle_of_a_burst() {
     p.stop(Duration::from_secs(5)).await;
     consumer.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_and_password_file() {
+    let nats = NatsServer::start_with(&["--user", "pbx", "--pass", "s3cret-pw"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (dir.path().join("good"), dir.path().join("bad"));
+    std::fs::write(&good, "s3cret-pw\n").unwrap();
+    std::fs::write(&bad, "wrong\n").unwrap();
+    let with = |file: &Path| NatsConfig {
+        user: Some("pbx".into()),
+        password_file: Some(file.to_path_buf()),
+        ..config(&nats.url())
+    };
+    let log = open_log(&dir.path().join("sensor"));
+    let central = open_log(&dir.path().join("central"));
+    let refused = open_log(&dir.path().join("refused"));
+    let sent = emit(&log, "s1", 0, 2);
+    let p = Publisher::start(with(&good), "s1", log.clone(), dir.path().join("cursor"));
+    let consumer = Consumer::start(with(&good), central.clone());
+    let intruder = Consumer::start(
+        NatsConfig {
+            consumer: "intruder".into(),
+            ..with(&bad)
+        },
+        refused.clone(),
+    );
+    let long = Duration::from_secs(60);
+    wait_until("10 events", long, || central.last_seq() == 10).await;
+    assert_once_in_order(&all_events(&central), &sent);
+    wait_until("the wrong password refused", long, || {
+        intruder.stats.consume_errors.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    assert_eq!(refused.last_seq(), 0);
+    p.stop(Duration::from_secs(5)).await;
+    consumer.stop(Duration::from_secs(5)).await;
+    intruder.stop(Duration::from_secs(5)).await;
+}

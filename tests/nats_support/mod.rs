@@ -25,14 +25,21 @@ fn free_port() -> u16 {
 pub struct NatsServer {
     pub port: u16,
     dir: tempfile::TempDir,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// With more command-line options (`--user`, `--pass`, ...).
+    pub fn start_with(args: &[&str]) -> NatsServer {
         let mut s = NatsServer {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         s.resume();
@@ -51,6 +58,7 @@ impl NatsServer {
         let child = Command::new(&bin)
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.dir.path().join("store"))
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
