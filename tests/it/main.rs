@@ -48,6 +48,7 @@ mod golden;
 mod hep;
 mod loadgen_self;
 mod nats_events;
+mod nats_sensors;
 mod phone_index;
 mod replay_inputs;
 mod rfc4475;
