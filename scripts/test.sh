@@ -12,14 +12,15 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/debian.sh
 . scripts/lib/debian.sh
 
-# `--db-only`: set up the database servers as below, show that they answer,
-# stop what was started, and exit (to check this part on its own).
+# `--db-only`: set up the database servers (and NATS) as below, show that
+# they answer, stop what was started, and exit (to check this part on its own).
 db_only=false
 [ "${1:-}" = "--db-only" ] && db_only=true
 
 # Where to look for servers the tests may use as they are.
 pg_port=${PBXBRIDGE_TEST_PG_PORT:-5432}
 my_port=${PBXBRIDGE_TEST_MYSQL_PORT:-3306}
+nats_port=${PBXBRIDGE_TEST_NATS_PORT:-4222}
 cleanup_dirs=()
 cleanup_pids=()
 pg_started=""
@@ -156,18 +157,57 @@ setup_mariadb() {
     export PBXBRIDGE_TEST_MYSQL="mysql://root@127.0.0.1:$port/mysql"
 }
 
+# Does a NATS server with JetStream answer on this port? Its greeting (INFO)
+# says so.
+nats_js_answers() {
+    timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && head -n 1 <&3" 2>/dev/null |
+        grep -q '"jetstream":true'
+}
+
+# NATS JetStream (tests/nats_support, tests/it/nats_events.rs): the tests run
+# private servers from PBXBRIDGE_NATS_SERVER, which they stop and start again;
+# PBXBRIDGE_TEST_NATS names a server that answers now: the one on
+# 127.0.0.1:$nats_port when it has JetStream, else a throwaway on a free port
+# with its store in a temp folder.
+setup_nats() {
+    PBXBRIDGE_NATS_SERVER=${PBXBRIDGE_NATS_SERVER:-/usr/sbin/nats-server}
+    export PBXBRIDGE_NATS_SERVER
+    if [ -n "${PBXBRIDGE_TEST_NATS:-}" ]; then
+        echo "NATS: using PBXBRIDGE_TEST_NATS"
+        return
+    fi
+    if nats_js_answers "$nats_port"; then
+        echo "NATS: using the server on 127.0.0.1:$nats_port"
+        export PBXBRIDGE_TEST_NATS="nats://127.0.0.1:$nats_port"
+        return
+    fi
+    local dir port
+    port=$(free_port)
+    dir=$(mktemp -d /tmp/pbxbridge-nats.XXXXXX)
+    cleanup_dirs+=("$dir")
+    setsid "$PBXBRIDGE_NATS_SERVER" -js -sd "$dir/store" -a 127.0.0.1 -p "$port" \
+        >"$dir/server.log" 2>&1 </dev/null &
+    cleanup_pids+=("$!")
+    wait_for "NATS on 127.0.0.1:$port" nats_js_answers "$port"
+    echo "NATS: started a throwaway nats-server on 127.0.0.1:$port (store in $dir, stopped at exit)"
+    export PBXBRIDGE_TEST_NATS="nats://127.0.0.1:$port"
+}
+
 # The database servers' packages: their clients probe the servers above, and
 # their binaries run the throwaway servers and tests/db_outage.rs's private
 # ones. Installed without starting Debian's own servers on 5432/3306.
-db_pkgs=(postgresql mariadb-server python3)
+db_pkgs=(postgresql mariadb-server python3 nats-server)
 
 if $db_only; then
     install_missing test.sh "${db_pkgs[@]}"
     setup_postgres
     setup_mariadb
+    setup_nats
     psql -X -Atc "SELECT 'PostgreSQL answers: ' || version()" "$PBXBRIDGE_TEST_POSTGRES"
     my=${PBXBRIDGE_TEST_MYSQL#mysql://root@127.0.0.1:}
     mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "${my%%/*}" -uroot -Ne "SELECT CONCAT('MariaDB answers: ', VERSION())"
+    nats=${PBXBRIDGE_TEST_NATS##*:}
+    nats_js_answers "$nats" && echo "NATS answers with JetStream on port $nats"
     exit 0
 fi
 
@@ -200,6 +240,7 @@ export PBXBRIDGE_CHROMIUM=/usr/bin/chromium
 # The database tests (tests/db_support) use these servers.
 setup_postgres
 setup_mariadb
+setup_nats
 
 if ! cargo_on_path; then
     echo "cargo not found: install the Rust toolchain first (./scripts/demo.sh does, with rustup)" >&2

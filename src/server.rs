@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::db::{DbTarget, SharedDb};
 use crate::events::live::LiveCalls;
 use crate::events::webhook::{WebhookError, Webhooks};
+use crate::events::nats::Consumer as NatsConsumer;
 use crate::events::Events;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,12 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     )?;
     events.run(DbResolve::new(&cfg, db.clone()));
     let hooks = Webhooks::start(&cfg, &own_state, events.log.clone(), db.clone()).await?;
+    // Every sensor's events, from NATS into this log.
+    let consumer = cfg
+        .events
+        .nats
+        .clone()
+        .map(|n| NatsConsumer::start(n, events.log.clone()));
     let live = Arc::new(LiveCalls::default());
     let live_task = live.follow(events.log.clone());
     let api_events = ApiEvents::new(
@@ -87,6 +94,9 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
         }
     };
     crate::api::serve(listener, state, stop).await?;
+    if let Some(c) = consumer {
+        c.stop(Duration::from_secs(5)).await;
+    }
     events.finish(Duration::from_secs(5)).await;
     hooks.finish(Duration::from_secs(5)).await;
     live_task.abort();

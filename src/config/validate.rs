@@ -10,6 +10,7 @@ use crate::db_kind::{is_identifier, Backend};
 
 mod crm_status;
 mod events;
+mod nats;
 use crm_status::check_status;
 
 /// One thing wrong with a config: the key it is about and why.
@@ -93,6 +94,9 @@ impl Config {
         self.check_log(&mut p);
         self.check_api(&mut p);
         events::check_events(&mut p, self);
+        if let Some(n) = &self.events.nats {
+            nats::check_nats(&mut p, n);
+        }
         if purpose == Purpose::Run {
             self.check_run(&mut p);
         }

@@ -23,6 +23,7 @@ use crate::api::events::ApiEvents;
 use crate::config::Config;
 use crate::events::live::LiveCalls;
 use crate::events::webhook::{WebhookError, Webhooks};
+use crate::events::nats::{Publisher as NatsPublisher, CURSOR_FILE as NATS_CURSOR};
 use crate::events::{Events, LogLimits};
 use crate::logging::LogHandle;
 use crate::ops::metrics::{WebhookGauge, WebhookTotals};
@@ -116,6 +117,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     } else {
         None
     };
+    let publisher = cfg.events.nats.clone().map(|n| {
+        let cursor = state_dir.join("events").join(NATS_CURSOR);
+        NatsPublisher::start(n, &cfg.pbx.sensor, events.log.clone(), cursor)
+    });
     let live = Arc::new(LiveCalls::default());
     let live_task = live.follow(events.log.clone());
     let outbox = sinks.outbox().clone();
@@ -246,6 +251,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
         let _ = tokio::time::timeout(Duration::from_secs(11), api).await;
     }
     events.finish(Duration::from_secs(5)).await;
+    if let Some(p) = publisher {
+        p.stop(Duration::from_secs(5)).await;
+    }
     if let Some(h) = &hooks {
         h.finish(Duration::from_secs(5)).await;
     }

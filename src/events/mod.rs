@@ -9,6 +9,7 @@ pub mod live;
 pub mod log;
 pub mod model;
 pub mod webhook;
+pub mod nats;
 
 use std::future::Future;
 use std::path::Path;

@@ -42,6 +42,51 @@ fn shipped_example_is_valid_and_matches_defaults() {
         cfg.api, def.api,
         "the API is off until [api] is uncommented"
     );
+    assert!(
+        cfg.events.nats.is_none(),
+        "NATS is off until [events.nats] is uncommented"
+    );
+}
+
+#[test]
+fn shipped_nats_example_is_the_default_once_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pbxbridge.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    // The section and its keys but the login ones (their files are examples).
+    let keys = [
+        "[events.nats]",
+        "url",
+        "stream",
+        "max_age_days",
+        "subject_prefix",
+        "consumer",
+    ];
+    let mut section = String::new();
+    // The commented section runs from its header to the next blank line.
+    let block = text
+        .lines()
+        .skip_while(|l| *l != "# [events.nats]")
+        .take_while(|l| l.starts_with('#'));
+    for line in block {
+        if let Some(l) = line.strip_prefix("# ") {
+            if keys
+                .iter()
+                .any(|k| l.starts_with(&format!("{k} ")) || l == *k)
+            {
+                section.push_str(l);
+                section.push('\n');
+            }
+        }
+    }
+    assert_eq!(section.lines().count(), keys.len(), "{section}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nats.toml");
+    std::fs::write(&file, section).unwrap();
+    let cfg = Config::load(&file).unwrap();
+    assert_eq!(
+        cfg.events.nats,
+        Some(pbxbridge::config::NatsConfig::default())
+    );
 }
 
 #[test]
@@ -115,6 +160,14 @@ fn bad_files_say_what_and_where() {
         ("bad-api-cors.toml", &["api.cors_origins[0]", "no path"][..]),
         ("bad-api-role.toml", &["everything", "line 6"][..]),
         ("bad-api-tls.toml", &["api.tls_key", "set the key too"][..]),
+        (
+            "bad-nats.toml",
+            &[
+                "events.nats.url",
+                "events.nats.stream",
+                "events.nats.subject_prefix",
+            ][..],
+        ),
     ];
     for (file, needles) in cases {
         let err = load(&format!("tests/config/{file}")).expect_err(file);

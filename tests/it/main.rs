@@ -18,6 +18,8 @@ mod fixture_support;
 #[allow(dead_code)]
 #[path = "../../tools/loadgen/mod.rs"]
 mod loadgen;
+#[path = "../nats_support/mod.rs"]
+mod nats_support;
 #[path = "../store_support/mod.rs"]
 mod store_support;
 
@@ -46,6 +48,8 @@ mod db_replay;
 mod golden;
 mod hep;
 mod loadgen_self;
+mod nats_events;
+mod nats_sensors;
 mod phone_index;
 mod replay_inputs;
 mod rfc4475;
