@@ -12,9 +12,11 @@ use crate::api::{ApiServeError, ApiStartError, ApiState};
 use crate::config::Config;
 use crate::db::{DbTarget, SharedDb};
 use crate::events::live::LiveCalls;
-use crate::events::webhook::{WebhookError, Webhooks};
 use crate::events::nats::Consumer as NatsConsumer;
+use crate::events::webhook::{WebhookError, Webhooks};
 use crate::events::Events;
+use crate::ops::metrics::MetricsSnapshot;
+use crate::ops::{OpsState, DEFAULT_STALE_AFTER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -85,6 +87,12 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
             addr: api.listen,
             source,
         })?;
+    let gauges = crate::ops::event_gauges::source(
+        &events,
+        Some(hooks.clone()),
+        consumer.as_ref().map(|c| c.stats.clone()),
+    );
+    let admin = admin_endpoint(&cfg, db.clone(), gauges).await;
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
     let stop = async move {
@@ -100,7 +108,55 @@ pub async fn run(cfg: Config) -> Result<(), ServeError> {
     events.finish(Duration::from_secs(5)).await;
     hooks.finish(Duration::from_secs(5)).await;
     live_task.abort();
+    for task in admin {
+        task.abort();
+    }
     db.close().await;
     tracing::info!("pbxbridge serve stopped");
     Ok(())
+}
+
+/// `/metrics`, `/healthz` and `/readyz` on `[admin] listen`, as the daemon
+/// has them: the event, webhook and NATS figures, and the database's
+/// readiness. A port already taken (a daemon on the same host) is logged,
+/// not fatal: the API is what `serve` is for.
+async fn admin_endpoint(
+    cfg: &Config,
+    db: SharedDb,
+    gauges: crate::ops::event_gauges::EventSource,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if !cfg.admin.enabled {
+        return Vec::new();
+    }
+    let listener = match tokio::net::TcpListener::bind(cfg.admin.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(addr = %cfg.admin.listen, error = %e, "admin endpoint not started");
+            return Vec::new();
+        }
+    };
+    let ops = Arc::new(OpsState::new(DEFAULT_STALE_AFTER, &["database"]));
+    let publisher = {
+        let ops = ops.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                ops.publish(MetricsSnapshot {
+                    events: gauges(),
+                    uptime_secs: started.elapsed().as_secs(),
+                    ..MetricsSnapshot::default()
+                });
+                ops.set_ready("database", db.get().await.is_ok());
+                ops.set_live_heartbeat(std::time::Instant::now());
+            }
+        })
+    };
+    let server = tokio::spawn(async move {
+        if let Err(e) = crate::ops::admin::serve(listener, ops, std::future::pending()).await {
+            tracing::error!(error = %e, "admin endpoint stopped");
+        }
+    });
+    vec![publisher, server]
 }

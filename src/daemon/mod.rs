@@ -22,11 +22,10 @@ use crate::api::event_source::DbResolve;
 use crate::api::events::ApiEvents;
 use crate::config::Config;
 use crate::events::live::LiveCalls;
-use crate::events::webhook::{WebhookError, Webhooks};
 use crate::events::nats::{Publisher as NatsPublisher, CURSOR_FILE as NATS_CURSOR};
+use crate::events::webhook::{WebhookError, Webhooks};
 use crate::events::{Events, LogLimits};
 use crate::logging::LogHandle;
-use crate::ops::metrics::{WebhookGauge, WebhookTotals};
 use crate::pipeline::{tracker_config, Pipeline, PipelineError};
 use crate::recording::InflightJournal;
 use crate::sinks::{OutboxError, Role, Sinks, SinksError};
@@ -181,7 +180,11 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     if let Some(stats) = sinks.upload_stats() {
         ops.set_uploads(stats.clone());
     }
-    ops.set_events(event_gauges(&events, hooks.clone()));
+    ops.set_events(crate::ops::event_gauges::source(
+        &events,
+        hooks.clone(),
+        publisher.as_ref().map(|p| p.stats.clone()),
+    ));
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let tracker = {
         let observer = ops.observer();
@@ -308,47 +311,6 @@ async fn start_api(
 
 /// SIGHUP: re-read the file; apply what can change on the fly, and say what
 /// needs a restart. A broken file changes nothing.
-/// The event metrics, read at each metrics publish.
-fn event_gauges(events: &Events, hooks: Option<Webhooks>) -> status::EventSource {
-    let (log, emit) = (events.log.clone(), events.emitter.stats.clone());
-    Arc::new(move || {
-        let (webhooks, webhook_endpoints) = hooks.as_ref().map(webhook_metrics).unwrap_or_default();
-        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        crate::ops::metrics::EventGauges {
-            emitted: l(&emit.emitted),
-            dropped_queue: l(&emit.dropped),
-            dropped_unread: l(&log.stats.dropped_unread),
-            log_events: (log.last_seq() + 1).saturating_sub(log.first_seq()),
-            duplicates: l(&log.stats.duplicates),
-            webhooks,
-            webhook_endpoints,
-            nats: None,
-        }
-    })
-}
-
-fn webhook_metrics(hooks: &Webhooks) -> (WebhookTotals, Vec<WebhookGauge>) {
-    let st = hooks.stats();
-    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let totals = WebhookTotals {
-        attempts: l(&st.attempts),
-        delivered: l(&st.delivered),
-        failures: l(&st.attempt_failures),
-        failed: l(&st.failed),
-        disabled: l(&st.disabled),
-    };
-    let endpoints = hooks
-        .gauges()
-        .into_iter()
-        .map(|g| WebhookGauge {
-            endpoint: g.id,
-            backlog: g.backlog,
-            oldest_secs: g.oldest_pending_age.map_or(0, |a| a.as_secs()),
-        })
-        .collect();
-    (totals, endpoints)
-}
-
 /// The event log's limits from `[events]`.
 pub fn log_limits(cfg: &Config) -> LogLimits {
     let e = &cfg.events;

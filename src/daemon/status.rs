@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::capture::InputReceiver;
 use crate::config::Config;
 use crate::ops::metrics::{
-    EventGauges, HepCounters, InterfaceCounters, MetricsSnapshot, QueueGauge, UploadGauges,
+    HepCounters, InterfaceCounters, MetricsSnapshot, QueueGauge, UploadGauges,
 };
 use crate::ops::notify::Notifier;
 use crate::ops::OpsState;
@@ -301,8 +301,7 @@ impl Observer for Publisher {
     }
 }
 
-/// Reads the event metrics when a snapshot is published.
-pub type EventSource = Arc<dyn Fn() -> EventGauges + Send + Sync>;
+pub use crate::ops::event_gauges::EventSource;
 
 fn upload_gauges(u: &UploadStats) -> UploadGauges {
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -8,8 +8,8 @@
 pub mod live;
 pub mod log;
 pub mod model;
-pub mod webhook;
 pub mod nats;
+pub mod webhook;
 
 use std::future::Future;
 use std::path::Path;

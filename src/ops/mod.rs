@@ -7,6 +7,7 @@
 //! readiness flag.
 
 pub mod admin;
+pub mod event_gauges;
 pub mod metrics;
 pub mod notify;
 

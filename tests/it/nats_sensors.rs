@@ -2,7 +2,8 @@
 //! reading a capture folder) write to one PostgreSQL and publish to one NATS;
 //! one `pbxbridge serve` consumes the stream. Its SSE stream shows both
 //! sensors' events, `/v1/calls` both sensors' rows; NATS stopped in the
-//! middle loses nothing and repeats nothing.
+//! middle loses nothing and repeats nothing. Every node's config names the
+//! same webhook: only `serve` sends it, once per event of every sensor.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -27,15 +28,55 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn nats_section(url: &str) -> String {
+/// `[events]` with NATS and one webhook, the same on every node.
+fn nats_section(url: &str, hook: &Hook) -> String {
     format!(
-        "[events.nats]\nurl = \"{url}\"\nstream = \"E2E\"\nconsumer = \"central\"\n\n\
-         [log]\nlevel = \"info,pbxbridge=debug\"\n"
+        "[events]\nwebhook_allow = [\"127.0.0.1\"]\nwebhook_retry_secs = [1, 1, 1]\n\n\
+         [events.nats]\nurl = \"{url}\"\nstream = \"E2E\"\nconsumer = \"central\"\n\n\
+         [[webhooks]]\nname = \"crm\"\nurl = \"http://{}/hook\"\nsecret_file = \"{}\"\n\n\
+         [log]\nlevel = \"info,pbxbridge=debug\"\n",
+        hook.addr,
+        hook.secret.display(),
     )
 }
 
+/// A webhook receiver: the event ids it accepted, in arrival order.
+struct Hook {
+    addr: std::net::SocketAddr,
+    secret: PathBuf,
+    ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Hook {
+    async fn start(dir: &Path) -> Hook {
+        let secret = dir.join("hook.secret");
+        std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
+        let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = ids.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let id = headers
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    seen.lock().unwrap().push(id);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Hook { addr, secret, ids }
+    }
+}
+
 /// A sensor's config: its capture folder, its own state, the shared database.
-fn sensor_config(dir: &Path, sensor: &str, db: &str, nats: &str) -> PathBuf {
+fn sensor_config(dir: &Path, sensor: &str, db: &str, nats: &str, hook: &Hook) -> PathBuf {
     let cfg = dir.join("pbxbridge.toml");
     std::fs::create_dir_all(dir.join("in")).unwrap();
     std::fs::write(
@@ -48,14 +89,14 @@ fn sensor_config(dir: &Path, sensor: &str, db: &str, nats: &str) -> PathBuf {
             rec = dir.join("rec").display(),
             input = dir.join("in").display(),
             state = dir.join("state").display(),
-            nats = nats_section(nats),
+            nats = nats_section(nats, hook),
         ),
     )
     .unwrap();
     cfg
 }
 
-fn serve_config(dir: &Path, db: &str, nats: &str, port: u16) -> PathBuf {
+fn serve_config(dir: &Path, db: &str, nats: &str, port: u16, hook: &Hook) -> PathBuf {
     let cfg = dir.join("serve.toml");
     std::fs::write(
         &cfg,
@@ -64,7 +105,7 @@ fn serve_config(dir: &Path, db: &str, nats: &str, port: u16) -> PathBuf {
              [admin]\nenabled = false\n\n[daemon]\nstate_dir = \"{state}\"\n\n\
              [api]\nlisten = \"127.0.0.1:{port}\"\n\n{nats}",
             state = dir.join("state").display(),
-            nats = nats_section(nats),
+            nats = nats_section(nats, hook),
         ),
     )
     .unwrap();
@@ -200,7 +241,8 @@ async fn two_sensors_one_serve_through_nats() {
     );
     std::fs::create_dir_all(&central).unwrap();
     let port = free_port();
-    let serve_cfg = serve_config(&central, &db.url, &nats.url(), port);
+    let hook = Hook::start(dir.path()).await;
+    let serve_cfg = serve_config(&central, &db.url, &nats.url(), port, &hook);
     let out = Command::new(env!("CARGO_BIN_EXE_pbxbridge"))
         .args([
             "keys", "create", "--name", "t", "--role", "admin", "--config",
@@ -237,7 +279,7 @@ async fn two_sensors_one_serve_through_nats() {
     let sensors = [("site-a", &a), ("site-b", &b)];
     let mut daemons = Vec::new();
     for (name, d) in sensors {
-        let cfg = sensor_config(d, name, &db.url, &nats.url());
+        let cfg = sensor_config(d, name, &db.url, &nats.url(), &hook);
         let log = d.join("daemon.log");
         daemons.push((spawn(&["run"], &cfg, &log), log));
     }
@@ -290,6 +332,22 @@ async fn two_sensors_one_serve_through_nats() {
             "{call:?}"
         );
     }
+    // One webhook per event, from serve alone, for both sensors.
+    let deadline = Instant::now() + PATIENCE;
+    while hook.ids.lock().unwrap().len() < seen.len() {
+        assert!(
+            Instant::now() < deadline,
+            "webhooks: {:?}",
+            hook.ids.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut hooked = hook.ids.lock().unwrap().clone();
+    hooked.sort();
+    let mut sse: Vec<String> = seen.iter().map(|e| e.0.clone()).collect();
+    sse.sort();
+    assert_eq!(hooked, sse, "each event once by webhook, as on SSE");
     let rows = calls(&http, &base, &token).await;
     assert_eq!(rows.get("site-a"), Some(&1), "{rows:?}");
     assert_eq!(rows.get("site-b"), Some(&2), "{rows:?}");
