@@ -109,3 +109,8 @@ mod tests {
         }
     }
 }
+
+/// `GET /v1/events`'s query string.
+pub fn event_query(raw: &str) {
+    let _ = super::event_params::EventParams::parse(raw);
+}
