@@ -72,6 +72,11 @@ pub fn range(raw: &[u8], size: u64) {
     }
 }
 
+/// `GET /v1/events`'s query string.
+pub fn event_query(raw: &str) {
+    let _ = super::event_params::EventParams::parse(raw);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,9 +113,4 @@ mod tests {
             }
         }
     }
-}
-
-/// `GET /v1/events`'s query string.
-pub fn event_query(raw: &str) {
-    let _ = super::event_params::EventParams::parse(raw);
 }
