@@ -68,6 +68,15 @@ impl Linker {
         }
     }
 
+    /// The configured record types by name.
+    fn types(&self) -> HashMap<&str, &CrmRecord> {
+        self.crm
+            .records
+            .iter()
+            .map(|r| (r.kind.as_str(), r))
+            .collect()
+    }
+
     /// Relation queries the CRM refused since start.
     pub fn relation_errors(&self) -> u64 {
         self.relation_errors.load(Ordering::Relaxed)
@@ -93,12 +102,7 @@ impl Linker {
         other: Option<&str>,
         agent: Option<&str>,
     ) -> Result<(Vec<(String, String, Option<String>)>, Option<String>), DbError> {
-        let types: HashMap<&str, &CrmRecord> = self
-            .crm
-            .records
-            .iter()
-            .map(|r| (r.kind.as_str(), r))
-            .collect();
+        let types = self.types();
         let numbers: Vec<&str> = other.into_iter().chain(agent).collect();
         if types.is_empty() || numbers.is_empty() {
             return Ok((Vec::new(), None));
@@ -129,12 +133,7 @@ impl Linker {
         db: &Db,
         reports: &'a [CallReport],
     ) -> Result<Vec<CallWrite<'a>>, DbError> {
-        let types: HashMap<&str, &CrmRecord> = self
-            .crm
-            .records
-            .iter()
-            .map(|r| (r.kind.as_str(), r))
-            .collect();
+        let types = self.types();
         if types.is_empty() {
             return Ok(reports.iter().map(CallWrite::unmatched).collect());
         }
