@@ -15,9 +15,10 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin as StdPin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -34,6 +35,10 @@ const QUEUE: usize = 65_536;
 const BATCH: usize = 512;
 /// How long a screen-pop waits for its CRM lookup before it goes without.
 const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+/// Events of a batch completed at once, in order: a screen-pop's lookup
+/// does not queue behind every finished call's before it, and the pool
+/// keeps connections for the call writer and the API.
+const COMPLETING: usize = 3;
 
 pub type RingLookup = (Vec<MatchedRecord>, Option<String>);
 
@@ -292,20 +297,31 @@ async fn run(
     stats: Arc<EmitStats>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
-    let mut agents = AgentCache::default();
+    let agents = Mutex::new(AgentCache::default());
+    // The previous batch's append: the next batch is completed while it
+    // fsyncs, and appended only after it, so the order holds.
+    let mut writing: Option<JoinHandle<()>> = None;
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut ready = Vec::with_capacity(batch.len());
-        for p in batch.drain(..) {
-            if let Some(ev) = complete(p, resolve.as_ref(), &stats, &mut agents).await {
-                ready.push(ev);
-            }
+        let ready: Vec<Event> = stream::iter(batch.drain(..))
+            .map(|p| complete(p, resolve.as_ref(), &stats, &agents))
+            .buffered(COMPLETING)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        if let Some(w) = writing.take() {
+            let _ = w.await;
         }
-        append(&log, ready, &stats).await;
+        writing = Some(tokio::spawn(append(log.clone(), ready, stats.clone())));
+    }
+    if let Some(w) = writing {
+        let _ = w.await;
     }
 }
 
 /// Agent ids found at ring time, so the rest of the call's events need no
-/// lookup. Bounded; a call's entry goes at its hangup.
+/// lookup. Bounded; a call's entry goes at its hangup. Events completed at
+/// once may miss an entry their ringing is still looking up: they look the
+/// agent up themselves, to the same answer.
 #[derive(Default)]
 struct AgentCache {
     ids: std::collections::HashMap<String, Option<String>>,
@@ -330,7 +346,7 @@ fn set(event: &mut Event, key: &str, value: serde_json::Value) {
 
 /// Appends, retrying until the disk takes it: an event is not lost to a
 /// full disk that an admin then frees.
-async fn append(log: &Arc<EventLog>, events: Vec<Event>, stats: &EmitStats) {
+async fn append(log: Arc<EventLog>, events: Vec<Event>, stats: Arc<EmitStats>) {
     let events = Arc::new(events);
     let mut wait = Duration::from_millis(100);
     loop {
@@ -352,8 +368,9 @@ async fn complete(
     p: Pending,
     resolve: &dyn Resolve,
     stats: &EmitStats,
-    agents: &mut AgentCache,
+    agents: &Mutex<AgentCache>,
 ) -> Option<Event> {
+    let cache = || agents.lock().unwrap_or_else(|e| e.into_inner());
     let Pending { mut event, need } = p;
     let call_id = event.call_id.clone().unwrap_or_default();
     match need {
@@ -374,12 +391,13 @@ async fn complete(
                     serde_json::to_value(matches).unwrap_or_default(),
                 );
                 set(&mut event, "agent_id", agent_id.clone().into());
-                agents.put(&call_id, agent_id);
+                cache().put(&call_id, agent_id);
             }
         }
         Need::Agent(agent) => {
-            let agent_id = match agents.ids.get(&call_id) {
-                Some(id) => id.clone(),
+            let cached = cache().ids.get(&call_id).cloned();
+            let agent_id = match cached {
+                Some(id) => id,
                 None if agent.is_none() => None,
                 None => {
                     let found =
@@ -388,13 +406,13 @@ async fn complete(
                             .ok()
                             .flatten();
                     let id = found.and_then(|(_, id)| id);
-                    agents.put(&call_id, id.clone());
+                    cache().put(&call_id, id.clone());
                     id
                 }
             };
             set(&mut event, "agent_id", agent_id.into());
             if event.kind == EventType::CallHungup {
-                agents.ids.remove(&call_id);
+                cache().ids.remove(&call_id);
             }
         }
         Need::Detail => match resolve.call_detail(&event.sensor, &call_id).await {
@@ -417,4 +435,86 @@ async fn complete(
         }
     }
     Some(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Direction;
+
+    /// The earlier a call, the slower its lookup.
+    struct Slow;
+
+    impl Resolve for Slow {
+        fn ring<'a>(
+            &'a self,
+            other: Option<&'a str>,
+            _agent: Option<&'a str>,
+        ) -> BoxFuture<'a, Option<RingLookup>> {
+            Box::pin(async move {
+                let n: u64 = other.and_then(|o| o.parse().ok()).unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(50 - 10 * n)).await;
+                let found = MatchedRecord {
+                    record_type: "contact".into(),
+                    id: n.to_string(),
+                    display_name: None,
+                };
+                Some((vec![found], None))
+            })
+        }
+
+        fn call_detail<'a>(
+            &'a self,
+            _sensor: &'a str,
+            _call_id: &'a str,
+        ) -> BoxFuture<'a, Option<serde_json::Value>> {
+            Box::pin(async { None })
+        }
+
+        fn call_row<'a>(
+            &'a self,
+            _sensor: &'a str,
+            _call_id: &'a str,
+        ) -> BoxFuture<'a, Option<(i64, Option<String>)>> {
+            Box::pin(async { None })
+        }
+    }
+
+    #[tokio::test]
+    async fn events_completed_at_once_are_appended_in_emitted_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut events = Events::open(dir.path(), LogLimits::default(), "s1").unwrap();
+        let at = Timestamp::from_secs(1_800_000_000);
+        // Emitted before the task starts: they make one batch.
+        for n in 0..4u64 {
+            let parties = model::CallParties {
+                direction: Direction::Incoming,
+                from_number: Some(n.to_string()),
+                to_number: None,
+                from_raw: None,
+                to_raw: None,
+                from_display: None,
+                agent: None,
+                agent_id: None,
+                started_at: at,
+            };
+            events.emitter.ringing(&format!("c{n}"), at, parties);
+        }
+        let log = events.log.clone();
+        events.run(Arc::new(Slow));
+        events.finish(Duration::from_secs(10)).await;
+        let got: Vec<(String, String)> = log
+            .read_after(0, 16)
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let ev = s.event().unwrap();
+                let id = ev.data["matches"][0]["id"].as_str().unwrap().to_owned();
+                (ev.call_id.unwrap(), id)
+            })
+            .collect();
+        let want: Vec<(String, String)> =
+            (0..4).map(|n| (format!("c{n}"), n.to_string())).collect();
+        assert_eq!(got, want);
+    }
 }

@@ -2,9 +2,13 @@
 //! matching each call against the phone index, retrying with backoff while
 //! the database is away. A batch leaves the outbox only once committed.
 
+use std::collections::HashSet;
+use std::iter::Peekable;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use std::vec::IntoIter;
 
 use crate::events::model::RecordingData;
 use crate::events::{Emitter, EventType};
@@ -20,6 +24,8 @@ use crate::backoff::Backoff;
 use crate::db::{retry_until, Db, FailureLog, SharedDb};
 use crate::matching::linker::Linker;
 
+/// Once a write holds this many calls, no further outbox file joins it.
+const MERGE_CALLS: usize = 500;
 /// The writer's retry steps while the database is away.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -151,26 +157,23 @@ async fn drain(
     stats: &PersistStats,
     events: Option<&Emitter>,
 ) -> Result<(), DrainError> {
-    for path in outbox.pending()? {
-        let batch = match outbox.read(&path) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "outbox batch cannot be read; moved aside as .bad");
-                outbox.quarantine(&path);
-                continue;
-            }
-        };
-        // A lookup failure fails the batch (it stays in the outbox); a CRM
+    let mut files = outbox.pending()?.into_iter().peekable();
+    while files.peek().is_some() {
+        let (paths, reports) = take_group(outbox, &mut files);
+        if reports.is_empty() {
+            continue;
+        }
+        // A lookup failure fails the group (it stays in the outbox); a CRM
         // relation the database refuses only costs those related links.
-        let written = linker.write(db, sensor, &batch.reports).await;
+        let written = linker.write(db, sensor, &reports).await;
         stats
             .crm_relation_errors
             .store(linker.relation_errors(), Ordering::Relaxed);
         let written = written?;
         stats
             .db_rows_written
-            .fetch_add(batch.reports.len() as u64, Ordering::Relaxed);
-        for r in &batch.reports {
+            .fetch_add(reports.len() as u64, Ordering::Relaxed);
+        for r in &reports {
             tracing::debug!(call_id = %r.call_id, "call written to the database");
             if let Some(ev) = events {
                 completed(ev, r);
@@ -179,11 +182,45 @@ async fn drain(
         tracing::debug!(
             calls = written.calls,
             links_added = written.links_added,
+            files = paths.len(),
             "batch written"
         );
-        outbox.remove(&path)?;
+        for path in &paths {
+            outbox.remove(path)?;
+        }
     }
     Ok(())
+}
+
+/// The next outbox files, oldest first, merged until they hold `MERGE_CALLS`
+/// calls: a backlog of small batches (a call each when calls end a few at a
+/// time) costs one commit, not one each. A file naming a call already in
+/// the group starts the next group, as one upsert must not name a call twice.
+fn take_group(
+    outbox: &Outbox,
+    files: &mut Peekable<IntoIter<PathBuf>>,
+) -> (Vec<PathBuf>, Vec<CallReport>) {
+    let (mut paths, mut reports) = (Vec::new(), Vec::new());
+    let mut ids: HashSet<String> = HashSet::new();
+    while reports.len() < MERGE_CALLS {
+        let Some(path) = files.peek() else { break };
+        let batch = match outbox.read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox batch cannot be read; moved aside as .bad");
+                outbox.quarantine(path);
+                files.next();
+                continue;
+            }
+        };
+        if !paths.is_empty() && batch.reports.iter().any(|r| ids.contains(&r.call_id)) {
+            break;
+        }
+        ids.extend(batch.reports.iter().map(|r| r.call_id.clone()));
+        reports.extend(batch.reports);
+        paths.extend(files.next());
+    }
+    (paths, reports)
 }
 
 /// `call.completed`, and for a recording kept on the local disk (no upload
@@ -212,6 +249,45 @@ mod tests {
     use super::*;
     use crate::db::DbTarget;
     use crate::sinks::persist::Submitter;
+
+    fn ids(reports: &[CallReport]) -> Vec<&str> {
+        reports.iter().map(|r| r.call_id.as_str()).collect()
+    }
+
+    #[test]
+    fn outbox_files_merge_until_a_call_comes_again() {
+        use super::super::outbox::tests::report;
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        outbox.append(&[report("a"), report("b")]).unwrap();
+        outbox.append(&[report("c")]).unwrap();
+        outbox.append(&[report("a")]).unwrap();
+        outbox.append(&[report("d")]).unwrap();
+        let mut files = outbox.pending().unwrap().into_iter().peekable();
+        let (paths, reports) = take_group(&outbox, &mut files);
+        assert_eq!((paths.len(), ids(&reports)), (2, vec!["a", "b", "c"]));
+        let (paths, reports) = take_group(&outbox, &mut files);
+        assert_eq!((paths.len(), ids(&reports)), (2, vec!["a", "d"]));
+        assert!(files.peek().is_none());
+    }
+
+    #[test]
+    fn a_merged_group_stops_at_its_size() {
+        use super::super::outbox::tests::report;
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        for f in 0..3 {
+            let batch: Vec<CallReport> = (0..MERGE_CALLS / 2)
+                .map(|i| report(&format!("{f}-{i}")))
+                .collect();
+            outbox.append(&batch).unwrap();
+        }
+        let mut files = outbox.pending().unwrap().into_iter().peekable();
+        let (paths, reports) = take_group(&outbox, &mut files);
+        assert_eq!((paths.len(), reports.len()), (2, MERGE_CALLS));
+        let (paths, _) = take_group(&outbox, &mut files);
+        assert_eq!(paths.len(), 1);
+    }
 
     /// Regression: at a stop, records that reach the outbox after the writer
     /// first found it empty must still be written before it finishes.
