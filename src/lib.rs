@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod call;
 pub mod capture;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod daemon;
 pub mod db;

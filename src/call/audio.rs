@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 
 use super::dialog::{push_digit, Call};
 use super::events::{Ctx, EventQueue};
-use super::media::{codec_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
+use super::media::{format_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
 use super::{CallHandle, Event, Side, Stats};
 
 /// Why a call did not take an RTP packet.
@@ -138,7 +138,8 @@ struct MediaSink<'a> {
 
 impl MediaSink<'_> {
     fn deliver(&mut self, o: &Ordered<'_>) {
-        let (codec, name) = codec_of(self.sdp, self.sender, o.pt);
+        let (format, name) = format_of(self.sdp, self.sender, o.pt);
+        let codec = format.codec;
         match codec {
             Codec::TelephoneEvent => {
                 let Some(ev) = parse_event(o.payload) else {

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::rtp::codec::{codec_for, Codec};
+use crate::rtp::codec::{format_for, Format};
 use crate::rtp::dtmf::DtmfDetector;
 use crate::rtp::stream::{RtpStream, StreamConfig};
 use crate::rtp::PayloadType;
@@ -27,7 +27,7 @@ pub(crate) const SOURCE_SWITCH: Duration = Duration::from_millis(500);
 /// What one side's SDP said: the payload types it uses.
 #[derive(Debug, Default)]
 pub(crate) struct SideSdp {
-    pub payload_types: Vec<(PayloadType, Codec, String)>,
+    pub payload_types: Vec<(PayloadType, Format, String)>,
     pub direction: Option<SdpDirection>,
     /// SRTP (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVPF): payloads are ciphertext.
     pub encrypted: bool,
@@ -40,22 +40,24 @@ impl SideSdp {
         for &pt in audio.formats.iter().take(MAX_PAYLOAD_TYPES) {
             let pt = PayloadType(pt);
             let map = audio.rtpmap(pt.0);
-            let codec = codec_for(
+            let format = format_for(
                 pt,
                 map.map(|m| m.encoding.as_str()),
                 map.map(|m| m.clock_rate),
+                map.map_or(1, |m| m.channels),
+                map.and_then(|m| m.fmtp.as_deref()),
             );
             let name = match map {
                 Some(m) => m.encoding.clone(),
                 None => static_name(pt).to_string(),
             };
-            self.payload_types.push((pt, codec, name));
+            self.payload_types.push((pt, format, name));
         }
         self.direction = Some(audio.effective_direction(sdp));
         self.encrypted = audio.proto.to_ascii_uppercase().contains("SAVP");
     }
 
-    pub fn lookup(&self, pt: PayloadType) -> Option<(Codec, &str)> {
+    pub fn lookup(&self, pt: PayloadType) -> Option<(Format, &str)> {
         self.payload_types
             .iter()
             .find(|(p, _, _)| *p == pt)
@@ -167,9 +169,9 @@ impl CallMedia {
     }
 }
 
-/// The codec of a payload type sent by `sender`: the receiver's SDP defines the
+/// The format of a payload type sent by `sender`: the receiver's SDP defines the
 /// numbers it expects, the sender's is the fallback, static types the last resort.
-pub(crate) fn codec_of(sdp: &[SideSdp; 2], sender: Side, pt: PayloadType) -> (Codec, &str) {
+pub(crate) fn format_of(sdp: &[SideSdp; 2], sender: Side, pt: PayloadType) -> (Format, &str) {
     let [caller, callee] = sdp;
     let (recv, send) = match sender {
         Side::Caller => (callee, caller),
@@ -177,7 +179,7 @@ pub(crate) fn codec_of(sdp: &[SideSdp; 2], sender: Side, pt: PayloadType) -> (Co
     };
     recv.lookup(pt)
         .or_else(|| send.lookup(pt))
-        .unwrap_or_else(|| (codec_for(pt, None, None), static_name(pt)))
+        .unwrap_or_else(|| (format_for(pt, None, None, 1, None), static_name(pt)))
 }
 
 impl Call {

@@ -12,11 +12,36 @@ use super::packet::PayloadType;
 pub enum Codec {
     Pcmu,
     Pcma,
+    /// G.722: 16 kHz audio on an 8 kHz RTP clock (RFC 3551 §4.5.2).
+    G722,
+    /// G.726 at `kbps` (16, 24, 32, 40). `aal2`: ITU-T I.366.2 bit packing
+    /// (`AAL2-G726-*`); otherwise the RFC 3551 packing (`G726-*`).
+    G726 {
+        kbps: u8,
+        aal2: bool,
+    },
+    /// IMA ADPCM (RFC 3551 §4.5.1), at its RTP clock rate.
+    Dvi4,
+    /// Linear 16-bit big-endian PCM.
+    L16,
+    /// GSM 06.10 full rate.
+    Gsm,
+    /// G.729 / G.729A (with annex B silence frames).
+    G729,
+    Ilbc,
+    Speex,
+    /// AMR narrowband (RFC 4867).
+    Amr,
+    /// AMR wideband (RFC 4867).
+    AmrWb,
+    /// RFC 7587.
+    Opus,
     /// RFC 4733 DTMF/tones.
     TelephoneEvent,
     /// RFC 3389 comfort noise (static pt 13 or `CN`): carries no samples we record.
     Comfort,
-    /// Anything else, with its payload type.
+    /// A codec we know by name but cannot record (G.723.1, LPC, …), or an
+    /// unknown one, with its payload type.
     Unsupported(PayloadType),
 }
 
@@ -26,22 +51,83 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::G726 { kbps, aal2 } => match (kbps, aal2) {
+                (16, false) => "G726-16",
+                (24, false) => "G726-24",
+                (32, false) => "G726-32",
+                (40, false) => "G726-40",
+                (16, true) => "AAL2-G726-16",
+                (24, true) => "AAL2-G726-24",
+                (32, true) => "AAL2-G726-32",
+                _ => "AAL2-G726-40",
+            },
+            Codec::Dvi4 => "DVI4",
+            Codec::L16 => "L16",
+            Codec::Gsm => "GSM",
+            Codec::G729 => "G729",
+            Codec::Ilbc => "iLBC",
+            Codec::Speex => "speex",
+            Codec::Amr => "AMR",
+            Codec::AmrWb => "AMR-WB",
+            Codec::Opus => "opus",
             Codec::TelephoneEvent => "telephone-event",
             Codec::Comfort => "CN",
             Codec::Unsupported(_) => "unsupported",
         }
     }
 
-    /// Audio sample rate for the codecs we decode.
-    pub fn sample_rate(&self) -> Option<u32> {
-        match self {
-            Codec::Pcmu | Codec::Pcma => Some(8000),
-            _ => None,
-        }
+    /// Whether this codec carries audio we decode.
+    pub fn is_audio(&self) -> bool {
+        !matches!(
+            self,
+            Codec::TelephoneEvent | Codec::Comfort | Codec::Unsupported(_)
+        )
     }
 
     pub fn is_g711(&self) -> bool {
         matches!(self, Codec::Pcmu | Codec::Pcma)
+    }
+}
+
+/// A payload type's full description: what the decoder needs besides the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Format {
+    pub codec: Codec,
+    /// The RTP clock rate (48000 for Opus, 8000 for G.722).
+    pub clock_rate: u32,
+    /// Channels in the RTP stream (L16 and Opus may be stereo).
+    pub channels: u8,
+    /// AMR/AMR-WB `octet-align=1`; the default is bandwidth-efficient.
+    pub octet_aligned: bool,
+    /// iLBC `mode=` (20 or 30 ms frames); 0 when not given.
+    pub frame_ms: u8,
+}
+
+impl Format {
+    /// The format of a static payload type or a bare codec: no fmtp.
+    pub fn plain(codec: Codec, clock_rate: u32) -> Format {
+        Format {
+            codec,
+            clock_rate,
+            channels: 1,
+            octet_aligned: false,
+            frame_ms: 0,
+        }
+    }
+
+    /// The audio rate this format is best recorded at: wideband codecs at
+    /// 16 kHz. Opus is decoded at 16 kHz too: VoIP Opus carries speech, whose
+    /// energy above 8 kHz a CRM listener does not miss, and 48 kHz would triple
+    /// every file. L16 and DVI4 keep their own rate, up to 48 kHz.
+    pub fn recording_rate(&self) -> Option<u32> {
+        Some(match self.codec {
+            Codec::G722 | Codec::AmrWb | Codec::Opus => 16000,
+            Codec::Speex => self.clock_rate.clamp(8000, 32000),
+            Codec::L16 | Codec::Dvi4 => self.clock_rate.clamp(8000, 48000),
+            c if c.is_audio() => 8000,
+            _ => return None,
+        })
     }
 }
 
@@ -51,24 +137,134 @@ impl Codec {
 pub fn codec_for(pt: PayloadType, encoding_name: Option<&str>, clock_rate: Option<u32>) -> Codec {
     let rate_ok = |want: u32| clock_rate.is_none_or(|r| r == want);
     match encoding_name {
-        Some(name) => {
-            if name.eq_ignore_ascii_case("PCMU") && rate_ok(8000) {
-                Codec::Pcmu
-            } else if name.eq_ignore_ascii_case("PCMA") && rate_ok(8000) {
-                Codec::Pcma
-            } else if name.eq_ignore_ascii_case("telephone-event") {
-                Codec::TelephoneEvent
-            } else if name.eq_ignore_ascii_case("CN") {
-                Codec::Comfort
-            } else {
-                Codec::Unsupported(pt)
+        Some(name) => match codec_by_name(name) {
+            Some(c @ (Codec::Pcmu | Codec::Pcma | Codec::G722 | Codec::G729 | Codec::Gsm))
+                if rate_ok(8000) =>
+            {
+                c
             }
-        }
+            Some(c @ Codec::G726 { .. }) if rate_ok(8000) => c,
+            Some(Codec::Opus) if rate_ok(48000) => Codec::Opus,
+            Some(Codec::Amr) if rate_ok(8000) => Codec::Amr,
+            Some(Codec::AmrWb) if rate_ok(16000) => Codec::AmrWb,
+            Some(Codec::Ilbc) if rate_ok(8000) => Codec::Ilbc,
+            Some(c @ (Codec::L16 | Codec::Dvi4 | Codec::Speex)) => c,
+            Some(c @ (Codec::TelephoneEvent | Codec::Comfort)) => c,
+            _ => Codec::Unsupported(pt),
+        },
         None => match pt.0 {
             0 if rate_ok(8000) => Codec::Pcmu,
+            2 if rate_ok(8000) => Codec::G726 {
+                kbps: 32,
+                aal2: false,
+            },
+            3 if rate_ok(8000) => Codec::Gsm,
+            5 | 6 | 16 | 17 => Codec::Dvi4,
             8 if rate_ok(8000) => Codec::Pcma,
+            9 if rate_ok(8000) => Codec::G722,
+            10 | 11 => Codec::L16,
             13 => Codec::Comfort,
+            18 if rate_ok(8000) => Codec::G729,
             _ => Codec::Unsupported(pt),
+        },
+    }
+}
+
+/// The codec an rtpmap encoding name stands for, when it is one we know.
+fn codec_by_name(name: &str) -> Option<Codec> {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    Some(if is("PCMU") {
+        Codec::Pcmu
+    } else if is("PCMA") {
+        Codec::Pcma
+    } else if is("G722") {
+        Codec::G722
+    } else if is("G729") || is("G729A") {
+        Codec::G729
+    } else if is("GSM") {
+        Codec::Gsm
+    } else if is("DVI4") {
+        Codec::Dvi4
+    } else if is("L16") {
+        Codec::L16
+    } else if is("iLBC") {
+        Codec::Ilbc
+    } else if is("speex") {
+        Codec::Speex
+    } else if is("AMR") {
+        Codec::Amr
+    } else if is("AMR-WB") {
+        Codec::AmrWb
+    } else if is("opus") {
+        Codec::Opus
+    } else if is("telephone-event") {
+        Codec::TelephoneEvent
+    } else if is("CN") {
+        Codec::Comfort
+    } else if is("G721") {
+        Codec::G726 {
+            kbps: 32,
+            aal2: false,
+        }
+    } else {
+        let (rest, aal2) = match name.get(..5) {
+            Some(p) if p.eq_ignore_ascii_case("AAL2-") => (name.get(5..)?, true),
+            _ => (name, false),
+        };
+        let kbps = rest
+            .get(..5)
+            .filter(|p| p.eq_ignore_ascii_case("G726-"))
+            .and(rest.get(5..))?;
+        let kbps = match kbps {
+            "16" => 16,
+            "24" => 24,
+            "32" => 32,
+            "40" => 40,
+            _ => return None,
+        };
+        Codec::G726 { kbps, aal2 }
+    })
+}
+
+/// The full format of a payload type from its rtpmap (name, clock, channels)
+/// and fmtp; without an rtpmap, the RFC 3551 static assignment.
+pub fn format_for(
+    pt: PayloadType,
+    encoding_name: Option<&str>,
+    clock_rate: Option<u32>,
+    channels: u8,
+    fmtp: Option<&str>,
+) -> Format {
+    let codec = codec_for(pt, encoding_name, clock_rate);
+    let clock_rate = clock_rate.unwrap_or(match (codec, pt.0) {
+        (Codec::Opus, _) => 48000,
+        (Codec::AmrWb, _) => 16000,
+        (_, 6) => 16000,
+        (_, 10 | 11) => 44100,
+        (_, 16) => 11025,
+        (_, 17) => 22050,
+        _ => 8000,
+    });
+    let channels = match (encoding_name, pt.0) {
+        (None, 10) => 2,
+        _ => channels.max(1),
+    };
+    let param = |key: &str| {
+        fmtp.into_iter()
+            .flat_map(|f| f.split(';'))
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.trim())
+    };
+    Format {
+        codec,
+        clock_rate,
+        channels,
+        octet_aligned: param("octet-align") == Some("1"),
+        frame_ms: match param("mode") {
+            Some("20") => 20,
+            Some("30") => 30,
+            _ => 0,
         },
     }
 }
@@ -227,9 +423,10 @@ mod tests {
         assert_eq!(codec_for(PayloadType(0), None, None), Codec::Pcmu);
         assert_eq!(codec_for(PayloadType(8), None, Some(8000)), Codec::Pcma);
         assert_eq!(codec_for(PayloadType(13), None, None), Codec::Comfort);
+        assert_eq!(codec_for(PayloadType(9), None, None), Codec::G722);
         assert_eq!(
-            codec_for(PayloadType(9), None, None),
-            Codec::Unsupported(PayloadType(9))
+            codec_for(PayloadType(4), None, None),
+            Codec::Unsupported(PayloadType(4))
         );
         assert_eq!(
             codec_for(PayloadType(101), Some("telephone-event"), Some(8000)),
@@ -250,12 +447,74 @@ mod tests {
         );
         assert_eq!(
             codec_for(PayloadType(111), Some("opus"), Some(48000)),
+            Codec::Opus
+        );
+        assert_eq!(
+            codec_for(PayloadType(111), Some("opus"), Some(8000)),
             Codec::Unsupported(PayloadType(111))
         );
         assert_eq!(
             codec_for(PayloadType(0), Some("G722"), Some(8000)),
-            Codec::Unsupported(PayloadType(0))
+            Codec::G722
         );
+        assert_eq!(
+            codec_for(PayloadType(97), Some("AAL2-G726-32"), Some(8000)),
+            Codec::G726 {
+                kbps: 32,
+                aal2: true
+            }
+        );
+        assert_eq!(
+            codec_for(PayloadType(97), Some("G726-16"), None),
+            Codec::G726 {
+                kbps: 16,
+                aal2: false
+            }
+        );
+        assert_eq!(
+            codec_for(PayloadType(97), Some("G726-17"), None),
+            Codec::Unsupported(PayloadType(97))
+        );
+        assert_eq!(
+            codec_for(PayloadType(97), Some("G723"), None),
+            Codec::Unsupported(PayloadType(97))
+        );
+    }
+
+    #[test]
+    fn formats_from_rtpmap_and_fmtp() {
+        let amr = format_for(
+            PayloadType(96),
+            Some("AMR"),
+            Some(8000),
+            1,
+            Some("octet-align=1; mode-set=0,2,5,7"),
+        );
+        assert_eq!(amr.codec, Codec::Amr);
+        assert!(amr.octet_aligned);
+        let ilbc = format_for(
+            PayloadType(97),
+            Some("iLBC"),
+            Some(8000),
+            1,
+            Some("mode=30"),
+        );
+        assert_eq!(ilbc.frame_ms, 30);
+        let l16 = format_for(PayloadType(10), None, None, 1, None);
+        assert_eq!(
+            (l16.codec, l16.clock_rate, l16.channels),
+            (Codec::L16, 44100, 2)
+        );
+        let dvi = format_for(PayloadType(6), None, None, 1, None);
+        assert_eq!((dvi.codec, dvi.clock_rate), (Codec::Dvi4, 16000));
+        assert_eq!(dvi.recording_rate(), Some(16000));
+        let opus = format_for(PayloadType(111), Some("opus"), Some(48000), 2, None);
+        assert_eq!((opus.channels, opus.recording_rate()), (2, Some(16000)));
+        assert_eq!(
+            Format::plain(Codec::G722, 8000).recording_rate(),
+            Some(16000)
+        );
+        assert_eq!(Format::plain(Codec::Comfort, 8000).recording_rate(), None);
     }
 
     #[test]

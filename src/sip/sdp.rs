@@ -68,6 +68,8 @@ pub struct RtpMap {
     pub clock_rate: u32,
     /// 1 when not given.
     pub channels: u8,
+    /// The `a=fmtp` parameters for this payload type, as written (capped).
+    pub fmtp: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +140,8 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
     // because session attributes only count if they come before the first m=.
     let mut media_dirs: Vec<Option<Direction>> = Vec::new();
     let mut saw_line = false;
+    // fmtp lines may come before their rtpmap: kept per media until the end.
+    let mut fmtps: Vec<(usize, u8, String)> = Vec::new();
 
     for line in body.split(|&b| b == b'\n') {
         let line = line.trim_ascii_end();
@@ -179,6 +183,10 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
                         Some(d) => *d = Some(dir),
                         None => session_dir = Some(dir),
                     }
+                } else if name == b"fmtp" {
+                    if let Some(index) = sdp.media.len().checked_sub(1) {
+                        pending_fmtp(index, attr_value, &mut fmtps);
+                    }
                 } else if name == b"rtpmap" {
                     if let (Some(m), Some(map)) = (sdp.media.last_mut(), parse_rtpmap(attr_value)) {
                         if m.rtpmap(map.pt).is_none() {
@@ -200,6 +208,15 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
     for (m, dir) in sdp.media.iter_mut().zip(media_dirs) {
         m.direction = dir.unwrap_or(sdp.direction);
         add_static_rtpmaps(m);
+    }
+    for (index, pt, params) in fmtps {
+        let map = sdp
+            .media
+            .get_mut(index)
+            .and_then(|m| m.rtpmaps.iter_mut().find(|r| r.pt == pt));
+        if let Some(map) = map {
+            map.fmtp.get_or_insert(params);
+        }
     }
     Ok(sdp)
 }
@@ -277,6 +294,22 @@ fn parse_direction(name: &[u8]) -> Option<Direction> {
     })
 }
 
+/// Longest `a=fmtp` parameter string kept; real ones are under 200 bytes.
+const MAX_FMTP_LEN: usize = 512;
+
+/// `96 octet-align=1; mode-set=0,2`: remembered for the media section being read.
+fn pending_fmtp(index: usize, value: &[u8], fmtps: &mut Vec<(usize, u8, String)>) {
+    let mut f = value.splitn(2, |&b| b == b' ' || b == b'\t');
+    let Some(pt) = f.next().and_then(parse_num::<u8>).filter(|&pt| pt <= 127) else {
+        return;
+    };
+    let params = f.next().unwrap_or_default().trim_ascii();
+    if params.len() > MAX_FMTP_LEN || fmtps.len() >= MAX_RTPMAPS * MAX_MEDIA {
+        return;
+    }
+    fmtps.push((index, pt, String::from_utf8_lossy(params).into_owned()));
+}
+
 /// `0 PCMU/8000`, `101 telephone-event/8000/1`, `96 opus/48000/2`.
 fn parse_rtpmap(value: &[u8]) -> Option<RtpMap> {
     let mut f = fields(value);
@@ -294,6 +327,7 @@ fn parse_rtpmap(value: &[u8]) -> Option<RtpMap> {
         encoding: String::from_utf8_lossy(encoding).into_owned(),
         clock_rate,
         channels,
+        fmtp: None,
     })
 }
 
@@ -342,6 +376,7 @@ fn add_static_rtpmaps(m: &mut Media) {
                 encoding: encoding.to_owned(),
                 clock_rate,
                 channels,
+                fmtp: None,
             });
         }
     }

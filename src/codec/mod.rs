@@ -1,0 +1,100 @@
+//! Audio decoders: RTP payloads to 16-bit mono PCM, one decoder per RTP leg.
+//!
+//! The core ([`crate::rtp::codec`]) names each payload's [`Format`]; the
+//! recorder thread asks [`decoder`] for a decoder and keeps it for the leg, so
+//! stateful codecs (ADPCM, G.722, Opus) see every packet of their stream in
+//! order. Decoders come from mature libraries (libopus, SpanDSP, bcg729,
+//! opencore-amr, libspeex) except where the format is a table or a byte swap
+//! (G.711, L16).
+
+mod g711;
+mod l16;
+
+use thiserror::Error;
+
+pub use crate::rtp::codec::{Codec, Format};
+
+/// Why a payload gave no audio.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The payload's length or framing is not one the codec allows.
+    #[error("{codec} payload of {len} bytes is malformed")]
+    Malformed { codec: &'static str, len: usize },
+    /// The library refused the payload.
+    #[error("{codec} decoder failed with code {code}")]
+    Library { codec: &'static str, code: i32 },
+}
+
+impl DecodeError {
+    /// Label for the drop counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Malformed { .. } => "codec_malformed_payload",
+            DecodeError::Library { .. } => "codec_decoder_error",
+        }
+    }
+}
+
+/// Why no decoder could be made for a format.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("audio codec {name} is not supported for recording")]
+    Unsupported { name: &'static str },
+    #[error("audio codec {name} at {clock_rate} Hz with {channels} channels is not supported")]
+    BadParameters {
+        name: &'static str,
+        clock_rate: u32,
+        channels: u8,
+    },
+    #[error("the {name} decoder could not be created (code {code})")]
+    Library { name: &'static str, code: i32 },
+}
+
+/// One leg's decoder. Output is mono at [`Decoder::rate`]; stereo streams are
+/// mixed down, since each leg is one channel of the recording.
+pub trait Decoder: Send {
+    /// Output sample rate in Hz.
+    fn rate(&self) -> u32;
+
+    /// Decodes one RTP payload, appending its samples to `out`. On error
+    /// nothing is appended.
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), DecodeError>;
+
+    /// Appends `samples` samples standing in for lost packets: the codec's
+    /// packet-loss concealment where it has one, silence otherwise.
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
+        out.resize(out.len() + samples, 0);
+    }
+
+    /// Appends `samples` samples for the packet lost just before `next`,
+    /// using redundancy `next` carries (Opus in-band FEC); concealment by default.
+    fn recover(&mut self, next: &[u8], samples: usize, out: &mut Vec<i16>) {
+        let _ = next;
+        self.conceal(samples, out);
+    }
+}
+
+/// A decoder for `format`, producing audio at `rate` when the codec can
+/// (Opus decodes at 8, 12, 16, 24 or 48 kHz) and at its own rate otherwise.
+pub fn decoder(format: &Format, rate: u32) -> Result<Box<dyn Decoder>, CodecError> {
+    let _ = rate;
+    match format.codec {
+        Codec::Pcmu | Codec::Pcma => Ok(Box::new(g711::G711(format.codec))),
+        Codec::L16 => l16::L16::new(format).map(|d| Box::new(d) as Box<dyn Decoder>),
+        other => Err(CodecError::Unsupported { name: other.name() }),
+    }
+}
+
+/// Mixes interleaved stereo down to mono, in place of the samples appended
+/// to `out` after `start`.
+pub(crate) fn downmix_stereo(out: &mut Vec<i16>, start: usize) {
+    let Some(tail) = out.get(start..) else {
+        return;
+    };
+    let mono: Vec<i16> = tail
+        .chunks_exact(2)
+        .map(|p| ((i32::from(p[0]) + i32::from(p[1])) / 2) as i16)
+        .collect();
+    out.truncate(start);
+    out.extend_from_slice(&mono);
+}
