@@ -194,11 +194,15 @@ impl Pipeline {
                 Event::Media {
                     call,
                     leg,
-                    offset,
-                    sample_rate,
-                    samples,
+                    at,
+                    format,
+                    lost,
+                    rate,
+                    payload,
                     ..
-                } => self.recorder.media(call, leg, offset, sample_rate, samples),
+                } => self
+                    .recorder
+                    .media(call, leg, at, format, lost, rate, payload),
                 Event::CallEnded { call, record, .. } => {
                     // The INFO line comes with the final record, once the recording is done.
                     tracing::debug!(

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::rtp::codec::{decode_g711, Codec};
+use crate::rtp::codec::{Codec, MediaTime};
 use crate::rtp::dtmf::{parse_event, DtmfDetector};
 use crate::rtp::stream::{Ordered, RtpStream};
 use crate::rtp::RtpRepr;
@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 
 use super::dialog::{push_digit, Call};
 use super::events::{Ctx, EventQueue};
-use super::media::{format_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_SAMPLES, SAMPLE_RATE};
+use super::media::{format_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_TICKS};
 use super::{CallHandle, Event, Side, Stats};
 
 /// Why a call did not take an RTP packet.
@@ -82,6 +82,7 @@ impl Call {
             unsupported,
             encrypted,
             audio_seen,
+            rate,
             ..
         } = &mut self.media;
         let [caller, callee] = legs;
@@ -92,6 +93,7 @@ impl Call {
         let Leg {
             stream,
             anchor,
+            last_seq,
             dtmf: detector,
             ..
         } = leg;
@@ -106,11 +108,13 @@ impl Call {
             dtmf: &mut self.dtmf,
             sdp,
             anchor,
+            last_seq,
             detector,
             codec,
             unsupported,
             encrypted,
             audio_seen,
+            rate: *rate,
         };
         f(stream, &mut sink)
     }
@@ -129,11 +133,13 @@ struct MediaSink<'a> {
     dtmf: &'a mut String,
     sdp: &'a [SideSdp; 2],
     anchor: &'a mut Option<Anchor>,
+    last_seq: &'a mut Option<u64>,
     detector: &'a mut DtmfDetector,
     codec: &'a mut Option<&'static str>,
     unsupported: &'a mut Option<String>,
     encrypted: &'a mut bool,
     audio_seen: &'a mut bool,
+    rate: u32,
 }
 
 impl MediaSink<'_> {
@@ -164,8 +170,7 @@ impl MediaSink<'_> {
             *self.encrypted = true;
             return;
         }
-        let mut samples = Vec::with_capacity(o.payload.len());
-        if !decode_g711(codec, o.payload, &mut samples) {
+        if !codec.is_audio() {
             if self.unsupported.is_none() {
                 *self.unsupported = Some(name.to_string());
             }
@@ -174,21 +179,33 @@ impl MediaSink<'_> {
         if self.codec.is_none() {
             *self.codec = Some(codec.name());
         }
-        let by_arrival = o.arrival.micros_since(answered) * i64::from(SAMPLE_RATE) / 1_000_000;
+        let per_sec = i128::from(MediaTime::RATE);
+        let by_arrival =
+            (i128::from(o.arrival.micros_since(answered)) * per_sec / 1_000_000) as i64;
+        let clock = i128::from(format.clock_rate.max(1));
         let placed = self
             .anchor
-            .filter(|_| !o.ssrc_changed)
-            .map(|a| a.offset + (o.ext_ts as i64).wrapping_sub(a.ext_ts as i64));
+            .filter(|a| !o.ssrc_changed && a.clock_rate == format.clock_rate)
+            .map(|a| {
+                let ts = i128::from((o.ext_ts as i64).wrapping_sub(a.ext_ts as i64));
+                a.offset + (ts * per_sec / clock) as i64
+            });
         let offset = match placed {
-            Some(p) if (p - by_arrival).abs() <= REANCHOR_SAMPLES => p,
+            Some(p) if (p - by_arrival).abs() <= REANCHOR_TICKS => p,
             _ => {
                 *self.anchor = Some(Anchor {
                     ext_ts: o.ext_ts,
                     offset: by_arrival,
+                    clock_rate: format.clock_rate,
                 });
                 by_arrival
             }
         };
+        let lost = match *self.last_seq {
+            Some(prev) if !o.ssrc_changed && o.ext_seq > prev => o.ext_seq - prev - 1,
+            _ => 0,
+        };
+        *self.last_seq = Some(o.ext_seq);
         let Ok(offset) = u64::try_from(offset) else {
             return;
         };
@@ -200,9 +217,11 @@ impl MediaSink<'_> {
             call: self.handle,
             call_id: Arc::clone(self.call_id),
             leg: self.sender,
-            offset,
-            sample_rate: SAMPLE_RATE,
-            samples,
+            at: MediaTime(offset),
+            format,
+            lost: u16::try_from(lost).unwrap_or(u16::MAX),
+            rate: self.rate.max(format.recording_rate().unwrap_or(8000)),
+            payload: o.payload.to_vec(),
         });
     }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::rtp::codec::{format_for, Format};
+use crate::rtp::codec::{format_for, Format, MediaTime};
 use crate::rtp::dtmf::DtmfDetector;
 use crate::rtp::stream::{RtpStream, StreamConfig};
 use crate::rtp::PayloadType;
@@ -14,12 +14,12 @@ use super::dialog::{Call, MediaAddr};
 use super::events::Ctx;
 use super::{Side, Update};
 
-/// G.711 and telephone-event run at 8 kHz; the recording timeline is in these samples.
+/// The RTP clock the stream statistics assume until a codec says otherwise.
 pub(crate) const SAMPLE_RATE: u32 = 8000;
 const MAX_PAYLOAD_TYPES: usize = 32;
 /// If RTP timestamps and capture time disagree by more than this, the sender
 /// paused its clock (hold) or jumped: re-place the stream by capture time.
-pub(crate) const REANCHOR_SAMPLES: i64 = 4000;
+pub(crate) const REANCHOR_TICKS: i64 = MediaTime::RATE as i64 / 2;
 /// A second source for the same leg (a relay copy, a second capture point) is
 /// ignored while the first one is still talking.
 pub(crate) const SOURCE_SWITCH: Duration = Duration::from_millis(500);
@@ -57,6 +57,13 @@ impl SideSdp {
         self.encrypted = audio.proto.to_ascii_uppercase().contains("SAVP");
     }
 
+    /// The recording rate of the first audio codec this side listed.
+    pub fn recording_rate(&self) -> Option<u32> {
+        self.payload_types
+            .iter()
+            .find_map(|(_, f, _)| f.recording_rate())
+    }
+
     pub fn lookup(&self, pt: PayloadType) -> Option<(Format, &str)> {
         self.payload_types
             .iter()
@@ -82,7 +89,10 @@ fn static_name(pt: PayloadType) -> &'static str {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Anchor {
     pub ext_ts: u64,
+    /// Media-time ticks after the answer.
     pub offset: i64,
+    /// The RTP clock `ext_ts` counts in: a codec change re-anchors.
+    pub clock_rate: u32,
 }
 
 pub(crate) struct Leg {
@@ -90,6 +100,8 @@ pub(crate) struct Leg {
     pub last_seen: Option<Timestamp>,
     pub stream: RtpStream,
     pub anchor: Option<Anchor>,
+    /// The last audio packet's extended sequence number: gaps are losses.
+    pub last_seq: Option<u64>,
     pub dtmf: DtmfDetector,
     pub packets: u64,
 }
@@ -101,6 +113,7 @@ impl Default for Leg {
             last_seen: None,
             stream: RtpStream::new(stream_config()),
             anchor: None,
+            last_seq: None,
             dtmf: DtmfDetector::new(),
             packets: 0,
         }
@@ -132,6 +145,7 @@ impl Leg {
                 self.src = Some(src);
                 self.stream = RtpStream::new(stream_config());
                 self.anchor = None;
+                self.last_seq = None;
                 true
             }
         }
@@ -150,6 +164,9 @@ pub(crate) struct CallMedia {
     pub unsupported: Option<String>,
     pub encrypted: bool,
     pub audio_seen: bool,
+    /// The rate the recording should have: the highest of the codecs both
+    /// sides' SDP put first.
+    pub rate: u32,
 }
 
 impl CallMedia {
@@ -200,6 +217,13 @@ impl Call {
             }
         };
         self.media.sdp[side.index()].update(&parsed);
+        self.media.rate = self
+            .media
+            .sdp
+            .iter()
+            .filter_map(SideSdp::recording_rate)
+            .max()
+            .unwrap_or(0);
         let audio = parsed.audio()?;
         let addr = audio.effective_connection(&parsed);
         let dir = audio.effective_direction(&parsed);

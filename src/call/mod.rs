@@ -32,6 +32,7 @@ pub use tracker::Tracker;
 
 use std::sync::Arc;
 
+use crate::rtp::codec::{Format, MediaTime};
 use crate::time::Timestamp;
 
 /// The tracker's own name for a call; cheaper to pass around than the Call-ID.
@@ -125,14 +126,22 @@ pub enum Event {
         at: Timestamp,
         snapshot: Box<CallRecord>,
     },
-    /// Decoded audio that `leg` sent, placed at `offset` samples (8 kHz) after the answer.
+    /// Audio that `leg` sent after the answer, as the RTP payload it came in:
+    /// the recorder decodes it, so the tracker's thread stays cheap whatever
+    /// the codec.
     Media {
         call: CallHandle,
         call_id: Arc<str>,
         leg: Side,
-        offset: u64,
-        sample_rate: u32,
-        samples: Vec<i16>,
+        /// Where the payload's first sample belongs on the recording timeline.
+        at: MediaTime,
+        format: Format,
+        /// Packets of this stream missing just before this one (a sequence
+        /// gap), which the decoder may conceal; 0 after a DTX pause.
+        lost: u16,
+        /// The rate the call is best recorded at, from both sides' SDP.
+        rate: u32,
+        payload: Vec<u8>,
     },
     CallUpdated {
         call: CallHandle,

@@ -9,6 +9,8 @@
 //! Nothing goes back to the tracker thread. With recording off the same thread
 //! runs [`NoRecording`], which writes no audio.
 //!
+//! - `decode`: each leg's RTP payloads decoded (with `crate::codec`), losses
+//!   concealed, brought to the call's rate (`resample`) and placed.
 //! - `wav`: crash-safe stereo WAV files, the spool's format.
 //! - `files`: where recordings live: the spool, the dated folders, and what a
 //!   crash left in the spool.
@@ -18,8 +20,10 @@
 //!
 //! This is driver-side code: it does blocking file I/O, never inside the core.
 
+mod decode;
 mod files;
 mod inflight;
+mod resample;
 mod thread;
 pub mod wav;
 

@@ -2,6 +2,7 @@
 //! the in-flight journal holds, and that a slow sink holds the tracker up
 //! instead of losing calls.
 
+use crate::rtp::codec::{Codec, Format, MediaTime};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,8 +64,11 @@ fn ended(call_id: &str, answered: bool) -> Box<CallRecord> {
 fn one_call(thread: &mut RecorderThread, call: CallHandle, call_id: &str) {
     thread.started(call, Arc::from(call_id));
     thread.snapshot(call, Box::new(record(call_id, true)));
-    thread.media(call, Side::Caller, 0, 8000, vec![1000; 8000]);
-    thread.media(call, Side::Callee, 0, 8000, vec![-1000; 8000]);
+    // One second of L16 at 8 kHz per leg: decoded as it is.
+    let l16 = Format::plain(Codec::L16, 8000);
+    let pcm = |v: i16| v.to_be_bytes().repeat(8000);
+    thread.media(call, Side::Caller, MediaTime(0), l16, 0, 8000, pcm(1000));
+    thread.media(call, Side::Callee, MediaTime(0), l16, 0, 8000, pcm(-1000));
     thread.ended(call, ended(call_id, true));
     thread.sync();
 }

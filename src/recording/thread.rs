@@ -17,7 +17,9 @@ use crate::call::{CallHandle, CallRecord, Side};
 use crate::phone::Normalizer;
 use crate::report::CallReport;
 
+use super::decode::{Decoding, Payload};
 use super::{spool_path, InflightJournal, Recorder};
+use crate::rtp::codec::{Format, MediaTime};
 
 /// Commands per batch: large enough to amortise the channel, small enough
 /// that audio is on disk within a few milliseconds under load.
@@ -32,9 +34,11 @@ enum Cmd {
     Media {
         call: CallHandle,
         leg: Side,
-        offset: u64,
-        sample_rate: u32,
-        samples: Vec<i16>,
+        at: MediaTime,
+        format: Format,
+        lost: u16,
+        rate: u32,
+        payload: Vec<u8>,
     },
     Ended(CallHandle, Box<CallRecord>),
     /// Keep this open call's snapshot on disk (see `inflight`).
@@ -71,6 +75,7 @@ impl RecorderThread {
             journal: None,
             reports,
             done: Vec::new(),
+            decoding: Decoding::default(),
         };
         let thread = std::thread::Builder::new()
             .name("pbxbridge-recorder".into())
@@ -97,21 +102,27 @@ impl RecorderThread {
         self.push(Cmd::Started(call, call_id));
     }
 
+    /// One RTP payload `leg` sent, for the recorder to decode and place.
+    #[allow(clippy::too_many_arguments)]
     pub fn media(
         &mut self,
         call: CallHandle,
         leg: Side,
-        offset: u64,
-        sample_rate: u32,
-        samples: Vec<i16>,
+        at: MediaTime,
+        format: Format,
+        lost: u16,
+        rate: u32,
+        payload: Vec<u8>,
     ) {
         if self.dir.is_some() {
             self.push(Cmd::Media {
                 call,
                 leg,
-                offset,
-                sample_rate,
-                samples,
+                at,
+                format,
+                lost,
+                rate,
+                payload,
             });
         }
     }
@@ -181,6 +192,7 @@ struct Worker<R> {
     reports: crossbeam_channel::Sender<Vec<CallReport>>,
     /// Finished calls of the batch at hand.
     done: Vec<CallReport>,
+    decoding: Decoding,
 }
 
 impl<R: Recorder> Worker<R> {
@@ -218,13 +230,43 @@ impl<R: Recorder> Worker<R> {
             Cmd::Media {
                 call,
                 leg,
-                offset,
-                sample_rate,
-                samples,
-            } => self
-                .recorder
-                .media(call, leg, offset, sample_rate, &samples),
-            Cmd::Ended(call, record) => {
+                at,
+                format,
+                lost,
+                rate,
+                payload,
+            } => {
+                let recorder = &mut self.recorder;
+                let p = Payload {
+                    at,
+                    format,
+                    lost,
+                    rate,
+                    bytes: &payload,
+                };
+                self.decoding
+                    .payload(call, leg, p, &mut |offset, rate, samples| {
+                        recorder.media(call, leg, offset, rate, samples)
+                    });
+            }
+            Cmd::Ended(call, mut record) => {
+                let recorder = &mut self.recorder;
+                let summary = self
+                    .decoding
+                    .ended(call, &mut |leg, offset, rate, samples| {
+                        recorder.media(call, leg, offset, rate, samples)
+                    });
+                if record.unsupported_codec.is_none() {
+                    record.unsupported_codec = summary.unsupported;
+                }
+                if let Some(first) = &summary.first_error {
+                    tracing::warn!(
+                        call_id = %record.call_id,
+                        payloads = summary.errors,
+                        first = %first,
+                        "audio payloads could not be decoded; recorded as silence"
+                    );
+                }
                 // The one place a finished call's report is built.
                 let recording = self.recorder.ended(call, &record);
                 self.done

@@ -131,6 +131,28 @@ impl Format {
     }
 }
 
+/// A point on a recording's timeline: ticks of 48 kHz after the answer.
+/// 48 kHz is a multiple of every usual VoIP rate (8, 12, 16, 24 kHz), so
+/// converting a packet's place to any of them is exact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MediaTime(pub u64);
+
+impl MediaTime {
+    pub const RATE: u32 = 48_000;
+
+    /// `samples` at `rate` after the answer (rounded to the nearest tick).
+    pub fn from_samples(samples: u64, rate: u32) -> MediaTime {
+        let rate = u128::from(rate.max(1));
+        MediaTime(((u128::from(samples) * u128::from(Self::RATE) + rate / 2) / rate) as u64)
+    }
+
+    /// This point as a sample index at `rate` (rounded to the nearest sample).
+    pub fn samples(self, rate: u32) -> u64 {
+        let r = u128::from(Self::RATE);
+        ((u128::from(self.0) * u128::from(rate) + r / 2) / r) as u64
+    }
+}
+
 /// Resolves a payload type, using the SDP `a=rtpmap` name and clock rate when
 /// known (they win over the static table, as RFC 3551 allows remapping) and
 /// the RFC 3551 static assignments otherwise.

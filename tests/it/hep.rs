@@ -137,7 +137,7 @@ impl Harness {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::Media { leg: l, offset, .. } if *l == leg => Some(*offset),
+                Event::Media { leg: l, at, .. } if *l == leg => Some(at.samples(8000)),
                 _ => None,
             })
             .collect()

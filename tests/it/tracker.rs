@@ -171,12 +171,13 @@ fn media_of(h: &Harness, leg: Side) -> Vec<(u64, usize)> {
     h.events
         .iter()
         .filter_map(|e| match e {
+            // The fixtures send G.711: one byte per 8 kHz sample.
             Event::Media {
                 leg: l,
-                offset,
-                samples,
+                at,
+                payload,
                 ..
-            } if *l == leg => Some((*offset, samples.len())),
+            } if *l == leg => Some((at.samples(8000), payload.len())),
             _ => None,
         })
         .collect()
