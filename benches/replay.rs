@@ -20,7 +20,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use loadgen::{write_capture, LoadSpec};
+use loadgen::encoded::{encode_with_ffmpeg, FfmpegCodec};
+use loadgen::{write_capture, EncodedCodec, LoadSpec};
 use pbxbridge::call::EndReason;
 use pbxbridge::capture::pcapfile::PcapFileReader;
 use pbxbridge::config::Config;
@@ -28,12 +29,41 @@ use pbxbridge::pipeline::Pipeline;
 use pbxbridge::report::CallReport;
 use pbxbridge::report::RecordingStatus;
 use pbxbridge::time::Timestamp;
+use std::sync::Arc;
 
 struct Scenario {
     calls: usize,
     concurrent: usize,
     talk_secs: u32,
     record: bool,
+    /// Half the calls G.711, a quarter G.722, a quarter Opus (frames encoded
+    /// by ffmpeg from the fixtures' speech) instead of all G.711.
+    mix: bool,
+}
+
+/// User + system CPU seconds of this process so far (all its threads).
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// 50% G.711, 25% G.722, 25% Opus.
+fn codec_mix() -> Vec<Option<Arc<EncodedCodec>>> {
+    let speech = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pcap-fixtures/audio/caller.pcmu"
+    ));
+    let enc = |c| {
+        Some(Arc::new(
+            encode_with_ffmpeg(c, speech).expect("ffmpeg encodes"),
+        ))
+    };
+    vec![None, None, enc(FfmpegCodec::G722), enc(FfmpegCodec::Opus)]
 }
 
 fn arg(args: &[String], name: &str) -> Option<usize> {
@@ -53,7 +83,10 @@ fn rss_kib(field: &str) -> u64 {
 
 fn run_one(s: &Scenario, dir: &Path) {
     let pcap = dir.join("load.pcap");
-    let spec = LoadSpec::new(s.calls, s.concurrent, s.talk_secs);
+    let mut spec = LoadSpec::new(s.calls, s.concurrent, s.talk_secs);
+    if s.mix {
+        spec.mix = codec_mix();
+    }
     let t = Instant::now();
     let summary = write_capture(&spec, BufWriter::new(File::create(&pcap).unwrap())).unwrap();
     eprintln!(
@@ -88,6 +121,7 @@ fn run_one(s: &Scenario, dir: &Path) {
     let mut last = Timestamp::default();
     let mut n = 0u64;
     let rss_before = rss_kib("VmRSS:");
+    let cpu_before = cpu_secs();
     let t = Instant::now();
     while let Some(p) = reader.next_packet().unwrap() {
         last = p.ts;
@@ -106,18 +140,22 @@ fn run_one(s: &Scenario, dir: &Path) {
     let tracker = pipeline.finish();
     let st = tracker.stats();
     let (finished, stored) = sink.join().unwrap();
+    let cpu = cpu_secs() - cpu_before;
     assert_eq!(st.packets, summary.packets, "every packet was read");
     assert_eq!(finished, s.calls, "every call finished");
     if s.record {
         assert_eq!(stored, s.calls, "every call recorded");
     }
     println!(
-        "RESULT record={} calls={} concurrent={} packets={} secs={:.3} packets_per_sec={:.0} calls_per_sec={:.1} peak_active={} rss_before_kib={} rss_at_peak_kib={} peak_rss_kib={} dropped={}",
+        "RESULT record={} mix={} calls={} concurrent={} packets={} secs={:.3} cpu_secs={:.3} packets_per_cpu_sec={:.0} packets_per_sec={:.0} calls_per_sec={:.1} peak_active={} rss_before_kib={} rss_at_peak_kib={} peak_rss_kib={} dropped={}",
         s.record,
+        s.mix,
         s.calls,
         s.concurrent,
         st.packets,
         secs,
+        cpu,
+        st.packets as f64 / cpu.max(1e-9),
         st.packets as f64 / secs,
         s.calls as f64 / secs,
         peak_active,
@@ -154,6 +192,7 @@ fn main() {
             concurrent: arg(&args, "--concurrent").unwrap_or(calls),
             talk_secs: arg(&args, "--talk-secs").unwrap_or(30) as u32,
             record: !args.iter().any(|a| a == "--no-recording"),
+            mix: args.iter().any(|a| a == "--mix"),
         };
         return run_one(&s, dir.path());
     }
@@ -165,6 +204,7 @@ fn main() {
                 concurrent: 10,
                 talk_secs: 2,
                 record: true,
+                mix: false,
             },
             dir.path(),
         );
@@ -172,10 +212,19 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let mut results = Vec::new();
     // The third run leaves recording off: the packet path's own ceiling.
-    for (calls, concurrent, record) in [(1000, 1000, true), (100, 100, true), (1000, 1000, false)] {
+    // The fourth records the codec mix: its packets/s against the first's.
+    for (calls, concurrent, record, mix) in [
+        (1000, 1000, true, false),
+        (100, 100, true, false),
+        (1000, 1000, false, false),
+        (1000, 1000, true, true),
+    ] {
         let mut cmd = Command::new(&exe);
         if !record {
             cmd.arg("--no-recording");
+        }
+        if mix {
+            cmd.arg("--mix");
         }
         let out = cmd
             .args([
@@ -200,9 +249,11 @@ fn main() {
     let per_call =
         (field(&results[0], "rss_at_peak_kib") - field(&results[1], "rss_at_peak_kib")) / 900.0;
     println!(
-        "SUMMARY packets/s={:.0} (recording off: {:.0}) calls/s={:.1} peak_rss_mib={:.1} memory_per_active_call_kib={:.1}",
+        "SUMMARY packets/s={:.0} (recording off: {:.0}; codec mix: {:.0}, {:.2} of all-G.711 per CPU second) calls/s={:.1} peak_rss_mib={:.1} memory_per_active_call_kib={:.1}",
         field(&results[0], "packets_per_sec"),
         field(&results[2], "packets_per_sec"),
+        field(&results[3], "packets_per_sec"),
+        field(&results[3], "packets_per_cpu_sec") / field(&results[0], "packets_per_cpu_sec"),
         field(&results[0], "calls_per_sec"),
         field(&results[0], "peak_rss_kib") / 1024.0,
         per_call

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         ptime_ms: args.ptime_ms,
         start: Timestamp::from_secs(args.start),
         codec_pcma: args.pcma,
+        mix: Vec::new(),
     };
     let file = match File::create(&args.out) {
         Ok(f) => f,

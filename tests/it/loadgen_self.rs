@@ -200,6 +200,44 @@ fn pcma_answer_and_payload_type() {
 }
 
 #[test]
+fn codec_mix_sends_the_encoded_frames_it_is_given() {
+    let g722 = std::sync::Arc::new(EncodedCodec {
+        pt: 9,
+        rtpmap: "G722/8000".into(),
+        fmtp: None,
+        ts_per_frame: 160,
+        frames: vec![vec![0x11; 160], vec![0x22; 160]],
+    });
+    let spec = LoadSpec {
+        mix: vec![None, Some(g722)],
+        ..LoadSpec::new(2, 2, 1)
+    };
+    let (_, buf) = generate(&spec);
+    let pkts = read_back(&buf);
+    let answers: Vec<String> = pkts
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
+        .filter(|t| t.starts_with("SIP/2.0 200 OK") && t.contains("INVITE\r\n"))
+        .collect();
+    assert_eq!(answers.len(), 2);
+    assert!(answers.iter().any(|a| a.contains("RTP/AVP 0 101")));
+    assert!(answers
+        .iter()
+        .any(|a| a.contains("RTP/AVP 9 101") && a.contains("a=rtpmap:9 G722/8000")));
+    let rtp: Vec<_> = pkts.iter().filter(|p| p.src.1 != SIP_PORT).collect();
+    let g722: Vec<_> = rtp
+        .iter()
+        .filter_map(|p| rtp_rs::RtpReader::new(&p.payload).ok())
+        .filter(|r| r.payload_type() == 9)
+        .collect();
+    // One second each way at 20 ms: 100 packets, each one of the given frames.
+    assert_eq!(g722.len(), 100);
+    assert!(g722
+        .iter()
+        .all(|r| r.payload() == [0x11; 160] || r.payload() == [0x22; 160]));
+}
+
+#[test]
 fn zero_talk_time_still_completes_calls() {
     let spec = LoadSpec::new(4, 4, 0);
     let (summary, buf) = generate(&spec);

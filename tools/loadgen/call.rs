@@ -36,6 +36,8 @@ pub(super) struct Call {
     pub(super) next_at: i64,
     pub(super) caller: Voice,
     pub(super) callee: Voice,
+    /// Pre-encoded frames instead of synthesised G.711.
+    pub(super) encoded: Option<std::sync::Arc<EncodedCodec>>,
 }
 
 impl Call {
@@ -47,6 +49,7 @@ impl Call {
         let t_ok = t0 + ring_us;
         let caller_ip = [10, 1, (slot / 250) as u8, (slot % 250 + 1) as u8];
         Call {
+            encoded: spec.encoded(index).cloned(),
             seed,
             id: call_identity(index),
             caller_ip,
@@ -180,7 +183,10 @@ impl Call {
                 } else {
                     &mut self.caller
                 };
-                voice.write_rtp(spec, tables, k, frame);
+                match &self.encoded {
+                    Some(enc) => voice.write_encoded(enc, k, frame),
+                    None => voice.write_rtp(spec, tables, k, frame),
+                }
                 finish_frame(frame, src, dst, ip_id);
                 return Ok(Kind::Rtp);
             }
@@ -336,25 +342,49 @@ impl Call {
         let sess = self.seed >> 33;
         format!(
             "v=0\r\no=- {sess} {sess} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             m=audio {} RTP/AVP {}0 8 101\r\n{}a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:{}\r\na=sendrecv\r\n",
-            self.caller_rtp, spec.ptime_ms
+            self.caller_rtp,
+            self.encoded_pt(),
+            self.encoded_rtpmap(),
+            spec.ptime_ms
         )
     }
 
     pub(super) fn sdp_answer(&self, spec: &LoadSpec, pbx: &str) -> String {
         let sess = self.seed & 0x7fff_ffff;
-        let (pt, name) = if spec.codec_pcma {
-            (8, "PCMA")
-        } else {
-            (0, "PCMU")
+        let (pt, map) = match &self.encoded {
+            Some(enc) => (enc.pt, self.encoded_rtpmap()),
+            None if spec.codec_pcma => (8, "a=rtpmap:8 PCMA/8000\r\n".to_string()),
+            None => (0, "a=rtpmap:0 PCMU/8000\r\n".to_string()),
         };
         format!(
             "v=0\r\no=pbx {sess} {sess} IN IP4 {pbx}\r\ns=pbx\r\nc=IN IP4 {pbx}\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\n\
+             m=audio {} RTP/AVP {pt} 101\r\n{map}\
              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:{}\r\na=sendrecv\r\n",
             self.pbx_rtp, spec.ptime_ms
         )
+    }
+}
+
+impl Call {
+    fn encoded_pt(&self) -> String {
+        self.encoded
+            .as_ref()
+            .map(|e| format!("{} ", e.pt))
+            .unwrap_or_default()
+    }
+
+    fn encoded_rtpmap(&self) -> String {
+        let Some(e) = &self.encoded else {
+            return String::new();
+        };
+        let fmtp = e
+            .fmtp
+            .as_ref()
+            .map(|f| format!("a=fmtp:{} {f}\r\n", e.pt))
+            .unwrap_or_default();
+        format!("a=rtpmap:{} {}\r\n{fmtp}", e.pt, e.rtpmap)
     }
 }
 

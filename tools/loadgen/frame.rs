@@ -175,6 +175,27 @@ impl Voice {
             .wrapping_add(self.step.wrapping_mul(samples as u32));
     }
 
+    /// Packet `k` of a pre-encoded stream: the frames are looped, each voice
+    /// starting at its own place in them.
+    pub(super) fn write_encoded(&mut self, enc: &EncodedCodec, k: u64, frame: &mut Vec<u8>) {
+        let marker = if k == 0 { 0x80 } else { 0 };
+        let seq = self.seq0.wrapping_add(k as u16);
+        let ts = self
+            .ts0
+            .wrapping_add((k as u32).wrapping_mul(enc.ts_per_frame));
+        let mut hdr = [0u8; RTP_HDR_LEN];
+        hdr[0] = 0x80;
+        hdr[1] = marker | (enc.pt & 0x7f);
+        hdr[2..4].copy_from_slice(&seq.to_be_bytes());
+        hdr[4..8].copy_from_slice(&ts.to_be_bytes());
+        hdr[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        frame.extend_from_slice(&hdr);
+        if let Some(n) = std::num::NonZeroUsize::new(enc.frames.len()) {
+            let i = (self.env_seed as usize).wrapping_add(k as usize) % n;
+            frame.extend_from_slice(&enc.frames[i]);
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(super) fn synth(

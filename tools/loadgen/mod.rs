@@ -58,6 +58,22 @@ pub struct LoadSpec {
     pub start: Timestamp,
     /// Answer with PCMA (payload type 8) instead of PCMU (0).
     pub codec_pcma: bool,
+    /// Codecs the calls cycle through by call index: `None` is the G.711 of
+    /// `codec_pcma`, synthesised; `Some` sends pre-encoded frames. Empty is
+    /// all G.711.
+    pub mix: Vec<Option<std::sync::Arc<EncodedCodec>>>,
+}
+
+/// A codec's encoded 20 ms frames (from a real encoder), sent in a loop.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EncodedCodec {
+    pub pt: u8,
+    /// The rtpmap value, e.g. `G722/8000` or `opus/48000/2`.
+    pub rtpmap: String,
+    pub fmtp: Option<String>,
+    /// RTP timestamp units per 20 ms frame (160 for G.722, 960 for Opus).
+    pub ts_per_frame: u32,
+    pub frames: Vec<Vec<u8>>,
 }
 
 impl LoadSpec {
@@ -70,6 +86,15 @@ impl LoadSpec {
             ptime_ms: 20,
             start: Timestamp::from_secs(1_795_255_200),
             codec_pcma: false,
+            mix: Vec::new(),
+        }
+    }
+
+    /// The pre-encoded codec call `index` uses, if any.
+    pub(crate) fn encoded(&self, index: usize) -> Option<&std::sync::Arc<EncodedCodec>> {
+        match self.mix.len() {
+            0 => None,
+            n => self.mix[index % n].as_ref(),
         }
     }
 
@@ -249,6 +274,7 @@ impl<'a> Generator<'a> {
 }
 
 mod call;
+pub mod encoded;
 mod frame;
 
 use call::Call;
