@@ -4,7 +4,8 @@
 #   ./scripts/demo.sh
 #
 # installs what building pbxbridge needs when it is missing (a C compiler,
-# libc headers, pkg-config, libpcap's headers, CA certificates; no service is
+# libc headers, pkg-config, libpcap's and the codec libraries' headers, CA
+# certificates; no service is
 # started or enabled), installs Rust with rustup when there is no cargo, builds
 # the release binary and replays one of the project's own captures
 # (pcap-fixtures/answered_caller_bye.pcap: an answered 3-second call) with the
@@ -23,8 +24,10 @@ rust_min=1.85 # Cargo.toml rust-version; Debian 12's own rustc is 1.63
 # ---------------------------------------------------------------- packages
 # gcc + libc6-dev: the C parts of ring (TLS) and SQLite; pkg-config and
 # libpcap-dev: the pcap crate links libpcap; ca-certificates: cargo fetches
-# crates over HTTPS; curl only when rustup has to be fetched.
-pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates)
+# crates over HTTPS; curl only when rustup has to be fetched;
+# libspandsp-dev and libbcg729-dev: the codec libraries the recorder links
+# (SpanDSP: G.722, G.726, GSM 06.10, DVI4; bcg729: G.729).
+pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates libspandsp-dev libbcg729-dev)
 cargo_on_path || pkgs+=(curl)
 install_missing demo "${pkgs[@]}"
 

@@ -212,10 +212,13 @@ if $db_only; then
 fi
 
 # System packages the build and tests need (Debian): a C toolchain, libpcap's
-# headers, CA certificates for crates.io, systemd-analyze (tests/systemd_unit.rs)
-# and the database servers. Only touches apt when something is missing, so a
-# warm machine starts testing at once.
-install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates systemd "${db_pkgs[@]}"
+# headers, the codec libraries the recorder links (libspandsp-dev: G.722,
+# G.726, GSM 06.10, DVI4; libbcg729-dev: G.729), CA certificates for
+# crates.io, systemd-analyze (tests/systemd_unit.rs) and the database servers.
+# Only touches apt when something is missing, so a warm machine starts
+# testing at once.
+install_missing test.sh build-essential pkg-config libpcap-dev libspandsp-dev libbcg729-dev \
+    ca-certificates systemd "${db_pkgs[@]}"
 
 # The end-to-end tests (tests/e2e_*.rs) drive real peers: SIPp, Kamailio,
 # tshark, tcpreplay; they capture live, so they need root.
@@ -224,7 +227,9 @@ install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates s
 # The HTTP API's tests: headless Chromium plays a recording from a signed link
 # (tests/it/api_browser.rs); schemathesis, from PyPI, checks every answer
 # against the API's own OpenAPI document (tests/it/api_schemathesis.rs). It
-# goes into a virtualenv of its own, pinned, made once.
+# goes into a virtualenv of its own, pinned, made once. ffmpeg is also the
+# codec tests' independent reference (src/codec: it encodes the test speech
+# and decodes the same bits); without it they print SKIPPED.
 install_missing test.sh chromium ffmpeg python3-venv
 schemathesis_version=4.32.5
 st_venv=/var/cache/pbxbridge/venv
