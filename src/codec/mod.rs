@@ -7,8 +7,12 @@
 //! opencore-amr, libspeex) except where the format is a table or a byte swap
 //! (G.711, L16).
 
+mod amr;
 mod g711;
 mod l16;
+mod opus;
+pub mod rfc4867;
+mod speex;
 
 use thiserror::Error;
 
@@ -77,10 +81,17 @@ pub trait Decoder: Send {
 /// A decoder for `format`, producing audio at `rate` when the codec can
 /// (Opus decodes at 8, 12, 16, 24 or 48 kHz) and at its own rate otherwise.
 pub fn decoder(format: &Format, rate: u32) -> Result<Box<dyn Decoder>, CodecError> {
-    let _ = rate;
+    fn boxed<D: Decoder + 'static>(d: D) -> Box<dyn Decoder> {
+        Box::new(d)
+    }
     match format.codec {
         Codec::Pcmu | Codec::Pcma => Ok(Box::new(g711::G711(format.codec))),
-        Codec::L16 => l16::L16::new(format).map(|d| Box::new(d) as Box<dyn Decoder>),
+        Codec::L16 => l16::L16::new(format).map(boxed),
+        Codec::Opus => opus::Opus::new(format, rate).map(boxed),
+        Codec::Amr => amr::Amr::new(format, rfc4867::Band::Narrow).map(boxed),
+        Codec::AmrWb => amr::Amr::new(format, rfc4867::Band::Wide).map(boxed),
+        Codec::Speex => speex::Speex::new(format).map(boxed),
+        // No maintained iLBC library or crate exists for Debian 12 (README).
         other => Err(CodecError::Unsupported { name: other.name() }),
     }
 }
