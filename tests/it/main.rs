@@ -35,6 +35,7 @@ mod api_schemathesis;
 mod api_serve;
 mod api_writes;
 mod calls_list;
+mod codec_audio;
 mod capture_folder;
 mod check_config;
 mod cli_help;
