@@ -69,8 +69,8 @@ struct Rtp {
 /// (tcpdump on `lo` writes Ethernet frames).
 fn read_rtp(pcap: &Path, ports: &[u16]) -> Result<Vec<Rtp>, String> {
     let file = std::fs::File::open(pcap).map_err(|e| format!("{}: {e}", pcap.display()))?;
-    let mut reader = pcap_file::pcap::PcapReader::new(file)
-        .map_err(|e| format!("{}: {e}", pcap.display()))?;
+    let mut reader =
+        pcap_file::pcap::PcapReader::new(file).map_err(|e| format!("{}: {e}", pcap.display()))?;
     let mut out = Vec::new();
     while let Some(pkt) = reader.next_packet() {
         let pkt = pkt.map_err(|e| format!("{}: {e}", pcap.display()))?;
@@ -160,17 +160,34 @@ fn ogg_opus(packets: &[&[u8]]) -> Vec<u8> {
     for (i, p) in packets.iter().enumerate() {
         let last = i + 1 == packets.len();
         let granule = 960 * (i as u64 + 1);
-        page(&mut out, if last { 0x04 } else { 0 }, granule, i as u32 + 2, p);
+        page(
+            &mut out,
+            if last { 0x04 } else { 0 },
+            granule,
+            i as u32 + 2,
+            p,
+        );
     }
     out
 }
 
 /// ffmpeg's decoding of `payloads` (one codec, in order) as mono s16 at `rate`.
-fn ffmpeg_decode(codec: &str, payloads: &[&[u8]], rate: u32, dir: &Path) -> Result<Vec<i16>, String> {
+fn ffmpeg_decode(
+    codec: &str,
+    payloads: &[&[u8]],
+    rate: u32,
+    dir: &Path,
+) -> Result<Vec<i16>, String> {
     let input = dir.join(format!("ref.{codec}"));
     let (data, fmt): (Vec<u8>, &[&str]) = match codec {
-        "PCMU" => (payloads.concat(), &["-f", "mulaw", "-ar", "8000", "-ac", "1"]),
-        "PCMA" => (payloads.concat(), &["-f", "alaw", "-ar", "8000", "-ac", "1"]),
+        "PCMU" => (
+            payloads.concat(),
+            &["-f", "mulaw", "-ar", "8000", "-ac", "1"],
+        ),
+        "PCMA" => (
+            payloads.concat(),
+            &["-f", "alaw", "-ar", "8000", "-ac", "1"],
+        ),
         "G722" => (payloads.concat(), &["-f", "g722"]),
         "G729" => (payloads.concat(), &["-f", "g729"]),
         "opus" => (ogg_opus(payloads), &["-f", "ogg", "-c:a", "libopus"]),
@@ -221,8 +238,16 @@ fn align(chan: &[i16], r: &[i16], expect: i64, search: i64, win: usize) -> (i64,
     let win = win.min(r.len());
     // the loudest window of the reference, on a 10 ms grid
     let step = (win / 25).max(1);
-    let energy = |s: usize| r[s..s + win].iter().map(|&x| i64::from(x).pow(2)).sum::<i64>();
-    let w0 = (0..=r.len() - win).step_by(step).max_by_key(|&s| energy(s)).unwrap_or(0);
+    let energy = |s: usize| {
+        r[s..s + win]
+            .iter()
+            .map(|&x| i64::from(x).pow(2))
+            .sum::<i64>()
+    };
+    let w0 = (0..=r.len() - win)
+        .step_by(step)
+        .max_by_key(|&s| energy(s))
+        .unwrap_or(0);
     let window = &r[w0..w0 + win];
     let mut best = (expect, f64::MIN);
     for lag in expect - search..=expect + search {
@@ -266,11 +291,22 @@ struct Stretch<'a> {
     payloads: Vec<&'a [u8]>,
 }
 
-fn stretches<'a>(pkts: &'a [Rtp], port: u16, pts: &BTreeMap<u8, String>, from: i64, to: i64) -> Vec<Stretch<'a>> {
+fn stretches<'a>(
+    pkts: &'a [Rtp],
+    port: u16,
+    pts: &BTreeMap<u8, String>,
+    from: i64,
+    to: i64,
+) -> Vec<Stretch<'a>> {
     let mut out: Vec<Stretch<'a>> = Vec::new();
     let mut last_seq: Option<u16> = None;
-    for p in pkts.iter().filter(|p| p.src_port == port && from <= p.at_us && p.at_us < to) {
-        let Some(codec) = pts.get(&p.pt) else { continue };
+    for p in pkts
+        .iter()
+        .filter(|p| p.src_port == port && from <= p.at_us && p.at_us < to)
+    {
+        let Some(codec) = pts.get(&p.pt) else {
+            continue;
+        };
         if last_seq == Some(p.seq) {
             continue; // a duplicate is decoded once
         }
@@ -295,11 +331,21 @@ fn native_rate(codec: &str) -> u32 {
 }
 
 /// Checks one call; returns a line per stretch with the measured figures.
-fn check_call(name: &str, pcap: &Path, exp: &Value, act: &Value, dir: &Path) -> Result<Vec<String>, String> {
+fn check_call(
+    name: &str,
+    pcap: &Path,
+    exp: &Value,
+    act: &Value,
+    dir: &Path,
+) -> Result<Vec<String>, String> {
     let meta = &exp["_codec_audio"];
     let ports = [
-        meta["caller_port"].as_u64().ok_or("_codec_audio.caller_port")? as u16,
-        meta["callee_port"].as_u64().ok_or("_codec_audio.callee_port")? as u16,
+        meta["caller_port"]
+            .as_u64()
+            .ok_or("_codec_audio.caller_port")? as u16,
+        meta["callee_port"]
+            .as_u64()
+            .ok_or("_codec_audio.callee_port")? as u16,
     ];
     let pts: BTreeMap<u8, String> = meta["payload_types"]
         .as_object()
@@ -311,10 +357,14 @@ fn check_call(name: &str, pcap: &Path, exp: &Value, act: &Value, dir: &Path) -> 
     if rec["status"] != "stored" {
         return Err(format!("{name}: recording not stored: {rec}"));
     }
-    let path = rec["path"].as_str().ok_or_else(|| format!("{name}: recording has no path"))?;
+    let path = rec["path"]
+        .as_str()
+        .ok_or_else(|| format!("{name}: recording has no path"))?;
     let mut reader = hound::WavReader::open(path).map_err(|e| format!("{name}: {path}: {e}"))?;
     let spec = reader.spec();
-    let want_rate = exp["recording"]["sample_rate"].as_u64().ok_or("expected sample_rate")? as u32;
+    let want_rate = exp["recording"]["sample_rate"]
+        .as_u64()
+        .ok_or("expected sample_rate")? as u32;
     if spec.channels != 2 || spec.bits_per_sample != 16 || spec.sample_rate != want_rate {
         return Err(format!(
             "{name}: WAV is {} ch, {} Hz, {} bit; want 2 ch, {want_rate} Hz, 16 bit",
@@ -348,7 +398,9 @@ fn check_call(name: &str, pcap: &Path, exp: &Value, act: &Value, dir: &Path) -> 
     for (i, side) in ["left (caller)", "right (callee)"].into_iter().enumerate() {
         let parts = stretches(&pkts, ports[i], &pts, answered, ended);
         if parts.is_empty() {
-            errors.push(format!("{name} {side}: no RTP in the capture after the answer"));
+            errors.push(format!(
+                "{name} {side}: no RTP in the capture after the answer"
+            ));
         }
         for (n, part) in parts.iter().enumerate() {
             let reference = ffmpeg_decode(&part.codec, &part.payloads, rate, dir)?;
@@ -369,10 +421,15 @@ fn check_call(name: &str, pcap: &Path, exp: &Value, act: &Value, dir: &Path) -> 
                 errors.push(format!("{line}: below {min}"));
             }
             if len < reference.len() * 9 / 10 {
-                errors.push(format!("{line}: only {len} of {} reference samples in the file", reference.len()));
+                errors.push(format!(
+                    "{line}: only {len} of {} reference samples in the file",
+                    reference.len()
+                ));
             }
             if cross > MAX_CROSS_TALK {
-                errors.push(format!("{line}: the other channel holds this side's audio (channels swapped or mixed)"));
+                errors.push(format!(
+                    "{line}: the other channel holds this side's audio (channels swapped or mixed)"
+                ));
             }
             lines.push(line);
         }
@@ -404,7 +461,10 @@ fn codec_channels_match_an_ffmpeg_decoding() {
         let dir = tempfile::tempdir().expect("tempdir");
         match replay_and_pair(&pcap, dir.path()) {
             Ok(pairs) => {
-                for (exp, act) in pairs.iter().filter(|(e, _)| e.get("_codec_audio").is_some()) {
+                for (exp, act) in pairs
+                    .iter()
+                    .filter(|(e, _)| e.get("_codec_audio").is_some())
+                {
                     checked += 1;
                     if let Err(e) = check_call(&name, &pcap, exp, act, dir.path()) {
                         failures.push(e);
@@ -414,7 +474,10 @@ fn codec_channels_match_an_ffmpeg_decoding() {
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(checked >= 5, "only {checked} fixture calls with _codec_audio");
+    assert!(
+        checked >= 5,
+        "only {checked} fixture calls with _codec_audio"
+    );
     assert!(
         failures.is_empty(),
         "{} failure(s):\n{}",
@@ -457,11 +520,20 @@ fn tshark_streams(pcap: &Path, ports: [u16; 2]) -> Result<Vec<TsharkStream>, Str
             t.pop();
         }
         let n = t.len();
-        let f = |i: usize| t[i].parse::<f64>().map_err(|e| format!("tshark column {:?}: {e}", t[i]));
+        let f = |i: usize| {
+            t[i].parse::<f64>()
+                .map_err(|e| format!("tshark column {:?}: {e}", t[i]))
+        };
         rows.push(TsharkStream {
-            src_port: t[3].parse().map_err(|e| format!("tshark port {:?}: {e}", t[3]))?,
-            packets: t[n - 9].parse().map_err(|e| format!("tshark packets {:?}: {e}", t[n - 9]))?,
-            lost: t[n - 8].parse().map_err(|e| format!("tshark lost {:?}: {e}", t[n - 8]))?,
+            src_port: t[3]
+                .parse()
+                .map_err(|e| format!("tshark port {:?}: {e}", t[3]))?,
+            packets: t[n - 9]
+                .parse()
+                .map_err(|e| format!("tshark packets {:?}: {e}", t[n - 9]))?,
+            lost: t[n - 8]
+                .parse()
+                .map_err(|e| format!("tshark lost {:?}: {e}", t[n - 8]))?,
             max_delta_ms: f(n - 4)?,
             min_jitter_ms: f(n - 3)?,
             mean_jitter_ms: f(n - 2)?,
@@ -488,25 +560,46 @@ fn lossy_quality_matches_tshark() {
     assert_eq!(streams.len(), 2, "tshark streams: {streams:?}");
     let mut errors = Vec::new();
     for (side, port) in ["caller", "callee"].into_iter().zip(ports) {
-        let ts = streams.iter().find(|s| s.src_port == port).expect("stream per side");
+        let ts = streams
+            .iter()
+            .find(|s| s.src_port == port)
+            .expect("stream per side");
         let facts = &exp["_quality"][side];
         let count = |k: &str| facts[k].as_array().map_or(0, Vec::len) as i64;
-        let (dropped, duplicated, reordered) = (count("dropped"), count("duplicated"), count("reordered"));
-        assert!(dropped > 0 && duplicated > 0 && reordered > 0, "{side}: the fixture must impair: {facts}");
+        let (dropped, duplicated, reordered) =
+            (count("dropped"), count("duplicated"), count("reordered"));
+        assert!(
+            dropped > 0 && duplicated > 0 && reordered > 0,
+            "{side}: the fixture must impair: {facts}"
+        );
         // tshark's Lost is RFC 3550's: expected minus received, duplicates counted as received
-        assert_eq!(ts.lost, dropped - duplicated, "{side}: tshark {ts:?} vs the generator {facts}");
-        assert_eq!(ts.packets, facts["packets"].as_u64().unwrap_or(0), "{side}: tshark {ts:?}");
+        assert_eq!(
+            ts.lost,
+            dropped - duplicated,
+            "{side}: tshark {ts:?} vs the generator {facts}"
+        );
+        assert_eq!(
+            ts.packets,
+            facts["packets"].as_u64().unwrap_or(0),
+            "{side}: tshark {ts:?}"
+        );
         let q = &act["rtp"][side];
         eprintln!("lossy {side}: record {q}; tshark {ts:?}; generator dropped {dropped}, duplicated {duplicated}, reordered {reordered}");
         let num = |k: &str| q.get(k).and_then(Value::as_f64);
         // Every packet was sent after the answer, so the call saw them all.
         match num("packets") {
             Some(p) if p as u64 == ts.packets || p as i64 == ts.packets as i64 - duplicated => {}
-            other => errors.push(format!("{side}: packets {other:?}, tshark {} ({duplicated} duplicates)", ts.packets)),
+            other => errors.push(format!(
+                "{side}: packets {other:?}, tshark {} ({duplicated} duplicates)",
+                ts.packets
+            )),
         }
         match num("lost") {
             Some(l) if l as i64 == ts.lost || l as i64 == dropped => {}
-            other => errors.push(format!("{side}: lost {other:?}, tshark {} (dropped {dropped})", ts.lost)),
+            other => errors.push(format!(
+                "{side}: lost {other:?}, tshark {} (dropped {dropped})",
+                ts.lost
+            )),
         }
         // jitter_ms is the running RFC 3550 estimate at the end of the call:
         // within tshark's range, to its 3 decimals.
@@ -518,14 +611,20 @@ fn lossy_quality_matches_tshark() {
             )),
         }
         // Fields the quality work adds, compared when present.
-        for (key, want) in [("duplicated", duplicated as f64), ("out_of_order", reordered as f64)] {
+        for (key, want) in [
+            ("duplicated", duplicated as f64),
+            ("out_of_order", reordered as f64),
+        ] {
             if let Some(got) = num(key) {
                 if got != want {
                     errors.push(format!("{side}: {key} {got}, the generator {want}"));
                 }
             }
         }
-        for (key, want) in [("max_jitter_ms", ts.max_jitter_ms), ("max_gap_ms", ts.max_delta_ms)] {
+        for (key, want) in [
+            ("max_jitter_ms", ts.max_jitter_ms),
+            ("max_gap_ms", ts.max_delta_ms),
+        ] {
             if let Some(got) = num(key) {
                 if (got - want).abs() > 0.0015 {
                     errors.push(format!("{side}: {key} {got}, tshark {want}"));
