@@ -7,8 +7,16 @@
 //! opencore-amr, libspeex) except where the format is a table or a byte swap
 //! (G.711, L16).
 
+mod dvi4;
 mod g711;
+mod g722;
+mod g726;
+mod g729;
+mod gsm;
 mod l16;
+mod spandsp;
+#[cfg(test)]
+mod testutil;
 
 use thiserror::Error;
 
@@ -81,6 +89,11 @@ pub fn decoder(format: &Format, rate: u32) -> Result<Box<dyn Decoder>, CodecErro
     match format.codec {
         Codec::Pcmu | Codec::Pcma => Ok(Box::new(g711::G711(format.codec))),
         Codec::L16 => l16::L16::new(format).map(|d| Box::new(d) as Box<dyn Decoder>),
+        Codec::G722 => g722::new(format),
+        Codec::G726 { .. } => g726::new(format),
+        Codec::Gsm => gsm::new(format),
+        Codec::Dvi4 => dvi4::new(format),
+        Codec::G729 => g729::G729::new(format).map(|d| Box::new(d) as Box<dyn Decoder>),
         other => Err(CodecError::Unsupported { name: other.name() }),
     }
 }
