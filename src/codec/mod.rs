@@ -7,6 +7,7 @@
 //! opencore-amr, libspeex) except where the format is a table or a byte swap
 //! (G.711, L16).
 
+mod amr;
 mod dvi4;
 mod g711;
 mod g722;
@@ -14,7 +15,10 @@ mod g726;
 mod g729;
 mod gsm;
 mod l16;
+mod opus;
+pub mod rfc4867;
 mod spandsp;
+mod speex;
 #[cfg(test)]
 mod testutil;
 
@@ -85,15 +89,22 @@ pub trait Decoder: Send {
 /// A decoder for `format`, producing audio at `rate` when the codec can
 /// (Opus decodes at 8, 12, 16, 24 or 48 kHz) and at its own rate otherwise.
 pub fn decoder(format: &Format, rate: u32) -> Result<Box<dyn Decoder>, CodecError> {
-    let _ = rate;
+    fn boxed<D: Decoder + 'static>(d: D) -> Box<dyn Decoder> {
+        Box::new(d)
+    }
     match format.codec {
         Codec::Pcmu | Codec::Pcma => Ok(Box::new(g711::G711(format.codec))),
-        Codec::L16 => l16::L16::new(format).map(|d| Box::new(d) as Box<dyn Decoder>),
+        Codec::L16 => l16::L16::new(format).map(boxed),
         Codec::G722 => g722::new(format),
         Codec::G726 { .. } => g726::new(format),
         Codec::Gsm => gsm::new(format),
         Codec::Dvi4 => dvi4::new(format),
-        Codec::G729 => g729::G729::new(format).map(|d| Box::new(d) as Box<dyn Decoder>),
+        Codec::G729 => g729::G729::new(format).map(boxed),
+        Codec::Opus => opus::Opus::new(format, rate).map(boxed),
+        Codec::Amr => amr::Amr::new(format, rfc4867::Band::Narrow).map(boxed),
+        Codec::AmrWb => amr::Amr::new(format, rfc4867::Band::Wide).map(boxed),
+        Codec::Speex => speex::Speex::new(format).map(boxed),
+        // No maintained iLBC library or crate exists for Debian 12 (README).
         other => Err(CodecError::Unsupported { name: other.name() }),
     }
 }
