@@ -224,7 +224,9 @@ install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates s
 # The HTTP API's tests: headless Chromium plays a recording from a signed link
 # (tests/it/api_browser.rs); schemathesis, from PyPI, checks every answer
 # against the API's own OpenAPI document (tests/it/api_schemathesis.rs). It
-# goes into a virtualenv of its own, pinned, made once.
+# goes into a virtualenv of its own, pinned, made once. ffmpeg (with its
+# libopus decoder) is also the independent reference decoder of
+# tests/it/codec_audio.rs; tshark (e2e-deps.sh) checks its quality figures.
 install_missing test.sh chromium ffmpeg python3-venv
 schemathesis_version=4.32.5
 st_venv=/var/cache/pbxbridge/venv

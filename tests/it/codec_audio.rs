@@ -32,19 +32,24 @@ const MAX_CROSS_TALK: f64 = 0.5;
 /// reference, which are not sample-identical).
 fn threshold(codec: &str, resampled: bool) -> f64 {
     match (codec, resampled) {
-        // G.711 is a table: bit-exact.
-        ("PCMU" | "PCMA", false) => 0.9999,
-        // SpanDSP's and ffmpeg's G.722 decoders implement the same ITU
-        // reference arithmetic.
-        ("G722", false) => 0.99,
-        // libopus on both sides (ffmpeg's libopus decoder at 48 kHz, then
-        // libswresample to 16 kHz; ours asks libopus for 16 kHz directly).
-        ("opus", _) => 0.99,
-        // bcg729 and ffmpeg's own G.729 decoder are not bit-exact (different
-        // fixed-point implementations of the same standard).
-        ("G729", _) => 0.99,
-        // Two different resamplers on the same decoded audio.
+        // Both sides resample the decoded audio to the file's rate, with
+        // different resamplers (rubato here, libswresample for the
+        // reference): measured 0.9991 (PCMU to 16 kHz) to 0.9998 (G.722 to 8 kHz).
         (_, true) => 0.99,
+        // G.711 is a table, and SpanDSP's and ffmpeg's G.722 decoders
+        // implement the same ITU-T reference arithmetic: bit-exact (every
+        // sample identical).
+        ("PCMU" | "PCMA" | "G722", false) => 0.9999,
+        // libopus on both sides, but not at the same rate: ffmpeg's libopus
+        // decoder runs at 48 kHz only (libswresample then brings it to
+        // 16 kHz), ours asks libopus for 16 kHz, whose SILK and CELT paths
+        // band-limit differently: measured 0.977 and 0.987. (opusdec
+        // --rate 16000 resamples too and measures the same; libopus called
+        // at 16 kHz directly gives our channel exactly, checked by hand.)
+        ("opus", false) => 0.97,
+        // bcg729 and ffmpeg's own G.729 decoder are different fixed-point
+        // implementations of the standard, not bit-exact: measured 0.997.
+        ("G729", false) => 0.99,
         _ => 0.99,
     }
 }
@@ -263,18 +268,18 @@ fn align(chan: &[i16], r: &[i16], expect: i64, search: i64, win: usize) -> (i64,
     best
 }
 
-/// The correlation of `r` placed at `lag` in `chan`, over their overlap.
-fn overlap_correlation(chan: &[i16], r: &[i16], lag: i64) -> (f64, usize) {
+/// The correlation of `r` placed at `lag` in `chan` over their overlap, its
+/// length, and how many of its samples are identical.
+fn overlap_correlation(chan: &[i16], r: &[i16], lag: i64) -> (f64, usize, usize) {
     let from = (-lag).max(0) as usize;
     let to = r.len().min((chan.len() as i64 - lag).max(0) as usize);
     if from >= to {
-        return (0.0, 0);
+        return (0.0, 0, 0);
     }
     let c0 = (lag + from as i64) as usize;
-    (
-        correlation(&r[from..to], &chan[c0..c0 + (to - from)]),
-        to - from,
-    )
+    let (a, b) = (&r[from..to], &chan[c0..c0 + (to - from)]);
+    let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    (correlation(a, b), to - from, same)
 }
 
 fn epoch_us(v: &Value) -> Result<i64, String> {
@@ -406,12 +411,12 @@ fn check_call(
             let reference = ffmpeg_decode(&part.codec, &part.payloads, rate, dir)?;
             let expect = (part.first_us - answered) * i64::from(rate) / 1_000_000;
             let (lag, _) = align(&chans[i], &reference, expect, search, win);
-            let (corr, len) = overlap_correlation(&chans[i], &reference, lag);
+            let (corr, len, same) = overlap_correlation(&chans[i], &reference, lag);
             let (_, cross) = align(&chans[1 - i], &reference, expect, search, win);
             let resampled = native_rate(&part.codec) != rate;
             let min = threshold(&part.codec, resampled);
             let line = format!(
-                "{name} {side} stretch {n} {} ({} packets{}): correlation {corr:.6} over {len} samples at {lag} (arrival at {expect}); other channel {cross:.3}",
+                "{name} {side} stretch {n} {} ({} packets{}): correlation {corr:.6} over {len} samples ({same} identical) at {lag} (arrival at {expect}); other channel {cross:.3}",
                 part.codec,
                 part.payloads.len(),
                 if resampled { ", resampled" } else { "" }
