@@ -6,7 +6,18 @@ Times come from the capture through tshark; the facts the scenario decides
 checks the capture is sane (one Call-ID, the SIP flow the facts claim, RTP both
 ways after answer, the DTMF digits) and refuses to write the file otherwise.
 
-Usage: expected.py --pcap F --out F.expected.json --caller-port 6000 --callee-port 6100 KEY=VALUE...
+Usage: expected.py --pcap F --out F.expected.json --caller-port 6000 --callee-port 6100
+                   [--impaired caller=FACTS.json] KEY=VALUE...
+
+Facts for codecs other than G.711: `pts=9:G722,0:PCMU` (the audio payload
+types the call uses and the codec name the record must show; the record's
+codec is the one of the first audio packet after the answer), `rate=16000`
+(the WAV's rate) and `reference=ffmpeg` (the WAV test compares the channels
+with an ffmpeg decoding of the captured payloads: `_codec_audio`, instead of
+the sox-decoded G.711 source: `_audio`) or `reference=none`.
+`--impaired SIDE=FILE` takes what rtp-pcap.py did to a side's stream
+(dropped, duplicated, reordered sequence numbers), checks the capture shows
+exactly that, and keeps it under `_quality`.
 """
 
 import argparse
@@ -17,7 +28,7 @@ import sys
 
 DIGITS = "0123456789*#ABCD"
 INT_FACTS = {"sip_code"}
-BOOL_FACTS = {"answered_elsewhere", "hold"}
+BOOL_FACTS = {"answered_elsewhere", "hold", "reinvite"}
 
 
 def fail(msg):
@@ -69,6 +80,27 @@ def sip_messages(pcap):
     return msgs
 
 
+def check_impairments(side, want, got):
+    """The capture must show exactly what rtp-pcap.py did to the stream."""
+    if len(got) != want["sent"]:
+        fail(f"{side}: {want['sent']} packets sent, {len(got)} captured")
+    # sequence numbers as unwrapped integers (a fixture's stream does not wrap)
+    seen, dup, late = set(), [], []
+    top = None
+    for s in got:
+        if s in seen:
+            dup.append(s)
+        elif top is not None and s < top:
+            late.append(s)
+        seen.add(s)
+        top = s if top is None else max(top, s)
+    missing = sorted(set(range(min(got), max(got) + 1)) - seen)
+    for what, w, g in (("dropped", want["dropped"], missing), ("duplicated", want["duplicated"], dup),
+                       ("reordered", want["reordered"], late)):
+        if sorted(w) != sorted(g):
+            fail(f"{side}: {what} {sorted(w)} by the generator, {sorted(g)} in the capture")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pcap", required=True)
@@ -76,6 +108,7 @@ def main():
     ap.add_argument("--caller-port", type=int, required=True, help="caller's RTP port")
     ap.add_argument("--callee-port", type=int, required=True, help="callee's RTP port")
     ap.add_argument("--uas-sip-port", type=int, default=5060)
+    ap.add_argument("--impaired", action="append", default=[], help="SIDE=FILE (rtp-pcap.py --facts)")
     ap.add_argument("facts", nargs="*", help="KEY=VALUE")
     a = ap.parse_args()
 
@@ -128,7 +161,7 @@ def main():
         fail(f"outcome {facts['outcome']} but answered={answered}")
     if facts["answered_elsewhere"] and not cancels:
         fail("answered_elsewhere without a CANCEL")
-    if len(invites) > 1 and not facts["hold"]:
+    if len(invites) > 1 and not (facts["hold"] or facts.get("reinvite")):
         codes = [m[3] for m in msgs if m[2] == "resp" and m[4] == "INVITE"]
         if 407 not in codes and 401 not in codes:
             fail("several INVITEs without a challenge or hold")
@@ -154,21 +187,31 @@ def main():
     }
 
     codec = facts.get("codec", "pcmu")
+    pts = facts.get("pts") or ("8:PCMA" if codec == "pcma" else "0:PCMU")
+    pt_names = {p: n for p, _, n in (x.partition(":") for x in pts.split(","))}
+    rate = int(facts.get("rate", 8000))
+    reference = facts.get("reference", "sox")
     rtp_rows = tshark(a.pcap, ["frame.time_epoch", "udp.srcport", "rtp.p_type", "rtp.timestamp",
-                               "rtpevent.event_id", "rtpevent.end_of_event"], "rtp",
+                               "rtpevent.event_id", "rtpevent.end_of_event", "rtp.seq"], "rtp",
                       extra=["-d", f"udp.port=={a.caller_port},rtp", "-d", f"udp.port=={a.callee_port},rtp"])
-    audio_pt = "8" if codec == "pcma" else "0"
     sides = {"left": a.caller_port, "right": a.callee_port}
-    pkts = {s: [(epoch_us(r[0]), int(r[3])) for r in rtp_rows if int(r[1]) == p and r[2] == audio_pt]
+    pkts = {s: [(epoch_us(r[0]), int(r[3])) for r in rtp_rows if int(r[1]) == p and r[2] in pt_names]
+            for s, p in sides.items()}
+    seqs = {s: [int(r[6]) for r in rtp_rows if int(r[1]) == p and r[2] in pt_names]
             for s, p in sides.items()}
 
     if facts["recording"] == "stored":
         audio = {}
+        for side in ("left", "right"):
+            talk = [x for x in pkts[side] if answered <= x[0] < ended]
+            if len(talk) < 50:
+                fail(f"{side}: only {len(talk)} RTP packets during the talk time")
+        after = [r for r in rtp_rows if r[2] in pt_names and epoch_us(r[0]) >= answered]
+        first_codec = pt_names[after[0][2]]
+    if facts["recording"] == "stored" and reference == "sox":
         for side, name in (("left", "caller"), ("right", "callee")):
             p = pkts[side]
             talk = [x for x in p if answered <= x[0] < ended]
-            if len(talk) < 50:
-                fail(f"{side}: only {len(talk)} RTP packets during the talk time")
             audio[side] = f"audio/{name}.{codec}.s16"
             # the generator puts source sample k at RTP timestamp first_ts + k
             audio[f"{side}_start"] = (talk[0][1] - p[0][1]) % (1 << 32)
@@ -181,19 +224,38 @@ def main():
                 audio[f"{side}_gaps"] = gaps
         if facts["hold"] and "right_gaps" not in audio:
             fail("hold fixture without a gap in the callee's audio")
+        call["_audio"] = audio
+    elif facts["recording"] == "stored" and reference == "ffmpeg":
+        call["_codec_audio"] = {"caller_port": a.caller_port, "callee_port": a.callee_port,
+                                "payload_types": {p: n for p, n in pt_names.items()}}
+    if facts["recording"] == "stored":
         call["recording"] = {
             "status": "stored",
-            "codec": codec.upper(),
-            "sample_rate": 8000,
+            "codec": first_codec,
+            "sample_rate": rate,
             "channels": 2,
-            "samples": round(duration * 8000),
+            "samples": round(duration * rate),
         }
-        call["_audio"] = audio
+        for k in ("_audio", "_codec_audio"):  # after "recording", as always
+            if k in call:
+                call[k] = call.pop(k)
     else:
         late = [x for s in pkts.values() for x in s]
         if late:
             fail(f"RTP in a call that was never answered: {len(late)} packets")
         call["recording"] = {"status": "none"}
+
+    quality = {}
+    for arg in a.impaired:
+        side, _, path = arg.partition("=")
+        port = {"caller": a.caller_port, "callee": a.callee_port}[side]
+        want = json.load(open(path))
+        got = [int(r[6]) for r in rtp_rows if int(r[1]) == port and r[2] in pt_names]
+        check_impairments(side, want, got)
+        quality[side] = {k: want[k] for k in ("dropped", "duplicated", "reordered")}
+        quality[side]["packets"] = len(got)
+    if quality:
+        call["_quality"] = quality
 
     # DTMF: one event per distinct RTP timestamp among the caller's telephone-event packets
     events, seen = [], set()

@@ -3,10 +3,11 @@
 #
 #   sudo pcap-fixtures/make-fixtures.sh            # every fixture
 #   sudo pcap-fixtures/make-fixtures.sh tcp dtmf   # only these
-#   sudo pcap-fixtures/make-fixtures.sh --audio    # also re-make audio/ (espeak-ng + sox)
+#   sudo pcap-fixtures/make-fixtures.sh --audio    # also re-make audio/ (espeak-ng, sox, ffmpeg, bcg729)
 #
 # Needs root (tcpdump on lo, SIPp play_pcap_audio), sipp >= 3.6
-# (Debian sip-tester), tcpdump, tshark, python3, and for --audio espeak-ng and sox.
+# (Debian sip-tester), tcpdump, tshark, python3, and for --audio espeak-ng,
+# sox, ffmpeg (with libopus) and libbcg729-0.
 # For each fixture it writes <name>.pcap and <name>.expected.json; the expected
 # times come from the capture (tshark), the rest from what the scenario does.
 set -euo pipefail
@@ -61,6 +62,31 @@ make_audio() {
     sox -R -t raw -r 8000 -c 1 -e mu-law -b 8 "$AUDIO/$side.pcmu" -t raw -e signed -b 16 -L "$AUDIO/$side.pcmu.s16"
     sox -R -t raw -r 8000 -c 1 -e a-law -b 8 "$AUDIO/$side.pcma" -t raw -e signed -b 16 -L "$AUDIO/$side.pcma.s16"
   done
+  make_codec_audio
+}
+
+# The same voices for the other codecs, each encoded by a reference encoder
+# from Debian: G.722 and Opus from a 16 kHz version (same trimming, its own
+# noise), G.729 from the 8 kHz mix by libbcg729 (ffmpeg has no G.729 encoder).
+make_codec_audio() {
+  command -v ffmpeg >/dev/null || { echo "need ffmpeg" >&2; exit 1; }
+  local t=$WORK/audio side d
+  [[ -f $t/caller_mix.wav ]] || { rm -rf "$t"; make_audio; return; }
+  local ff=(ffmpeg -hide_banner -loglevel error -y -fflags +bitexact)
+  for side in caller callee; do
+    sox -R "$t/${side}_tts.wav" -r 16000 -c 1 -b 16 "$t/${side}_16k.wav" \
+      silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse rate -v 16000 gain -n -3
+    d=$(soxi -D "$t/${side}_16k.wav")
+    sox -R -n -r 16000 -c 1 -b 16 "$t/${side}_noise16.wav" synth "$d" whitenoise vol 0.004
+    sox -R -m -v 1 "$t/${side}_16k.wav" -v 1 "$t/${side}_noise16.wav" "$t/${side}_mix16.wav"
+    # 20 ms = 320 samples = 160 bytes per packet
+    "${ff[@]}" -i "$t/${side}_mix16.wav" -c:a g722 -f g722 "$AUDIO/$side.g722"
+    # 20 ms frames, ~24 kbit/s, mono, VoIP tuning; no DTX: neither ffmpeg nor opusenc offers it
+    "${ff[@]}" -i "$t/${side}_mix16.wav" -c:a libopus -b:a 24k -application voip -frame_duration 20 \
+      -ac 1 -flags:a +bitexact -map_metadata -1 -f ogg "$AUDIO/$side.opus"
+    sox -R "$t/${side}_mix.wav" -t raw -e signed -b 16 -L "$t/${side}_8k.s16"
+    python3 "$HERE/g729-encode.py" "$t/${side}_8k.s16" "$AUDIO/$side.g729"
+  done
 }
 
 # ---------------------------------------------------------------- helpers
@@ -68,9 +94,13 @@ make_audio() {
 rtp() {
   local out=$1 side=$2 codec=$3 secs=$4
   shift 4
-  local pt=0
-  [[ $codec == pcma ]] && pt=8
-  python3 "$HERE/rtp-pcap.py" --audio "$AUDIO/$side.$codec" --pt "$pt" --duration "$secs" --out "$WORK/$out" "$@"
+  local pt
+  case $codec in
+  pcmu) pt=0 ;; pcma) pt=8 ;; g722) pt=9 ;; g729) pt=18 ;; opus) pt=111 ;;
+  *) echo "rtp: unknown codec $codec" >&2; exit 1 ;;
+  esac
+  python3 "$HERE/rtp-pcap.py" --audio "$AUDIO/$side.$codec" --codec "$codec" --pt "$pt" \
+    --duration "$secs" --out "$WORK/$out" "$@"
 }
 
 # capture NAME TRANSPORT CODEC KEY=VALUE...  (SIPp arguments in the arrays UAS and UAC)
@@ -108,8 +138,12 @@ capture() {
     exit 1
   fi
   cp "$WORK/$name.pcap" "$HERE/$name.pcap"
+  local impaired=() side
+  for side in caller callee; do
+    [[ -f $WORK/$side.impaired.json ]] && impaired+=(--impaired "$side=$WORK/$side.impaired.json")
+  done
   python3 "$HERE/expected.py" --pcap "$HERE/$name.pcap" --out "$HERE/$name.expected.json" \
-    --caller-port "$UAC_MP" --callee-port "$UAS_MP" codec="$codec" "$@"
+    --caller-port "$UAC_MP" --callee-port "$UAS_MP" "${impaired[@]}" codec="$codec" "$@"
 }
 
 # Per-fixture RTP identities: fixed so reruns differ only in capture times and Call-IDs.
@@ -248,9 +282,87 @@ fx_forked() {
     "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye agent=2003
 }
 
+# ---------------------------------------------------------------- other codecs
+# SDP for the codec scenarios (uac_codec*, uas_codec*): the m= line's payload
+# types before 101, and their a= lines, CRLF-separated (SIPp inserts keys verbatim).
+CRLF=$'\r\n'
+SDP_PCMU="a=rtpmap:0 PCMU/8000"
+SDP_G722="a=rtpmap:9 G722/8000"
+SDP_G729="a=rtpmap:18 G729/8000${CRLF}a=fmtp:18 annexb=no"
+SDP_OPUS="a=rtpmap:111 opus/48000/2${CRLF}a=fmtp:111 useinbandfec=1"
+CODEC_FACTS=(reference=ffmpeg)
+
+# codec_call NAME CODEC PT SDP RATE: both sides send 3 s of CODEC, caller hangs up
+codec_call() {
+  local name=$1 codec=$2 pt=$3 sdp=$4 rate=$5 n=$6
+  rtp caller.rtp.pcap caller "$codec" 3.0 $(ids "0x1a2b3c$n" "${n}000" "$((n * 160000))")
+  rtp callee.rtp.pcap callee "$codec" 3.0 $(ids "0x5e6f7a$n" "$((n + 30))000" "$((n * 1600000))")
+  UAS=(-sf "$SCEN"/uas_codec.xml "${UAS_IN[@]}" -key apts "$pt" -key artpmaps "$sdp")
+  UAC=(-sf "$SCEN"/uac_codec.xml -key caller +14155550101 -s 2001 -d 3000 -key pts "$pt" -key rtpmaps "$sdp")
+  local cname
+  cname=$(sed 's/^a=rtpmap:[0-9]* \([^/]*\)\/.*/\1/;q' <<<"$sdp")
+  capture "$name" u1 "$codec" \
+    "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye "${CODEC_FACTS[@]}" \
+    pts="$pt:$cname" rate="$rate"
+}
+
+fx_g722() { codec_call g722 g722 9 "$SDP_G722" 16000 10; }
+# Opus is recorded at 16 kHz (rtp::codec::Format::recording_rate)
+fx_opus() { codec_call opus opus 111 "$SDP_OPUS" 16000 11; }
+fx_g729() { codec_call g729 g729 18 "$SDP_G729" 8000 12; }
+
+fx_codec_change() {
+  # PCMU for 1.5 s, then the caller's re-INVITE offers G.722 first and both
+  # sides switch; the same SSRC continues with its sequence numbers and RTP
+  # clock (and audio position). The file's rate is fixed by the SDP at the
+  # first packet (PCMU both ways: 8 kHz), so the G.722 stretch is resampled.
+  rtp caller.rtp.pcap caller pcmu 1.5 $(ids 0x1a2b3c13 13000 2080000)
+  rtp caller2.rtp.pcap caller g722 1.5 $(ids 0x1a2b3c13 13000 2080000) --start 1.5 --seq-skip 75
+  rtp callee.rtp.pcap callee pcmu 1.5 $(ids 0x5e6f7a13 43000 20800000)
+  rtp callee2.rtp.pcap callee g722 1.5 $(ids 0x5e6f7a13 43000 20800000) --start 1.5 --seq-skip 75
+  UAS=(-sf "$SCEN"/uas_codec_change.xml -key contact 2002 -key apts 0 -key artpmaps "$SDP_PCMU"
+    -key apts2 9 -key artpmaps2 "$SDP_G722")
+  UAC=(-sf "$SCEN"/uac_codec_change.xml -key caller 2001 -s 2002 -key pts 0 -key rtpmaps "$SDP_PCMU"
+    -key pts2 "9 0" -key rtpmaps2 "$SDP_G722$CRLF$SDP_PCMU")
+  capture codec_change u1 pcmu \
+    "${INTERNAL[@]}" "${ANSWERED[@]}" end_reason=caller_bye reinvite=true "${CODEC_FACTS[@]}" \
+    pts=0:PCMU,9:G722 rate=8000
+}
+
+fx_mixed_codecs() {
+  # each side sends what the other listed first: the caller offers "0 9"
+  # (it prefers to receive PCMU), the callee answers "9 0" (it prefers G.722);
+  # so the caller sends G.722 and the callee PCMU. The file takes the higher
+  # rate of the two first choices, 16 kHz.
+  rtp caller.rtp.pcap caller g722 3.0 $(ids 0x1a2b3c14 14000 2240000)
+  rtp callee.rtp.pcap callee pcmu 3.0 $(ids 0x5e6f7a14 44000 22400000)
+  UAS=(-sf "$SCEN"/uas_codec.xml "${UAS_IN[@]}" -key apts "9 0" -key artpmaps "$SDP_G722$CRLF$SDP_PCMU")
+  UAC=(-sf "$SCEN"/uac_codec.xml -key caller +14155550101 -s 2001 -d 3000 -key pts "0 9"
+    -key rtpmaps "$SDP_PCMU$CRLF$SDP_G722")
+  capture mixed_codecs u1 pcmu \
+    "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye "${CODEC_FACTS[@]}" \
+    pts=0:PCMU,9:G722 rate=16000
+}
+
+fx_lossy() {
+  # PCMU both ways, 4 s, each stream impaired by its own seeded rule: 3 %
+  # dropped, 2 % sent after their successor, 1 % sent twice, up to 15 ms of
+  # extra delay. What was done is checked against the capture and kept in
+  # _quality for the quality test.
+  local imp=(--loss 0.03 --reorder 0.02 --dup 0.01 --jitter-ms 15)
+  rtp caller.rtp.pcap caller pcmu 4.0 $(ids 0x1a2b3c15 15000 2400000) "${imp[@]}" --seed 15 \
+    --facts "$WORK/caller.impaired.json"
+  rtp callee.rtp.pcap callee pcmu 4.0 $(ids 0x5e6f7a15 45000 24000000) "${imp[@]}" --seed 45 \
+    --facts "$WORK/callee.impaired.json"
+  UAS=(-sf "$SCEN"/uas_answer.xml "${UAS_IN[@]}")
+  UAC=(-sf "$SCEN"/uac_caller_bye.xml -key caller +14155550101 -s 2001 -d 4000)
+  capture lossy u1 pcmu \
+    "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye reference=none
+}
+
 ALL=(answered_caller_bye answered_callee_bye busy_486 declined_603 no_answer_480 timeout_408
   cancelled cancelled_elsewhere unavailable_503 not_found_404 auth_407_answered early_media
-  hold_reinvite tcp pcma dtmf forked)
+  hold_reinvite tcp pcma dtmf forked g722 opus g729 codec_change mixed_codecs lossy)
 
 want=()
 for arg in "$@"; do
@@ -260,10 +372,11 @@ for arg in "$@"; do
   esac
 done
 [[ -f $AUDIO/caller.pcmu && -f $AUDIO/callee.pcmu ]] || make_audio
+[[ -f $AUDIO/callee.g729 ]] || make_codec_audio
 [[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
 for name in "${want[@]}"; do
   declare -F "fx_$name" >/dev/null || { echo "unknown fixture $name" >&2; exit 1; }
-  rm -f "$WORK"/*.rtp.pcap
+  rm -f "$WORK"/*.rtp.pcap "$WORK"/*.impaired.json
   "fx_$name"
 done
 echo "done: ${want[*]}"

@@ -227,9 +227,10 @@ install_missing test.sh build-essential pkg-config libpcap-dev libspandsp-dev li
 # The HTTP API's tests: headless Chromium plays a recording from a signed link
 # (tests/it/api_browser.rs); schemathesis, from PyPI, checks every answer
 # against the API's own OpenAPI document (tests/it/api_schemathesis.rs). It
-# goes into a virtualenv of its own, pinned, made once. ffmpeg is also the
-# codec tests' independent reference (src/codec: it encodes the test speech
-# and decodes the same bits); without it they print SKIPPED.
+# goes into a virtualenv of its own, pinned, made once. ffmpeg (with its
+# libopus decoder) is also the codec tests' independent reference (src/codec
+# unit tests, tests/it/codec_audio.rs); tshark (e2e-deps.sh) checks the
+# quality figures; without them those tests print SKIPPED.
 install_missing test.sh chromium ffmpeg python3-venv
 schemathesis_version=4.32.5
 st_venv=/var/cache/pbxbridge/venv

@@ -38,6 +38,7 @@ mod calls_list;
 mod capture_folder;
 mod check_config;
 mod cli_help;
+mod codec_audio;
 mod config_files;
 mod crm_matching;
 mod crm_replay;
