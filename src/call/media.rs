@@ -57,11 +57,26 @@ impl SideSdp {
         self.encrypted = audio.proto.to_ascii_uppercase().contains("SAVP");
     }
 
-    /// The recording rate of the first audio codec this side listed.
-    pub fn recording_rate(&self) -> Option<u32> {
-        self.payload_types
-            .iter()
-            .find_map(|(_, f, _)| f.recording_rate())
+    /// The recording rate of the audio codec this side will send: the first
+    /// the other side listed that this side lists too (RFC 3264: each side
+    /// sends what the other prefers); its own first when the other's SDP is
+    /// not known.
+    fn sending_rate(&self, other: &SideSdp) -> Option<u32> {
+        let audio = |l: &SideSdp| {
+            l.payload_types
+                .iter()
+                .map(|(_, f, _)| *f)
+                .filter(|f| f.recording_rate().is_some())
+                .collect::<Vec<_>>()
+        };
+        let (mine, theirs) = (audio(self), audio(other));
+        let same = |a: &Format, b: &Format| a.codec == b.codec && a.clock_rate == b.clock_rate;
+        let chosen = if theirs.is_empty() {
+            mine.first()
+        } else {
+            theirs.iter().find(|t| mine.iter().any(|m| same(m, t)))
+        };
+        chosen.and_then(Format::recording_rate)
     }
 
     pub fn lookup(&self, pt: PayloadType) -> Option<(Format, &str)> {
@@ -186,6 +201,16 @@ impl CallMedia {
     }
 }
 
+/// The rate a call is best recorded at: the higher of the two rates the
+/// sides will send at, by their SDP; 0 when neither has said.
+fn recording_rate(sdp: &[SideSdp; 2]) -> u32 {
+    let [caller, callee] = sdp;
+    caller
+        .sending_rate(callee)
+        .max(callee.sending_rate(caller))
+        .unwrap_or(0)
+}
+
 /// The format of a payload type sent by `sender`: the receiver's SDP defines the
 /// numbers it expects, the sender's is the fallback, static types the last resort.
 pub(crate) fn format_of(sdp: &[SideSdp; 2], sender: Side, pt: PayloadType) -> (Format, &str) {
@@ -217,13 +242,7 @@ impl Call {
             }
         };
         self.media.sdp[side.index()].update(&parsed);
-        self.media.rate = self
-            .media
-            .sdp
-            .iter()
-            .filter_map(SideSdp::recording_rate)
-            .max()
-            .unwrap_or(0);
+        self.media.rate = recording_rate(&self.media.sdp);
         let audio = parsed.audio()?;
         let addr = audio.effective_connection(&parsed);
         let dir = audio.effective_direction(&parsed);
@@ -241,5 +260,36 @@ impl Call {
         }
         let ip = addr.filter(|a| !a.is_unspecified())?;
         (audio.port != 0).then(|| (SocketAddr::new(ip, audio.port), side))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(formats: &str, maps: &str) -> SideSdp {
+        let body = format!("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP {formats}\r\n{maps}");
+        let mut s = SideSdp::default();
+        s.update(&sdp::parse(body.as_bytes()).unwrap());
+        s
+    }
+
+    #[test]
+    fn the_rate_follows_what_each_side_will_send() {
+        let opus_first = side(
+            "111 8 101",
+            "a=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n",
+        );
+        let pcma_only = side("8", "");
+        // Offered Opus first, answered with PCMA only: both send PCMA.
+        assert_eq!(recording_rate(&[opus_first, pcma_only]), 8000);
+        // Each side prefers the other's codec: the caller sends G.722.
+        assert_eq!(recording_rate(&[side("0 9", ""), side("9 0", "")]), 16000);
+        // Only the offer is known yet: its first codec.
+        assert_eq!(
+            recording_rate(&[side("9 0", ""), SideSdp::default()]),
+            16000
+        );
+        assert_eq!(recording_rate(&[SideSdp::default(), SideSdp::default()]), 0);
     }
 }
