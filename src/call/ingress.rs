@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::reasm::framing::{self, Framing};
 use crate::reasm::FlowKey;
-use crate::rtp::packet::{self as rtp_packet, RtpError, RtpPacket, RtpRepr};
+use crate::rtp::packet::{self as rtp_packet, RtpError, RtpPacket};
 use crate::sip::{self, Method, StartLine};
 use crate::time::Timestamp;
 use crate::wire::hep::{self, HepPacket, HepRepr, HepTransport, ProtoType};
@@ -248,8 +248,7 @@ impl Tracker {
             }
         };
         self.stats.rtp_packets += 1;
-        let repr = RtpRepr::parse(&packet);
-        self.deliver_rtp(now, handle, sender, src, &repr, to_known_address);
+        self.deliver_rtp(now, handle, sender, src, packet, to_known_address);
     }
 
     fn handle_sip(&mut self, now: Timestamp, src: SocketAddr, dst: SocketAddr, data: &[u8]) {

@@ -150,6 +150,7 @@ pub(crate) struct CallMedia {
     pub unsupported: Option<String>,
     pub encrypted: bool,
     pub audio_seen: bool,
+    pub srtp: super::srtp::CallSrtp,
 }
 
 impl CallMedia {
@@ -201,6 +202,8 @@ impl Call {
         };
         self.media.sdp[side.index()].update(&parsed);
         let audio = parsed.audio()?;
+        let CallMedia { srtp, sdp, .. } = &mut self.media;
+        srtp.update(side, audio, sdp);
         let addr = audio.effective_connection(&parsed);
         let dir = audio.effective_direction(&parsed);
         let held = matches!(addr, Some(a) if a.is_unspecified())

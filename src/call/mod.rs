@@ -20,6 +20,7 @@ mod events;
 mod ingress;
 mod media;
 mod record;
+mod srtp;
 mod stats;
 mod tracker;
 

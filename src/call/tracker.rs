@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::reasm::{Defragmenter, TcpReassembler};
-use crate::rtp::RtpRepr;
+use crate::rtp::{RtpPacket, RtpRepr};
 use crate::sip::{Message, Method};
 use crate::time::Timestamp;
 
@@ -312,17 +312,20 @@ impl Tracker {
         handle: CallHandle,
         sender: Side,
         src: SocketAddr,
-        repr: &RtpRepr<'_>,
+        packet: RtpPacket<&[u8]>,
         to_known_address: bool,
     ) {
+        let repr = RtpRepr::parse(&packet);
         let (calls, mut ctx) = self.calls_and_ctx();
         let Some(call) = calls.get_mut(&handle) else {
             // An address of a call closed moments ago (`ended_media`).
             self.stats.rtp_after_end += 1;
             return;
         };
-        match call.on_rtp(now, sender, src, repr, &mut ctx) {
+        match call.on_rtp(now, sender, src, packet.into_inner(), &repr, &mut ctx) {
             Err(RtpRefused::AfterEnd) => self.stats.rtp_after_end += 1,
+            // Counted by its drop reason.
+            Err(RtpRefused::Srtp) => {}
             Err(RtpRefused::IgnoredSource) => self.stats.rtp_ignored_source += 1,
             // Symmetric RTP: the sender receives where it sends from, even behind NAT.
             // Only a leg's first packet from a source can teach us that address.

@@ -59,6 +59,7 @@ mod samples_replay;
 mod samples_wire;
 mod sdp;
 mod sip_message;
+mod srtp;
 mod store_share;
 mod tracker;
 mod wav_audio;
