@@ -19,6 +19,7 @@ mod end;
 mod events;
 mod ingress;
 mod media;
+mod media_index;
 mod record;
 mod srtp;
 mod stats;

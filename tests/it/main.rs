@@ -34,6 +34,7 @@ mod api_roles;
 mod api_schemathesis;
 mod api_serve;
 mod api_writes;
+mod b2bua;
 mod calls_list;
 mod capture_folder;
 mod check_config;
