@@ -248,9 +248,27 @@ fx_forked() {
     "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye agent=2003
 }
 
+# SRTP (SDES): no SIPp (it cannot encrypt); srtp-pcap.py writes the whole call
+# with its own RFC 3711 implementation, expected.py reads it like the others.
+srtp_fixture() { # srtp_fixture NAME RECORDING [srtp-pcap.py args]
+  local name=$1 recording=$2
+  shift 2
+  (cd "$HERE" && python3 srtp-pcap.py --out "$name.pcap" "$@")
+  python3 "$HERE/expected.py" --pcap "$HERE/$name.pcap" --out "$HERE/$name.expected.json" \
+    --caller-port 6000 --callee-port 6100 codec=pcmu "${INTERNAL[@]}" outcome=answered \
+    sip_code=200 end_reason=caller_bye recording="$recording"
+}
+fx_srtp_sdes() { srtp_fixture srtp_sdes stored --call-id srtp-sdes-80@10.0.0.10; }
+fx_srtp_sdes_32_mki() {
+  srtp_fixture srtp_sdes_32_mki stored --call-id srtp-sdes-32@10.0.0.10 --answer-tag 2 --mki --seed srtp32
+}
+fx_srtp_wrong_key() {
+  srtp_fixture srtp_wrong_key encrypted --call-id srtp-wrong-key@10.0.0.10 --wrong-keys --seed wrong
+}
+
 ALL=(answered_caller_bye answered_callee_bye busy_486 declined_603 no_answer_480 timeout_408
   cancelled cancelled_elsewhere unavailable_503 not_found_404 auth_407_answered early_media
-  hold_reinvite tcp pcma dtmf forked)
+  hold_reinvite tcp pcma dtmf forked srtp_sdes srtp_sdes_32_mki srtp_wrong_key)
 
 want=()
 for arg in "$@"; do

@@ -23,8 +23,9 @@ rust_min=1.85 # Cargo.toml rust-version; Debian 12's own rustc is 1.63
 # ---------------------------------------------------------------- packages
 # gcc + libc6-dev: the C parts of ring (TLS) and SQLite; pkg-config and
 # libpcap-dev: the pcap crate links libpcap; ca-certificates: cargo fetches
-# crates over HTTPS; curl only when rustup has to be fetched.
-pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates)
+# crates over HTTPS; libsrtp2-dev: SRTP decryption links libsrtp2; curl only
+# when rustup has to be fetched.
+pkgs=(gcc libc6-dev pkg-config libpcap-dev libsrtp2-dev ca-certificates)
 cargo_on_path || pkgs+=(curl)
 install_missing demo "${pkgs[@]}"
 
