@@ -6,7 +6,8 @@
 #   sudo pcap-fixtures/make-fixtures.sh --audio    # also re-make audio/ (espeak-ng + sox)
 #
 # Needs root (tcpdump on lo, SIPp play_pcap_audio), sipp >= 3.6
-# (Debian sip-tester), tcpdump, tshark, python3, and for --audio espeak-ng and sox.
+# (Debian sip-tester), tcpdump, tshark, python3 (with python3-cryptography for the
+# SRTP fixtures), and for --audio espeak-ng and sox.
 # For each fixture it writes <name>.pcap and <name>.expected.json; the expected
 # times come from the capture (tshark), the rest from what the scenario does.
 set -euo pipefail

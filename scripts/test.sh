@@ -212,11 +212,10 @@ if $db_only; then
 fi
 
 # System packages the build and tests need (Debian): a C toolchain, libpcap's
-# and libsrtp2's headers (SRTP decryption), python3-cryptography (the
-# independent SRTP of pcap-fixtures/srtp-pcap.py), CA certificates for crates.io, systemd-analyze (tests/systemd_unit.rs)
+# and libsrtp2's headers (SRTP decryption), CA certificates for crates.io, systemd-analyze (tests/systemd_unit.rs)
 # and the database servers. Only touches apt when something is missing, so a
 # warm machine starts testing at once.
-install_missing test.sh build-essential pkg-config libpcap-dev libsrtp2-dev python3-cryptography ca-certificates systemd "${db_pkgs[@]}"
+install_missing test.sh build-essential pkg-config libpcap-dev libsrtp2-dev ca-certificates systemd "${db_pkgs[@]}"
 
 # The end-to-end tests (tests/e2e_*.rs) drive real peers: SIPp, Kamailio,
 # tshark, tcpreplay; they capture live, so they need root.

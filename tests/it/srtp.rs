@@ -66,6 +66,10 @@ impl Run {
     fn at(&mut self, ms: i64, frame: &[u8]) {
         self.t
             .handle_frame(Timestamp(T0 + ms * 1000), LinkType::Ethernet, frame);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
         while let Some(e) = self.t.poll_event() {
             self.events.push(e);
         }
@@ -224,4 +228,69 @@ fn savp_without_keys_stays_encrypted_and_is_not_decrypted() {
         rec.caller_rtp.packets, 2,
         "headers are clear: still counted"
     );
+}
+
+#[test]
+fn a_reinvite_with_new_keys_replaces_the_session() {
+    let mut r = Run {
+        t: Tracker::new(TrackerConfig::default()),
+        events: Vec::new(),
+    };
+    let cid = "srtp-rekey";
+    let (a_ip, b_ip) = (Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 20));
+    let (to_b, to_a) = (([10, 0, 0, 10], 4000), ([10, 0, 0, 20], 6000));
+    let msg = |start: &str, cseq: &str, tag: &str, body: &str| {
+        udp(CALLER, CALLEE, sip(start, cid, cseq, tag, body).as_bytes())
+    };
+    let reply = |cseq: &str, body: &str| {
+        udp(
+            CALLEE,
+            CALLER,
+            sip("SIP/2.0 200 OK", cid, cseq, ";tag=b", body).as_bytes(),
+        )
+    };
+    let invite = "INVITE sip:2002@10.0.0.20 SIP/2.0";
+    r.at(
+        0,
+        &msg(invite, "1 INVITE", "", &sdp(a_ip, 4000, &offer_80())),
+    );
+    r.at(500, &reply("1 INVITE", &sdp(b_ip, 6000, &answer_32())));
+    for (i, p) in PKTS_80.iter().enumerate() {
+        r.at(
+            520 + 20 * i as i64,
+            &udp(to_b, to_a, &hex::decode(p.1).unwrap()),
+        );
+    }
+    // The caller re-keys: from now on it sends with the _32 key.
+    let rekey = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_32}\r\n");
+    r.at(
+        1000,
+        &msg(invite, "2 INVITE", ";tag=b", &sdp(a_ip, 4000, &rekey)),
+    );
+    r.at(1050, &reply("2 INVITE", &sdp(b_ip, 6000, &answer_32())));
+    for (i, p) in PKTS_32.iter().enumerate() {
+        r.at(
+            1100 + 20 * i as i64,
+            &udp(to_b, to_a, &hex::decode(p.1).unwrap()),
+        );
+    }
+    // A packet under the old key is refused (libsrtp checks the replay window,
+    // where its index is already taken, before the tag).
+    r.at(1200, &udp(to_b, to_a, &hex::decode(PKTS_80[0].1).unwrap()));
+    r.at(
+        2000,
+        &msg("BYE sip:2002@10.0.0.20 SIP/2.0", "3 BYE", ";tag=b", ""),
+    );
+    r.t.handle_timeout(Timestamp(T0 + 60_000_000));
+    r.drain();
+    let stats = r.t.stats();
+    let srtp_drops: u64 = stats
+        .dropped
+        .iter()
+        .filter(|(k, _)| k.starts_with("srtp"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(srtp_drops, 1, "{stats:?}");
+    assert_eq!(r.record().caller_rtp.packets, 4, "two per key");
+    assert!(!r.record().encrypted_media);
 }
