@@ -267,9 +267,17 @@ fx_srtp_wrong_key() {
   srtp_fixture srtp_wrong_key encrypted --call-id srtp-wrong-key@10.0.0.10 --wrong-keys --seed wrong
 }
 
+# A B2BUA's two legs on one PBX media address: two Call-IDs in one capture,
+# which expected.py does not do, so the generator writes the records itself.
+fx_b2bua_shared_port() {
+  (cd "$HERE" && python3 b2bua-pcap.py --out b2bua_shared_port.pcap \
+    --expected b2bua_shared_port.expected.json)
+}
+
 ALL=(answered_caller_bye answered_callee_bye busy_486 declined_603 no_answer_480 timeout_408
   cancelled cancelled_elsewhere unavailable_503 not_found_404 auth_407_answered early_media
-  hold_reinvite tcp pcma dtmf forked srtp_sdes srtp_sdes_32_mki srtp_wrong_key)
+  hold_reinvite tcp pcma dtmf forked srtp_sdes srtp_sdes_32_mki srtp_wrong_key
+  b2bua_shared_port)
 
 want=()
 for arg in "$@"; do
