@@ -111,7 +111,13 @@ impl MediaIndex {
                 sender,
                 to_known_address: false,
             });
-        by_dst.chain(by_src).max_by_key(|r| {
+        let mut all = by_dst.chain(by_src);
+        let first = all.next()?;
+        // The common case, one call at the address(es): no need to rate it.
+        let Some(second) = all.next() else {
+            return Some(first);
+        };
+        [first, second].into_iter().chain(all).max_by_key(|r| {
             let other_end = if r.to_known_address { src } else { dst };
             // Ties: a known receiving address first (as before), then the newest call.
             (fit(r.call, r.sender, other_end), r.to_known_address, r.call)
