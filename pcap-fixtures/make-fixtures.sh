@@ -6,8 +6,8 @@
 #   sudo pcap-fixtures/make-fixtures.sh --audio    # also re-make audio/ (espeak-ng, sox, ffmpeg, bcg729)
 #
 # Needs root (tcpdump on lo, SIPp play_pcap_audio), sipp >= 3.6
-# (Debian sip-tester), tcpdump, tshark, python3, and for --audio espeak-ng,
-# sox, ffmpeg (with libopus) and libbcg729-0.
+# (Debian sip-tester), tcpdump, tshark, python3 (with python3-cryptography for the
+# SRTP fixtures), and for --audio espeak-ng, sox, ffmpeg (with libopus) and libbcg729-0.
 # For each fixture it writes <name>.pcap and <name>.expected.json; the expected
 # times come from the capture (tshark), the rest from what the scenario does.
 set -euo pipefail
@@ -360,9 +360,35 @@ fx_lossy() {
     "${INCOMING[@]}" "${ANSWERED[@]}" end_reason=caller_bye reference=none
 }
 
+# SRTP (SDES): no SIPp (it cannot encrypt); srtp-pcap.py writes the whole call
+# with its own RFC 3711 implementation, expected.py reads it like the others.
+srtp_fixture() { # srtp_fixture NAME RECORDING [srtp-pcap.py args]
+  local name=$1 recording=$2
+  shift 2
+  (cd "$HERE" && python3 srtp-pcap.py --out "$name.pcap" "$@")
+  python3 "$HERE/expected.py" --pcap "$HERE/$name.pcap" --out "$HERE/$name.expected.json" \
+    --caller-port 6000 --callee-port 6100 codec=pcmu "${INTERNAL[@]}" outcome=answered \
+    sip_code=200 end_reason=caller_bye recording="$recording"
+}
+fx_srtp_sdes() { srtp_fixture srtp_sdes stored --call-id srtp-sdes-80@10.0.0.10; }
+fx_srtp_sdes_32_mki() {
+  srtp_fixture srtp_sdes_32_mki stored --call-id srtp-sdes-32@10.0.0.10 --answer-tag 2 --mki --seed srtp32
+}
+fx_srtp_wrong_key() {
+  srtp_fixture srtp_wrong_key encrypted --call-id srtp-wrong-key@10.0.0.10 --wrong-keys --seed wrong
+}
+
+# A B2BUA's two legs on one PBX media address: two Call-IDs in one capture,
+# which expected.py does not do, so the generator writes the records itself.
+fx_b2bua_shared_port() {
+  (cd "$HERE" && python3 b2bua-pcap.py --out b2bua_shared_port.pcap \
+    --expected b2bua_shared_port.expected.json)
+}
+
 ALL=(answered_caller_bye answered_callee_bye busy_486 declined_603 no_answer_480 timeout_408
   cancelled cancelled_elsewhere unavailable_503 not_found_404 auth_407_answered early_media
-  hold_reinvite tcp pcma dtmf forked g722 opus g729 codec_change mixed_codecs lossy)
+  hold_reinvite tcp pcma dtmf forked g722 opus g729 codec_change mixed_codecs lossy
+  srtp_sdes srtp_sdes_32_mki srtp_wrong_key b2bua_shared_port)
 
 want=()
 for arg in "$@"; do

@@ -26,8 +26,9 @@ rust_min=1.85 # Cargo.toml rust-version; Debian 12's own rustc is 1.63
 # libpcap-dev: the pcap crate links libpcap; ca-certificates: cargo fetches
 # crates over HTTPS; curl only when rustup has to be fetched;
 # libspandsp-dev and libbcg729-dev: the codec libraries the recorder links
-# (SpanDSP: G.722, G.726, GSM 06.10, DVI4; bcg729: G.729).
-pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates libspandsp-dev libbcg729-dev)
+# (SpanDSP: G.722, G.726, GSM 06.10, DVI4; bcg729: G.729); libsrtp2-dev:
+# SRTP decryption links libsrtp2.
+pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates libspandsp-dev libbcg729-dev libsrtp2-dev)
 cargo_on_path || pkgs+=(curl)
 install_missing demo "${pkgs[@]}"
 

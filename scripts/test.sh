@@ -213,12 +213,12 @@ fi
 
 # System packages the build and tests need (Debian): a C toolchain, libpcap's
 # headers, the codec libraries the recorder links (libspandsp-dev: G.722,
-# G.726, GSM 06.10, DVI4; libbcg729-dev: G.729), CA certificates for
-# crates.io, systemd-analyze (tests/systemd_unit.rs) and the database servers.
-# Only touches apt when something is missing, so a warm machine starts
-# testing at once.
+# G.726, GSM 06.10, DVI4; libbcg729-dev: G.729), libsrtp2's headers (SRTP
+# decryption), CA certificates for crates.io, systemd-analyze
+# (tests/systemd_unit.rs) and the database servers. Only touches apt when
+# something is missing, so a warm machine starts testing at once.
 install_missing test.sh build-essential pkg-config libpcap-dev libspandsp-dev libbcg729-dev \
-    ca-certificates systemd "${db_pkgs[@]}"
+    libsrtp2-dev ca-certificates systemd "${db_pkgs[@]}"
 
 # The end-to-end tests (tests/e2e_*.rs) drive real peers: SIPp, Kamailio,
 # tshark, tcpreplay; they capture live, so they need root.

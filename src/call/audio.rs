@@ -9,12 +9,13 @@ use std::sync::Arc;
 use crate::rtp::codec::{Codec, MediaTime};
 use crate::rtp::dtmf::{parse_event, DtmfDetector};
 use crate::rtp::stream::{Ordered, RtpStream};
-use crate::rtp::RtpRepr;
+use crate::rtp::{RtpPacket, RtpRepr};
 use crate::time::Timestamp;
 
 use super::dialog::{push_digit, Call};
 use super::events::{Ctx, EventQueue};
 use super::media::{format_of, Anchor, CallMedia, Leg, SideSdp, REANCHOR_TICKS};
+use super::srtp::Unprotect;
 use super::{CallHandle, Event, Side, Stats};
 
 /// Why a call did not take an RTP packet.
@@ -23,13 +24,46 @@ pub(crate) enum RtpRefused {
     AfterEnd,
     /// A second source for a leg whose first one still talks.
     IgnoredSource,
+    /// SRTP that did not authenticate or decrypt (counted as a drop reason).
+    Srtp,
 }
 
 impl Call {
-    /// One RTP packet `sender` sent from `src`. `Ok(true)` when `src` is a new
+    /// One RTP packet `sender` sent from `src` (`packet` is the whole datagram,
+    /// `repr` its header read as plain RTP). `Ok(true)` when `src` is a new
     /// source for the leg, which the tracker may learn as where the sender
     /// receives (symmetric RTP).
     pub fn on_rtp(
+        &mut self,
+        now: Timestamp,
+        sender: Side,
+        src: SocketAddr,
+        packet: &[u8],
+        repr: &RtpRepr<'_>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<bool, RtpRefused> {
+        // SRTP authenticates the whole packet: decrypt before anything reads
+        // it, into the call's scratch buffer, and read the header again.
+        let mut clear = self.media.srtp.take_scratch();
+        let result = match self.media.srtp.unprotect(sender, packet, &mut clear) {
+            Unprotect::Clear | Unprotect::NoKey => self.on_clear_rtp(now, sender, src, repr, ctx),
+            Unprotect::Decrypted => match RtpPacket::new_checked(&clear[..]) {
+                Ok(p) => self.on_clear_rtp(now, sender, src, &RtpRepr::parse(&p), ctx),
+                Err(e) => {
+                    ctx.stats.drop_reason(e.reason());
+                    Err(RtpRefused::Srtp)
+                }
+            },
+            Unprotect::Failed(e) => {
+                ctx.stats.drop_reason(e.reason());
+                Err(RtpRefused::Srtp)
+            }
+        };
+        self.media.srtp.put_scratch(clear);
+        result
+    }
+
+    fn on_clear_rtp(
         &mut self,
         now: Timestamp,
         sender: Side,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::reasm::framing::{self, Framing};
 use crate::reasm::FlowKey;
-use crate::rtp::packet::{self as rtp_packet, RtpError, RtpPacket, RtpRepr};
+use crate::rtp::packet::{self as rtp_packet, RtpError, RtpPacket, Ssrc};
 use crate::sip::{self, Method, StartLine};
 use crate::time::Timestamp;
 use crate::wire::hep::{self, HepPacket, HepRepr, HepTransport, ProtoType};
@@ -211,15 +211,16 @@ impl Tracker {
         dst: SocketAddr,
         payload: &[u8],
     ) -> bool {
-        if let Some(&(call, receiver)) = self.media_index.get(&dst) {
-            self.handle_rtp(now, call, receiver.other(), src, payload, true);
-            return true;
-        }
-        if let Some(&(call, side)) = self.media_index.get(&src) {
-            self.handle_rtp(now, call, side, src, payload, false);
-            return true;
-        }
-        false
+        let ssrc = payload
+            .get(8..12)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| Ssrc(u32::from_be_bytes(b)));
+        let Some(route) = self.route_media(src, dst, ssrc) else {
+            return false;
+        };
+        let to_known = route.to_known_address;
+        self.handle_rtp(now, route.call, route.sender, src, payload, to_known);
+        true
     }
 
     /// One UDP datagram that belongs to a call's media; `sender` is the side that sent it.
@@ -248,8 +249,7 @@ impl Tracker {
             }
         };
         self.stats.rtp_packets += 1;
-        let repr = RtpRepr::parse(&packet);
-        self.deliver_rtp(now, handle, sender, src, &repr, to_known_address);
+        self.deliver_rtp(now, handle, sender, src, packet, to_known_address);
     }
 
     fn handle_sip(&mut self, now: Timestamp, src: SocketAddr, dst: SocketAddr, data: &[u8]) {

@@ -182,6 +182,7 @@ pub(crate) struct CallMedia {
     /// The rate the recording should have: the highest of the codecs both
     /// sides' SDP put first.
     pub rate: u32,
+    pub srtp: super::srtp::CallSrtp,
 }
 
 impl CallMedia {
@@ -244,6 +245,8 @@ impl Call {
         self.media.sdp[side.index()].update(&parsed);
         self.media.rate = recording_rate(&self.media.sdp);
         let audio = parsed.audio()?;
+        let CallMedia { srtp, sdp, .. } = &mut self.media;
+        srtp.update(side, audio, sdp);
         let addr = audio.effective_connection(&parsed);
         let dir = audio.effective_direction(&parsed);
         let held = matches!(addr, Some(a) if a.is_unspecified())

@@ -19,7 +19,9 @@ mod end;
 mod events;
 mod ingress;
 mod media;
+mod media_index;
 mod record;
+mod srtp;
 mod stats;
 mod tracker;
 

@@ -344,7 +344,7 @@ impl Call {
             dtmf: self.dtmf.clone(),
             codec: self.media.codec,
             unsupported_codec: self.media.unsupported.clone(),
-            encrypted_media: self.media.encrypted,
+            encrypted_media: self.media.encrypted || self.media.srtp.undecryptable(),
             audio_seen: self.media.audio_seen,
             held: self.ever_held,
             sip_src: self.sip_src.map(|a| a.to_string()),

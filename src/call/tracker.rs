@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::reasm::{Defragmenter, TcpReassembler};
-use crate::rtp::RtpRepr;
+use crate::rtp::{RtpPacket, RtpRepr, Ssrc};
 use crate::sip::{Message, Method};
 use crate::time::Timestamp;
 
@@ -20,6 +20,7 @@ use super::audio::RtpRefused;
 use super::dialog::{Call, Incoming, MediaAddr};
 use super::end::Forced;
 use super::events::{Ctx, EventQueue};
+use super::media_index::{Fit, MediaIndex, Route};
 use super::record::EndReason;
 use super::{CallHandle, CallState, Event, Side, Stats, TrackerConfig};
 
@@ -30,8 +31,8 @@ pub struct Tracker {
     pub(super) cfg: TrackerConfig,
     calls: HashMap<CallHandle, Call>,
     by_call_id: HashMap<Box<[u8]>, CallHandle>,
-    /// Address where a side receives audio → (call, that side).
-    pub(super) media_index: HashMap<SocketAddr, (CallHandle, Side)>,
+    /// Address where a side receives audio → the calls (and sides) receiving there.
+    pub(super) media_index: MediaIndex,
     timers: BinaryHeap<Reverse<(Timestamp, CallHandle)>>,
     ended: HashMap<Box<[u8]>, Timestamp>,
     ended_order: VecDeque<(Timestamp, Box<[u8]>)>,
@@ -67,7 +68,7 @@ impl Tracker {
             cfg,
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
-            media_index: HashMap::new(),
+            media_index: MediaIndex::default(),
             timers: BinaryHeap::new(),
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
@@ -295,14 +296,37 @@ impl Tracker {
             return self.stats.drop_reason("media_address_cap");
         }
         call.media.addrs.push((addr, side));
-        // A newer call owns a reused port; the old call just stops matching it.
-        if let Some((old, _)) = self.media_index.insert(addr, (handle, side)) {
-            if old != handle {
-                if let Some(c) = self.calls.get_mut(&old) {
-                    c.media.addrs.retain(|(a, _)| *a != addr);
-                }
+        // Calls share an address (a B2BUA's two legs, a reused port); past the
+        // cap the oldest call just stops matching it.
+        if let Some(old) = self.media_index.insert(addr, handle, side) {
+            if let Some(c) = self.calls.get_mut(&old) {
+                c.media.addrs.retain(|(a, _)| *a != addr);
             }
         }
+    }
+
+    /// The call and sender of a media packet from `src` to `dst`: among the
+    /// calls receiving at either address, the one whose SDP names the other
+    /// end too, else whose leg carries `ssrc`, else the newest.
+    pub(super) fn route_media(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        ssrc: Option<Ssrc>,
+    ) -> Option<Route> {
+        self.media_index
+            .route(src, dst, |h, sender, other_end| match self.calls.get(&h) {
+                Some(c) => Fit {
+                    both_ends: c.media.addrs.iter().any(|(a, _)| *a == other_end),
+                    same_ssrc: ssrc.is_some() && c.media.leg(sender).stream.ssrc() == ssrc,
+                    open: true,
+                },
+                None => Fit {
+                    both_ends: false,
+                    same_ssrc: false,
+                    open: false,
+                },
+            })
     }
 
     /// An RTP packet ingress matched to `handle` by address.
@@ -312,25 +336,28 @@ impl Tracker {
         handle: CallHandle,
         sender: Side,
         src: SocketAddr,
-        repr: &RtpRepr<'_>,
+        packet: RtpPacket<&[u8]>,
         to_known_address: bool,
     ) {
+        let repr = RtpRepr::parse(&packet);
         let (calls, mut ctx) = self.calls_and_ctx();
         let Some(call) = calls.get_mut(&handle) else {
             // An address of a call closed moments ago (`ended_media`).
             self.stats.rtp_after_end += 1;
             return;
         };
-        match call.on_rtp(now, sender, src, repr, &mut ctx) {
+        match call.on_rtp(now, sender, src, packet.into_inner(), &repr, &mut ctx) {
             Err(RtpRefused::AfterEnd) => self.stats.rtp_after_end += 1,
+            // Counted by its drop reason.
+            Err(RtpRefused::Srtp) => {}
             Err(RtpRefused::IgnoredSource) => self.stats.rtp_ignored_source += 1,
             // Symmetric RTP: the sender receives where it sends from, even behind NAT.
             // Only a leg's first packet from a source can teach us that address.
             Ok(new_source) => {
                 let owned = self
                     .media_index
-                    .get(&src)
-                    .is_some_and(|(h, _)| self.calls.contains_key(h));
+                    .calls_at(&src)
+                    .any(|h| self.calls.contains_key(&h));
                 if new_source && to_known_address && !owned {
                     self.register_media(handle, (src, sender));
                 }
@@ -432,13 +459,7 @@ impl Tracker {
     /// Drops the oldest address of a closed call from the media index.
     fn forget_ended_media(&mut self) {
         if let Some((_, addr, handle)) = self.ended_media.pop_front() {
-            if self
-                .media_index
-                .get(&addr)
-                .is_some_and(|(h, _)| *h == handle)
-            {
-                self.media_index.remove(&addr);
-            }
+            self.media_index.remove(&addr, handle);
         }
     }
 
@@ -450,11 +471,7 @@ impl Tracker {
         call.flush_media(now, true, &mut self.calls_and_ctx().1);
         self.by_call_id.remove(&call.call_id);
         for (addr, _) in &call.media.addrs {
-            if self
-                .media_index
-                .get(addr)
-                .is_some_and(|(h, _)| *h == handle)
-            {
+            if self.media_index.contains(addr, handle) {
                 if self.ended_media.len() >= MAX_MEDIA_INDEX {
                     self.forget_ended_media();
                 }

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod packet;
 mod reorder;
+pub mod srtp;
 pub mod stream;
 
 pub use codec::{

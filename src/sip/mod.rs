@@ -17,6 +17,7 @@ mod message;
 mod multipart;
 mod name_addr;
 pub mod sdp;
+pub mod sdp_crypto;
 mod sniff;
 mod uri;
 

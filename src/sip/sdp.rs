@@ -12,6 +12,8 @@
 
 use std::net::IpAddr;
 
+pub use super::sdp_crypto::{Crypto, CryptoSuite, MAX_CRYPTO};
+
 /// More `m=` lines than this is hostile; real offers have 1-4.
 pub const MAX_MEDIA: usize = 16;
 /// Payload types are 7 bits, so more distinct formats than this cannot exist.
@@ -89,6 +91,9 @@ pub struct Media {
     /// This section's direction attribute, or the session-level one when the section
     /// has none (already resolved; see [`Media::effective_direction`]).
     pub direction: Direction,
+    /// Usable `a=crypto` SDES keys in order (capped at [`MAX_CRYPTO`]); see
+    /// [`sdp_crypto`](super::sdp_crypto).
+    pub crypto: Vec<Crypto>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -187,6 +192,12 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
                     if let Some(index) = sdp.media.len().checked_sub(1) {
                         pending_fmtp(index, attr_value, &mut fmtps);
                     }
+                } else if name == b"crypto" {
+                    // Unusable keys and those past the cap are skipped like other
+                    // malformed lines: the stream then stays `encrypted`.
+                    if let Some(m) = sdp.media.last_mut().filter(|m| m.crypto.len() < MAX_CRYPTO) {
+                        m.crypto.extend(super::sdp_crypto::parse_crypto(attr_value));
+                    }
                 } else if name == b"rtpmap" {
                     if let (Some(m), Some(map)) = (sdp.media.last_mut(), parse_rtpmap(attr_value)) {
                         if m.rtpmap(map.pt).is_none() {
@@ -281,6 +292,7 @@ fn parse_m_line(value: &[u8]) -> Result<Media, SdpError> {
         connection: None,
         rtpmaps: Vec::new(),
         direction: Direction::SendRecv,
+        crypto: Vec::new(),
     })
 }
 
