@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::rtp::codec::{format_for, Format};
 use crate::rtp::dtmf::DtmfDetector;
+use crate::rtp::quality::QualityAcc;
 use crate::rtp::stream::{RtpStream, StreamConfig};
 use crate::rtp::PayloadType;
 use crate::sip::sdp::{self, Direction as SdpDirection, Sdp};
@@ -12,6 +13,7 @@ use crate::time::Timestamp;
 
 use super::dialog::{Call, MediaAddr};
 use super::events::Ctx;
+use super::rtcp::CallRtcp;
 use super::{Side, Update};
 
 /// G.711 and telephone-event run at 8 kHz; the recording timeline is in these samples.
@@ -31,6 +33,8 @@ pub(crate) struct SideSdp {
     pub direction: Option<SdpDirection>,
     /// SRTP (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVPF): payloads are ciphertext.
     pub encrypted: bool,
+    /// `a=rtcp:` port, when RTCP is not on the RTP port + 1.
+    pub rtcp_port: Option<u16>,
 }
 
 impl SideSdp {
@@ -55,6 +59,7 @@ impl SideSdp {
         }
         self.direction = Some(audio.effective_direction(sdp));
         self.encrypted = audio.proto.to_ascii_uppercase().contains("SAVP");
+        self.rtcp_port = audio.rtcp_port;
     }
 
     pub fn lookup(&self, pt: PayloadType) -> Option<(Format, &str)> {
@@ -92,6 +97,7 @@ pub(crate) struct Leg {
     pub anchor: Option<Anchor>,
     pub dtmf: DtmfDetector,
     pub packets: u64,
+    pub quality: QualityAcc,
 }
 
 impl Default for Leg {
@@ -103,6 +109,7 @@ impl Default for Leg {
             anchor: None,
             dtmf: DtmfDetector::new(),
             packets: 0,
+            quality: QualityAcc::default(),
         }
     }
 }
@@ -119,7 +126,7 @@ pub(crate) fn stream_config() -> StreamConfig {
 
 impl Leg {
     pub fn jitter_ms(&self) -> f64 {
-        self.stream.stats().jitter / f64::from(SAMPLE_RATE) * 1000.0
+        self.stream.stats().jitter_ms()
     }
 
     /// Whether a packet from `src` may feed this leg; a new source takes over
@@ -150,6 +157,7 @@ pub(crate) struct CallMedia {
     pub unsupported: Option<String>,
     pub encrypted: bool,
     pub audio_seen: bool,
+    pub rtcp: CallRtcp,
 }
 
 impl CallMedia {
@@ -208,6 +216,7 @@ impl Call {
         if self.answered_at.is_some() && held != self.on_hold[side.index()] {
             self.on_hold[side.index()] = held;
             self.ever_held |= held;
+            self.media.pause_quality();
             let update = if held {
                 Update::Hold { by: side }
             } else {

@@ -19,7 +19,9 @@ mod end;
 mod events;
 mod ingress;
 mod media;
+mod quality;
 mod record;
+mod rtcp;
 mod stats;
 mod tracker;
 

@@ -28,10 +28,12 @@ const MAX_MEDIA_INDEX: usize = 400_000;
 
 pub struct Tracker {
     pub(super) cfg: TrackerConfig,
-    calls: HashMap<CallHandle, Call>,
+    pub(super) calls: HashMap<CallHandle, Call>,
     by_call_id: HashMap<Box<[u8]>, CallHandle>,
     /// Address where a side receives audio → (call, that side).
     pub(super) media_index: HashMap<SocketAddr, (CallHandle, Side)>,
+    /// RTCP ports of those addresses (`call::rtcp`).
+    pub(super) rtcp_index: super::rtcp::RtcpIndex,
     timers: BinaryHeap<Reverse<(Timestamp, CallHandle)>>,
     ended: HashMap<Box<[u8]>, Timestamp>,
     ended_order: VecDeque<(Timestamp, Box<[u8]>)>,
@@ -68,6 +70,7 @@ impl Tracker {
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
             media_index: HashMap::new(),
+            rtcp_index: HashMap::new(),
             timers: BinaryHeap::new(),
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
@@ -295,6 +298,7 @@ impl Tracker {
             return self.stats.drop_reason("media_address_cap");
         }
         call.media.addrs.push((addr, side));
+        self.register_rtcp(handle, addr, side);
         // A newer call owns a reused port; the old call just stops matching it.
         if let Some((old, _)) = self.media_index.insert(addr, (handle, side)) {
             if old != handle {
