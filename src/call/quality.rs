@@ -48,10 +48,13 @@ impl CallMedia {
     }
 
     /// What `sender`'s RTP looked like after the answer, with the other
-    /// side's RTCP reports about it.
-    pub(super) fn quality(&self, sender: Side) -> DirQuality {
+    /// side's RTCP reports about it; `None` when there is neither (a call
+    /// not answered, a side that never sent), so such records stay short.
+    pub(super) fn quality(&self, sender: Side) -> Option<DirQuality> {
         let leg = self.leg(sender);
-        leg.quality
-            .report(leg.stream.stats(), self.rtcp.view(sender))
+        let q = leg
+            .quality
+            .report(leg.stream.stats(), self.rtcp.view(sender));
+        (q.received > 0 || q.expected > 0 || q.rtcp.is_some()).then_some(q)
     }
 }

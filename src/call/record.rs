@@ -329,7 +329,7 @@ impl Call {
                 packets: leg.packets,
                 lost: leg.stream.stats().lost,
                 jitter_ms: leg.jitter_ms(),
-                quality: Some(self.media.quality(side)),
+                quality: self.media.quality(side),
             }
         };
         CallRecord {

@@ -1548,3 +1548,25 @@ fn call_quality_from_rtp_and_rtcp() {
         (Some(88), Some(4.2), Some(4.1))
     );
 }
+
+/// A call that was never answered has no quality figures at all.
+#[test]
+fn unanswered_calls_carry_no_quality() {
+    let mut h = Harness::new();
+    h.sip(
+        0,
+        CALLER,
+        PBX,
+        &invite("nq", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
+    );
+    h.sip(
+        500,
+        PBX,
+        CALLER,
+        &response(486, "Busy Here", "nq", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    h.run_until(ms(60_000));
+    let c = h.only_call();
+    assert_eq!(c.outcome, Outcome::Busy);
+    assert!(c.caller_rtp.quality.is_none() && c.callee_rtp.quality.is_none());
+}
