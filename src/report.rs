@@ -114,8 +114,41 @@ impl RecordingReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RtpReport {
+    /// What the caller sent (caller → callee).
     pub caller: LegQuality,
+    /// What the callee sent (callee → caller).
     pub callee: LegQuality,
+    /// The worse direction's E-model MOS-CQ, R-factor and loss (percent),
+    /// over the directions that carried RTP after the answer: the figures a
+    /// CRM filters on (`min_mos`, `max_loss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mos: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r_factor: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+}
+
+impl RtpReport {
+    pub fn new(caller: LegQuality, callee: LegQuality) -> Self {
+        let dirs = || {
+            [&caller, &callee]
+                .into_iter()
+                .filter_map(|l| l.quality.as_ref())
+                .filter(|q| q.expected > 0)
+        };
+        let min = |it: &mut dyn Iterator<Item = f64>| it.reduce(f64::min);
+        let mos = min(&mut dirs().filter_map(|q| q.mos));
+        let r_factor = min(&mut dirs().filter_map(|q| q.r_factor));
+        let loss_pct = dirs().map(|q| q.loss_pct).reduce(f64::max);
+        RtpReport {
+            caller,
+            callee,
+            mos,
+            r_factor,
+            loss_pct,
+        }
+    }
 }
 
 /// A finished call as it leaves pbxbridge: the core's `CallRecord` with its
@@ -174,10 +207,7 @@ impl CallReport {
             recording,
             sip_src: rec.sip_src.clone(),
             sip_dst: rec.sip_dst.clone(),
-            rtp: RtpReport {
-                caller: rec.caller_rtp.clone(),
-                callee: rec.callee_rtp.clone(),
-            },
+            rtp: RtpReport::new(rec.caller_rtp.clone(), rec.callee_rtp.clone()),
         }
     }
 }

@@ -166,6 +166,9 @@ pub struct CallItem {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     pub rtp: CallRtp,
+    /// Per-direction quality after the answer and the E-model MOS; null
+    /// when no RTP flowed after the answer.
+    pub quality: Option<super::call_quality::CallQuality>,
     /// Linked CRM records (removed links left out).
     pub records: Vec<LinkedRecord>,
     pub has_notes: bool,
@@ -302,6 +305,12 @@ impl CallItem {
             answered_elsewhere: c.answered_elsewhere,
             origin: c.origin,
             updated_at: c.updated_at,
+            quality: super::call_quality::CallQuality::from_columns(
+                c.mos,
+                c.r_factor,
+                c.loss_pct,
+                c.quality.as_deref(),
+            ),
             rtp: CallRtp {
                 caller: c.caller_rtp.into(),
                 callee: c.callee_rtp.into(),

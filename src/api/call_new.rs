@@ -256,10 +256,7 @@ impl NewCall {
             recording: RecordingReport::without_file(RecordingStatus::None, None),
             sip_src: None,
             sip_dst: None,
-            rtp: RtpReport {
-                caller: LegQuality::default(),
-                callee: LegQuality::default(),
-            },
+            rtp: RtpReport::new(LegQuality::default(), LegQuality::default()),
         }
     }
 

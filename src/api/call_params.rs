@@ -43,6 +43,14 @@ pub struct CallListQuery {
     /// Talk time at most this many seconds.
     #[param(minimum = 0)]
     max_duration: Option<f64>,
+    /// The worse direction's E-model MOS-CQ (`quality.mos`) at least this,
+    /// 1 to 5; calls without RTP after the answer are left out.
+    #[param(minimum = 1, maximum = 5)]
+    min_mos: Option<f64>,
+    /// The worse direction's packet loss (`quality.loss_pct`) at most this
+    /// many percent, 0 to 100; calls without RTP after the answer are left out.
+    #[param(minimum = 0, maximum = 100)]
+    max_loss: Option<f64>,
     /// true: a recording exists or is on its way (status stored or
     /// pending); false: none of those.
     recorded: Option<bool>,
@@ -132,6 +140,17 @@ fn boolean(name: &str, value: &str) -> Result<bool, ApiError> {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
         _ => Err(ApiError::bad(name, "must be true or false")),
+    }
+}
+
+/// A number within `lo..=hi`.
+fn number_in(name: &str, value: &str, lo: f64, hi: f64) -> Result<f64, ApiError> {
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(ApiError::bad(
+            name,
+            format!("must be a number from {lo} to {hi}"),
+        )),
     }
 }
 
@@ -248,6 +267,8 @@ impl ListParams {
                 "updated_since" => once(&mut q.updated_since, n, time(n, v, 0)?)?,
                 "min_duration" => once(&mut q.min_duration, n, seconds(n, v)?)?,
                 "max_duration" => once(&mut q.max_duration, n, seconds(n, v)?)?,
+                "min_mos" => once(&mut q.min_mos, n, number_in(n, v, 1.0, 5.0)?)?,
+                "max_loss" => once(&mut q.max_loss, n, number_in(n, v, 0.0, 100.0)?)?,
                 "recorded" => once(&mut q.recorded, n, boolean(n, v)?)?,
                 "has_note" => once(&mut q.has_note, n, boolean(n, v)?)?,
                 "include_total" => once(&mut include_total, n, boolean(n, v)?)?,

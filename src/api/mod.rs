@@ -14,6 +14,7 @@ pub mod call_item;
 mod call_new;
 mod call_page;
 mod call_params;
+pub mod call_quality;
 pub mod call_ref;
 mod call_write;
 mod calls;

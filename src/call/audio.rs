@@ -85,9 +85,12 @@ impl Call {
         if self.answered_at.is_some_and(|a| now >= a) {
             self.media.last_rtp = Some(now);
         }
+        let counting = self.quality_counting(now);
+        self.media.before_rtp(sender, repr.pt, counting);
         self.with_leg(ctx, sender, |stream, sink| {
             stream.push(now, repr, &mut |o| sink.deliver(&o));
         });
+        self.media.after_rtp(sender, now, counting);
         Ok(new_source)
     }
 

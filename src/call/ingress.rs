@@ -192,6 +192,9 @@ impl Tracker {
         if self.handle_media(now, src, dst, payload) {
             return;
         }
+        if self.handle_rtcp_port(now, src, dst, payload) {
+            return;
+        }
         if self.cfg.detect_any_port && sip::looks_like_sip(payload) {
             return self.handle_sip(now, src, dst, payload);
         }
@@ -236,7 +239,7 @@ impl Tracker {
         let packet = match RtpPacket::new_checked(payload) {
             Ok(p) => p,
             Err(RtpError::Rtcp { .. }) => {
-                self.stats.media_control_packets += 1;
+                self.deliver_rtcp(now, handle, sender, payload);
                 return;
             }
             Err(e) => {

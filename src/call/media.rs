@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::rtp::codec::{format_for, Format, MediaTime};
 use crate::rtp::dtmf::DtmfDetector;
+use crate::rtp::quality::QualityAcc;
 use crate::rtp::stream::{RtpStream, StreamConfig};
 use crate::rtp::PayloadType;
 use crate::sip::sdp::{self, Direction as SdpDirection, Sdp};
@@ -12,6 +13,7 @@ use crate::time::Timestamp;
 
 use super::dialog::{Call, MediaAddr};
 use super::events::Ctx;
+use super::rtcp::CallRtcp;
 use super::{Side, Update};
 
 /// The RTP clock the stream statistics assume until a codec says otherwise.
@@ -31,6 +33,8 @@ pub(crate) struct SideSdp {
     pub direction: Option<SdpDirection>,
     /// SRTP (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVPF): payloads are ciphertext.
     pub encrypted: bool,
+    /// `a=rtcp:` port, when RTCP is not on the RTP port + 1.
+    pub rtcp_port: Option<u16>,
 }
 
 impl SideSdp {
@@ -55,6 +59,7 @@ impl SideSdp {
         }
         self.direction = Some(audio.effective_direction(sdp));
         self.encrypted = audio.proto.to_ascii_uppercase().contains("SAVP");
+        self.rtcp_port = audio.rtcp_port;
     }
 
     /// The recording rate of the audio codec this side will send: the first
@@ -119,6 +124,7 @@ pub(crate) struct Leg {
     pub last_seq: Option<u64>,
     pub dtmf: DtmfDetector,
     pub packets: u64,
+    pub quality: QualityAcc,
 }
 
 impl Default for Leg {
@@ -131,6 +137,7 @@ impl Default for Leg {
             last_seq: None,
             dtmf: DtmfDetector::new(),
             packets: 0,
+            quality: QualityAcc::default(),
         }
     }
 }
@@ -147,7 +154,7 @@ pub(crate) fn stream_config() -> StreamConfig {
 
 impl Leg {
     pub fn jitter_ms(&self) -> f64 {
-        self.stream.stats().jitter / f64::from(SAMPLE_RATE) * 1000.0
+        self.stream.stats().jitter_ms()
     }
 
     /// Whether a packet from `src` may feed this leg; a new source takes over
@@ -183,6 +190,7 @@ pub(crate) struct CallMedia {
     /// sides' SDP put first.
     pub rate: u32,
     pub srtp: super::srtp::CallSrtp,
+    pub rtcp: CallRtcp,
 }
 
 impl CallMedia {
@@ -254,6 +262,7 @@ impl Call {
         if self.answered_at.is_some() && held != self.on_hold[side.index()] {
             self.on_hold[side.index()] = held;
             self.ever_held |= held;
+            self.media.pause_quality();
             let update = if held {
                 Update::Hold { by: side }
             } else {

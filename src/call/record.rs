@@ -230,6 +230,10 @@ pub struct LegQuality {
     pub lost: u64,
     /// RFC 3550 interarrival jitter, milliseconds.
     pub jitter_ms: f64,
+    /// Quality after the answer (loss pattern, jitter, RTCP, MOS); absent
+    /// in records written before pbxbridge measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::rtp::quality::DirQuality>,
 }
 
 /// The core's snapshot of one call when it ends (or, for a crash-safe
@@ -325,6 +329,7 @@ impl Call {
                 packets: leg.packets,
                 lost: leg.stream.stats().lost,
                 jitter_ms: leg.jitter_ms(),
+                quality: self.media.quality(side),
             }
         };
         CallRecord {

@@ -26,6 +26,8 @@ pub struct Stats {
     pub rtp_ignored_source: u64,
     /// RTCP, STUN and DTLS on media ports: expected traffic, not audio.
     pub media_control_packets: u64,
+    /// RTCP packets (of compound datagrams) matched to a call and read.
+    pub rtcp_packets: u64,
     pub calls_started: u64,
     pub calls_ended: u64,
     pub other_packets: u64,

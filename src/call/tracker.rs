@@ -29,10 +29,12 @@ const MAX_MEDIA_INDEX: usize = 400_000;
 
 pub struct Tracker {
     pub(super) cfg: TrackerConfig,
-    calls: HashMap<CallHandle, Call>,
+    pub(super) calls: HashMap<CallHandle, Call>,
     by_call_id: HashMap<Box<[u8]>, CallHandle>,
     /// Address where a side receives audio → the calls (and sides) receiving there.
     pub(super) media_index: MediaIndex,
+    /// RTCP ports of those addresses (`call::rtcp`).
+    pub(super) rtcp_index: super::rtcp::RtcpIndex,
     timers: BinaryHeap<Reverse<(Timestamp, CallHandle)>>,
     ended: HashMap<Box<[u8]>, Timestamp>,
     ended_order: VecDeque<(Timestamp, Box<[u8]>)>,
@@ -69,6 +71,7 @@ impl Tracker {
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
             media_index: MediaIndex::default(),
+            rtcp_index: HashMap::new(),
             timers: BinaryHeap::new(),
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
@@ -296,6 +299,7 @@ impl Tracker {
             return self.stats.drop_reason("media_address_cap");
         }
         call.media.addrs.push((addr, side));
+        self.register_rtcp(handle, addr, side);
         // Calls share an address (a B2BUA's two legs, a reused port); past the
         // cap the oldest call just stops matching it.
         if let Some(old) = self.media_index.insert(addr, handle, side) {

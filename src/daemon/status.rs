@@ -254,6 +254,7 @@ impl Observer for Publisher {
                 .lock()
                 .map(|m| m.clone())
                 .unwrap_or_default(),
+            mos: p.mos.lock().map(|m| m.clone()).unwrap_or_default(),
             interfaces,
             hep,
             queues: vec![QueueGauge {

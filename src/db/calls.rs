@@ -82,7 +82,7 @@ pub fn call_key(call_id: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(format!("{}~sha256:{hex}", &call_id[..cut]))
 }
 
-const CALL_COLUMNS: [&str; 43] = [
+const CALL_COLUMNS: [&str; 47] = [
     "sensor",
     "call_id",
     "direction",
@@ -124,6 +124,10 @@ const CALL_COLUMNS: [&str; 43] = [
     "callee_rtp_packets",
     "callee_rtp_lost",
     "callee_rtp_jitter_ms",
+    "mos",
+    "r_factor",
+    "loss_pct",
+    "quality",
     "written_at",
     "updated_at",
 ];
@@ -221,6 +225,16 @@ fn fit(s: &Option<String>, max: usize) -> Option<String> {
     })
 }
 
+/// Both directions' quality figures for the `quality` column; NULL when
+/// neither was measured (calls made through the API, older outbox files).
+fn quality_json(rtp: &crate::report::RtpReport) -> Option<String> {
+    let (caller, callee) = (&rtp.caller.quality, &rtp.callee.quality);
+    if caller.is_none() && callee.is_none() {
+        return None;
+    }
+    serde_json::to_string(&serde_json::json!({ "caller": caller, "callee": callee })).ok()
+}
+
 macro_rules! bind_call {
     ($q:expr, $sensor:expr, $w:expr, $now:expr) => {{
         let w = $w;
@@ -271,6 +285,10 @@ macro_rules! bind_call {
             .bind(c.rtp.callee.packets as i64)
             .bind(c.rtp.callee.lost as i64)
             .bind(c.rtp.callee.jitter_ms)
+            .bind(c.rtp.mos)
+            .bind(c.rtp.r_factor)
+            .bind(c.rtp.loss_pct)
+            .bind(quality_json(&c.rtp))
             .bind($now)
             .bind($now)
     }};

@@ -41,6 +41,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "events",
         template: include_str!("../../migrations/0004_events.sql"),
     },
+    Migration {
+        version: 5,
+        name: "call_quality",
+        template: include_str!("../../migrations/0005_call_quality.sql"),
+    },
 ];
 
 fn checksum(template: &str) -> String {

@@ -20,8 +20,10 @@ use crate::call::Stats;
 
 mod events;
 mod families;
+mod mos;
 pub use events::{EventGauges, NatsGauge, WebhookGauge, WebhookTotals};
 use families::{encode_hep, encode_interfaces, encode_phone_index, encode_queues};
+pub use mos::MosHistogram;
 
 /// Every metric family name starts with this (`pbxbridge_…`).
 pub const PREFIX: &str = "pbxbridge";
@@ -91,6 +93,8 @@ pub struct MetricsSnapshot {
     /// Uploads to remote storage (all zero with the local backend).
     pub uploads: UploadGauges,
     pub events: EventGauges,
+    /// MOS-CQ of finished answered calls with RTP.
+    pub mos: MosHistogram,
 }
 
 /// The uploader's view: what waits for storage and what went up.
@@ -408,6 +412,7 @@ fn encode_snapshot(
         }
     }
 
+    mos::encode_mos(enc, &snap.mos)?;
     encode_interfaces(enc, &snap.interfaces)?;
     encode_hep(enc, &snap.hep)?;
     encode_queues(enc, &snap.queues)?;

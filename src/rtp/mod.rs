@@ -5,8 +5,11 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod emodel;
 pub mod packet;
+pub mod quality;
 mod reorder;
+pub mod rtcp;
 pub mod srtp;
 pub mod stream;
 
@@ -15,4 +18,4 @@ pub use codec::{
 };
 pub use dtmf::{event_char, parse_event, DtmfDetector, DtmfDigit, ToneEvent};
 pub use packet::{looks_like_rtp, parse, PayloadType, RtpError, RtpPacket, RtpRepr, SeqNum, Ssrc};
-pub use stream::{Ordered, RtpStream, StreamConfig, StreamStats};
+pub use stream::{LossRuns, Ordered, RtpStream, StreamConfig, StreamStats};

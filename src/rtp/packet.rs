@@ -48,7 +48,7 @@ pub enum RtpError {
     TooShort { len: usize },
     #[error("unsupported RTP version {version}")]
     BadVersion { version: u8 },
-    /// Muxed RTCP (packet type 200..=204) on the RTP port; not an error for the
+    /// Muxed RTCP (packet type 200..=207) on the RTP port; not an error for the
     /// caller so much as a different protocol.
     #[error("RTCP packet type {packet_type}")]
     Rtcp { packet_type: u8 },
@@ -77,9 +77,10 @@ const MIN_HEADER_LEN: usize = 12;
 const FLAG_PADDING: u8 = 0x20;
 const FLAG_EXTENSION: u8 = 0x10;
 
-/// RTCP SR, RR, SDES, BYE, APP share the second byte with RTP's marker+pt.
+/// RTCP SR, RR, SDES, BYE, APP, the feedback types and XR (200..=207)
+/// share the second byte with RTP's marker+pt (RFC 5761 §4).
 fn is_rtcp_type(b1: u8) -> bool {
-    (200..=204).contains(&b1)
+    (200..=207).contains(&b1)
 }
 
 /// A view of one RTP packet. The header's length depends on the CSRC count

@@ -137,6 +137,7 @@ impl Ring {
 }
 
 pub(super) fn count_release(stats: &mut StreamStats, bytes: usize) {
+    stats.close_loss_run();
     stats.released += 1;
     stats.released_bytes += bytes as u64;
 }
@@ -151,7 +152,7 @@ pub(super) fn emit_direct(
     emit: &mut impl FnMut(Ordered<'_>),
 ) {
     let changed = std::mem::take(&mut src.announce);
-    stats.lost += src.mark_released(ext_seq);
+    stats.add_lost(src.mark_released(ext_seq));
     count_release(stats, hdr.payload.len());
     emit(Ordered {
         ssrc: hdr.ssrc,
@@ -172,7 +173,7 @@ pub(super) fn emit_slot(
     emit: &mut impl FnMut(Ordered<'_>),
 ) {
     let changed = std::mem::take(&mut src.announce);
-    stats.lost += src.mark_released(slot.ext_seq);
+    stats.add_lost(src.mark_released(slot.ext_seq));
     count_release(stats, slot.payload.len());
     slot.used = false;
     emit(Ordered {

@@ -97,8 +97,67 @@ pub struct StreamStats {
     pub ssrc_changes: u64,
     /// Same SSRC restarting its sequence numbers (RFC 3550 A.1 bad_seq).
     pub restarts: u64,
-    /// RFC 3550 A.8 interarrival jitter, in timestamp units, from capture times.
+    /// RFC 3550 A.8 interarrival jitter, in timestamp units of `clock_rate`,
+    /// from capture times.
     pub jitter: f64,
+    /// The RTP clock `jitter` is counted in (the payload's, see
+    /// `RtpStream::set_clock_rate`).
+    pub clock_rate: u32,
+    /// Runs of consecutive lost packets (burst loss).
+    pub loss_runs: LossRuns,
+}
+
+impl StreamStats {
+    /// Interarrival jitter in milliseconds.
+    pub fn jitter_ms(&self) -> f64 {
+        if self.clock_rate == 0 {
+            return 0.0;
+        }
+        self.jitter / f64::from(self.clock_rate) * 1000.0
+    }
+
+    /// `n` sequence numbers skipped: they extend the open loss run, which a
+    /// released packet closes (`close_loss_run`). Skips counted in two steps
+    /// (a window overrun, then the release after it) make one run.
+    pub(super) fn add_lost(&mut self, n: u64) {
+        self.lost += n;
+        self.loss_runs.open += n;
+    }
+
+    pub(super) fn close_loss_run(&mut self) {
+        let run = std::mem::take(&mut self.loss_runs.open);
+        if run == 0 {
+            return;
+        }
+        let r = &mut self.loss_runs;
+        r.closed += 1;
+        r.last = run;
+        r.longest = r.longest.max(run);
+        let bucket = match run {
+            1 => 0,
+            2 => 1,
+            3..=5 => 2,
+            _ => 3,
+        };
+        if let Some(b) = r.by_length.get_mut(bucket) {
+            *b += 1;
+        }
+    }
+}
+
+/// Burst loss: how the lost packets were grouped. A run is closed by the
+/// next released packet; loss at the very end of a stream is never seen.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LossRuns {
+    /// Lost packets of the run still open (no packet released after it yet).
+    pub open: u64,
+    /// Runs closed so far.
+    pub closed: u64,
+    /// Length of the run closed last.
+    pub last: u64,
+    pub longest: u64,
+    /// Closed runs of length 1, 2, 3-5 and 6 or more.
+    pub by_length: [u64; 4],
 }
 
 /// A new SSRC on probation, its packets held until it is validated.
@@ -133,9 +192,12 @@ impl RtpStream {
                 buffered: 0,
             },
             cand_slots: (0..probation).map(|_| Slot::default()).collect(),
+            stats: StreamStats {
+                clock_rate: cfg.clock_rate,
+                ..StreamStats::default()
+            },
             cfg: StreamConfig { probation, ..cfg },
             window,
-            stats: StreamStats::default(),
             cur: None,
             cand: None,
             stash: Slot::default(),
@@ -144,6 +206,29 @@ impl RtpStream {
 
     pub fn stats(&self) -> &StreamStats {
         &self.stats
+    }
+
+    /// The RTP clock of the payload being received: jitter is counted in its
+    /// units (8 kHz for G.711 and G.722, 48 kHz for Opus). A change (a
+    /// re-INVITE to another codec) rescales the running jitter and restarts
+    /// the transit reference, which was in the old units.
+    pub fn set_clock_rate(&mut self, rate: u32) {
+        if rate == 0 || rate == self.cfg.clock_rate {
+            return;
+        }
+        let old = self.cfg.clock_rate.max(1);
+        self.stats.jitter *= f64::from(rate) / f64::from(old);
+        self.cfg.clock_rate = rate;
+        self.stats.clock_rate = rate;
+        self.reset_transit();
+    }
+
+    /// Forgets the last transit time, so the next packet starts the jitter
+    /// estimate afresh instead of counting a pause (hold) as jitter.
+    pub fn reset_transit(&mut self) {
+        if let Some(src) = self.cur.as_mut() {
+            src.last_transit = None;
+        }
     }
 
     /// The SSRC currently released, once one passed probation.
@@ -253,7 +338,7 @@ impl RtpStream {
             // Window overrun: whatever is older than the new window is released or lost.
             let floor = ext_seq + 1 - window;
             release_below(src, &mut self.ring, &mut self.stats, floor, emit);
-            self.stats.lost += src.skip_to(floor);
+            self.stats.add_lost(src.skip_to(floor));
         }
         if ext_seq == src.next_release {
             emit_direct(src, &mut self.stats, hdr, ext_seq, ext_ts, now, emit);
@@ -411,7 +496,8 @@ impl RtpStream {
             src.ts_ref = slot.ts;
             src.ts_ref_ext = ext_ts;
             let changed = std::mem::take(&mut src.announce);
-            self.stats.lost += src.mark_released(ext_seq);
+            let skipped = src.mark_released(ext_seq);
+            self.stats.add_lost(skipped);
             count_release(&mut self.stats, slot.payload.len());
             emit(Ordered {
                 ssrc: src.ssrc,

@@ -213,10 +213,7 @@ pub(super) mod tests {
             recording: RecordingReport::without_file(RecordingStatus::None, None),
             sip_src: None,
             sip_dst: None,
-            rtp: RtpReport {
-                caller: Default::default(),
-                callee: Default::default(),
-            },
+            rtp: RtpReport::new(Default::default(), Default::default()),
         }
     }
 

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use super::outbox::{Outbox, OutboxError};
 use crate::backoff::Backoff;
+use crate::call::Outcome;
 use crate::recording::InflightJournal;
 use crate::report::CallReport;
 
@@ -17,6 +18,8 @@ use crate::report::CallReport;
 #[derive(Debug, Default)]
 pub struct PersistStats {
     pub ended_by_outcome: Mutex<BTreeMap<String, u64>>,
+    /// MOS-CQ of answered calls that carried RTP.
+    pub mos: Mutex<crate::ops::metrics::MosHistogram>,
     pub recorded_bytes: AtomicU64,
     /// Calls put in the outbox by this run.
     pub calls_submitted: AtomicU64,
@@ -77,6 +80,14 @@ impl Submitter {
                 *by_outcome.entry(r.outcome.as_str().to_owned()).or_insert(0) += 1;
                 if let Some(b) = r.recording.bytes {
                     stats.recorded_bytes.fetch_add(b, Ordering::Relaxed);
+                }
+            }
+        }
+        {
+            let mut mos = stats.mos.lock().unwrap_or_else(|p| p.into_inner());
+            for r in batch {
+                if let (Outcome::Answered, Some(m)) = (r.outcome, r.rtp.mos) {
+                    mos.observe(m);
                 }
             }
         }

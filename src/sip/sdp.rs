@@ -94,6 +94,10 @@ pub struct Media {
     /// Usable `a=crypto` SDES keys in order (capped at [`MAX_CRYPTO`]); see
     /// [`sdp_crypto`](super::sdp_crypto).
     pub crypto: Vec<Crypto>,
+    /// `a=rtcp:` (RFC 3605): the RTCP port when it is not the RTP port + 1.
+    pub rtcp_port: Option<u16>,
+    /// `a=rtcp-mux` (RFC 5761): RTCP shares the RTP port.
+    pub rtcp_mux: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -198,6 +202,16 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
                     if let Some(m) = sdp.media.last_mut().filter(|m| m.crypto.len() < MAX_CRYPTO) {
                         m.crypto.extend(super::sdp_crypto::parse_crypto(attr_value));
                     }
+                } else if name == b"rtcp" {
+                    // `a=rtcp:53020 IN IP4 126.16.64.4`: the port is what we use.
+                    let port = attr_value.split(|&b| b == b' ').next().unwrap_or_default();
+                    if let (Some(m), Some(p)) = (sdp.media.last_mut(), parse_num::<u16>(port)) {
+                        m.rtcp_port = Some(p).filter(|p| *p != 0);
+                    }
+                } else if name == b"rtcp-mux" {
+                    if let Some(m) = sdp.media.last_mut() {
+                        m.rtcp_mux = true;
+                    }
                 } else if name == b"rtpmap" {
                     if let (Some(m), Some(map)) = (sdp.media.last_mut(), parse_rtpmap(attr_value)) {
                         if m.rtpmap(map.pt).is_none() {
@@ -293,6 +307,8 @@ fn parse_m_line(value: &[u8]) -> Result<Media, SdpError> {
         rtpmaps: Vec::new(),
         direction: Direction::SendRecv,
         crypto: Vec::new(),
+        rtcp_port: None,
+        rtcp_mux: false,
     })
 }
 

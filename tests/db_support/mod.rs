@@ -271,9 +271,6 @@ pub fn answered_call(
         recording: RecordingReport::without_file(RecordingStatus::None, None),
         sip_src: None,
         sip_dst: None,
-        rtp: RtpReport {
-            caller: leg(),
-            callee: leg(),
-        },
+        rtp: RtpReport::new(leg(), leg()),
     }
 }

@@ -10,7 +10,7 @@ use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use pbxbridge::call::Stats;
 use pbxbridge::ops::admin;
-use pbxbridge::ops::metrics::{EventGauges, NatsGauge, WebhookGauge, WebhookTotals};
+use pbxbridge::ops::metrics::{EventGauges, MosHistogram, NatsGauge, WebhookGauge, WebhookTotals};
 use pbxbridge::ops::{
     HepCounters, IndexGauge, InterfaceCounters, MetricsSnapshot, OpsState, QueueGauge,
     DEFAULT_STALE_AFTER,
@@ -105,6 +105,13 @@ fn known_snapshot() -> MetricsSnapshot {
             invalid: 3,
             build_secs: 1.5,
         }],
+        mos: {
+            let mut h = MosHistogram::default();
+            for m in [3.5, 4.3, 4.41] {
+                h.observe(m);
+            }
+            h
+        },
     }
 }
 
@@ -175,6 +182,14 @@ async fn metrics_show_the_published_snapshot() {
         "# TYPE pbxbridge_calls_active gauge",
         "pbxbridge_calls_active{state=\"ringing\"} 1",
         "pbxbridge_calls_active{state=\"answered\"} 2",
+        "# TYPE pbxbridge_call_mos histogram",
+        "pbxbridge_call_mos_count 3",
+        "pbxbridge_call_mos_bucket{le=\"3.1\"} 0",
+        "pbxbridge_call_mos_bucket{le=\"3.6\"} 1",
+        "pbxbridge_call_mos_bucket{le=\"4.2\"} 1",
+        "pbxbridge_call_mos_bucket{le=\"4.3\"} 2",
+        "pbxbridge_call_mos_bucket{le=\"4.4\"} 2",
+        "pbxbridge_call_mos_bucket{le=\"+Inf\"} 3",
         "pbxbridge_capture_packets_total{interface=\"eth0\"} 1010",
         "pbxbridge_capture_bytes_total{interface=\"eth0\"} 130000",
         "pbxbridge_kernel_drops_total{interface=\"eth0\",kind=\"kernel\"} 17",

@@ -10,7 +10,8 @@ use std::collections::{HashMap, HashSet};
 
 use pbxbridge::call::{Direction, Outcome};
 use pbxbridge::db::{links, Backend, CallWrite, LinkSource, NewLink};
-use pbxbridge::report::{CallReport, RecordingStatus};
+use pbxbridge::report::{CallReport, RecordingStatus, RtpReport};
+use pbxbridge::rtp::quality::DirQuality;
 use pbxbridge::time::Timestamp;
 use serde_json::Value;
 
@@ -61,6 +62,9 @@ struct Gen {
     /// Active links: (type, id, display name).
     links: Vec<(String, String, String)>,
     notes: usize,
+    /// The worse direction's MOS and loss percent, when measured.
+    mos: Option<f64>,
+    loss: Option<f64>,
 }
 
 struct Rng(u64);
@@ -106,6 +110,27 @@ fn generate() -> (Vec<CallReport>, Vec<Gen>, Vec<Vec<NewLink>>, Vec<usize>) {
         };
         if outcome != Outcome::Answered {
             c.answered_at = None;
+        } else if i % 4 != 0 {
+            // Quality from the call's index (the generator's sequence stays
+            // as it was): the caller's side varies, the callee's is fixed.
+            let k = i % 5;
+            let dir = |loss_pct: f64, mos: f64| DirQuality {
+                expected: 1000,
+                received: 1000 - (loss_pct * 10.0) as u64,
+                lost: (loss_pct * 10.0) as u64,
+                loss_pct,
+                mos: Some(mos),
+                r_factor: Some(mos * 20.0),
+                ..DirQuality::default()
+            };
+            let mut caller = c.rtp.caller.clone();
+            caller.quality = Some(dir(
+                [0.0, 1.5, 3.0, 4.5, 6.0][k],
+                [4.4, 4.1, 3.8, 3.5, 3.2][k],
+            ));
+            let mut callee = c.rtp.callee.clone();
+            callee.quality = Some(dir(0.5, 4.2));
+            c.rtp = RtpReport::new(caller, callee);
         }
         if i % 9 == 0 {
             c.from_display = Some("Doe, \"Jay\"\nLine 2".into());
@@ -163,6 +188,8 @@ fn generate() -> (Vec<CallReport>, Vec<Gen>, Vec<Vec<NewLink>>, Vec<usize>) {
             } else {
                 usize::from(i % 7 == 0)
             },
+            mos: c.rtp.mos,
+            loss: c.rtp.loss_pct,
         });
         reports.push(c);
         all_links.push(new_links);
@@ -401,6 +428,18 @@ fn cases() -> Vec<(Vec<(&'static str, String)>, Box<dyn Fn(&Gen) -> bool>)> {
             Box::new(|g: &Gen| g.duration <= 12.25),
         ),
         (
+            vec![("min_mos", s("4"))],
+            Box::new(|g: &Gen| g.mos.is_some_and(|m| m >= 4.0)),
+        ),
+        (
+            vec![("max_loss", s("3"))],
+            Box::new(|g: &Gen| g.loss.is_some_and(|l| l <= 3.0)),
+        ),
+        (
+            vec![("min_mos", s("3.5")), ("max_loss", s("4.5"))],
+            Box::new(|g: &Gen| g.mos.is_some_and(|m| m >= 3.5) && g.loss.is_some_and(|l| l <= 4.5)),
+        ),
+        (
             vec![("recorded", s("true"))],
             Box::new(|g: &Gen| {
                 matches!(
@@ -610,6 +649,30 @@ async fn items(api: &TestApi, gens: &[Gen], token: &str) {
     );
     assert_eq!(c["origin"], "captured");
     assert!(c["rtp"]["caller"]["packets"].is_i64(), "{c}");
+    // Quality: the worse direction's figures and each direction's.
+    let q = gens
+        .iter()
+        .find(|g| g.mos.is_some() && g.loss.is_some_and(|l| l > 0.5))
+        .unwrap();
+    let (s, body) = api.get_json(&format!("/v1/calls/{}", q.id), token).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["quality"]["mos"].as_f64(), q.mos, "{body}");
+    assert_eq!(body["quality"]["loss_pct"].as_f64(), q.loss, "{body}");
+    assert_eq!(body["quality"]["callee"]["mos"], 4.2, "{body}");
+    assert_eq!(
+        body["quality"]["caller"]["loss_pct"].as_f64(),
+        q.loss,
+        "{body}"
+    );
+    assert_eq!(body["quality"]["caller"]["expected"], 1000, "{body}");
+    let unmeasured = gens
+        .iter()
+        .find(|g| g.outcome != Outcome::Answered)
+        .unwrap();
+    let (_, body) = api
+        .get_json(&format!("/v1/calls/{}", unmeasured.id), token)
+        .await;
+    assert!(body["quality"].is_null(), "{body}");
     let none = gens
         .iter()
         .find(|g| g.recording == RecordingStatus::Failed && g.agent.is_none())
@@ -867,6 +930,10 @@ async fn hostile(api: &TestApi, token: &str) {
         (format!("page=2&cursor={}", enc(&good)), "page"),
         ("min_duration=-1".into(), "min_duration"),
         ("max_duration=NaN".into(), "max_duration"),
+        ("min_mos=7".into(), "min_mos"),
+        ("min_mos=good".into(), "min_mos"),
+        ("max_loss=-1".into(), "max_loss"),
+        ("max_loss=101".into(), "max_loss"),
         ("recorded=maybe".into(), "recorded"),
         ("include_total=yes".into(), "include_total"),
         (format!("q={}", "x".repeat(500)), "q"),

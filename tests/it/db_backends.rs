@@ -199,3 +199,108 @@ async fn two_first_starts_at_once_both_migrate() {
         }
     }
 }
+
+/// Call quality (migration 0005): the worse direction's MOS, R and loss as
+/// real columns a filter reads, both directions' figures as JSON, the same
+/// on every backend; a call without a measure has NULLs.
+#[tokio::test]
+async fn call_quality_round_trips_on_every_backend() {
+    use pbxbridge::db::call_list::{CallQuery, Start};
+    use pbxbridge::report::RtpReport;
+    use pbxbridge::rtp::quality::{DirQuality, LossRunCounts, RtcpView};
+
+    let caller = DirQuality {
+        expected: 1500,
+        received: 1481,
+        lost: 21,
+        duplicated: 2,
+        out_of_order: 3,
+        late: 1,
+        loss_pct: 1.4,
+        jitter_ms: 2.125,
+        max_jitter_ms: 7.5,
+        max_gap_ms: 180.0,
+        max_burst: 6,
+        loss_runs: LossRunCounts {
+            len_1: 9,
+            len_2: 3,
+            len_3_5: 0,
+            len_6_plus: 1,
+        },
+        burst_ratio: 1.42,
+        r_factor: Some(84.211),
+        mos: Some(4.127),
+        rtcp: Some(RtcpView {
+            reports: 3,
+            fraction_lost_pct: 1.172,
+            cumulative_lost: 20,
+            jitter_ms: 2.5,
+            rtt_ms: Some(42.5),
+            xr: None,
+        }),
+    };
+    let callee = DirQuality {
+        expected: 1500,
+        received: 1500,
+        r_factor: Some(93.2),
+        mos: Some(4.409),
+        ..DirQuality::default()
+    };
+    for backend in ALL {
+        let t = TestDb::new(backend).await;
+        let db = t.connect().await;
+        let mut measured = report("q@pbx", 1_800_000_000, Outcome::Answered);
+        let (mut a, mut b) = (measured.rtp.caller.clone(), measured.rtp.callee.clone());
+        a.quality = Some(caller.clone());
+        b.quality = Some(callee.clone());
+        measured.rtp = RtpReport::new(a, b);
+        assert_eq!(measured.rtp.mos, Some(4.127));
+        assert_eq!(measured.rtp.loss_pct, Some(1.4));
+        let plain = report("p@pbx", 1_800_000_100, Outcome::Answered);
+        db.upsert_calls("default", &[measured, plain])
+            .await
+            .expect("write");
+
+        let all = CallQuery::default()
+            .fetch(&db, &Start::After(None), 10)
+            .await
+            .expect("list");
+        let q = all.iter().find(|c| c.call_id == "q@pbx").unwrap();
+        assert_eq!(
+            (q.mos, q.r_factor, q.loss_pct),
+            (Some(4.127), Some(84.211), Some(1.4)),
+            "{backend:?}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(q.quality.as_deref().expect("quality json")).unwrap();
+        let back: DirQuality = serde_json::from_value(json["caller"].clone()).unwrap();
+        assert_eq!(back, caller, "{backend:?}");
+        let back: DirQuality = serde_json::from_value(json["callee"].clone()).unwrap();
+        assert_eq!(back, callee, "{backend:?}");
+        let p = all.iter().find(|c| c.call_id == "p@pbx").unwrap();
+        assert_eq!(
+            (p.mos, p.loss_pct, p.quality.as_deref()),
+            (None, None, None)
+        );
+
+        // The filters read the real columns; unmeasured calls never pass.
+        for (min_mos, max_loss, want) in [
+            (Some(4.0), None, 1),
+            (Some(4.2), None, 0),
+            (None, Some(1.4), 1),
+            (None, Some(1.0), 0),
+            (Some(1.0), Some(100.0), 1),
+        ] {
+            let query = CallQuery {
+                min_mos,
+                max_loss,
+                ..CallQuery::default()
+            };
+            assert_eq!(
+                query.count(&db).await.expect("count"),
+                want,
+                "{backend:?} min_mos {min_mos:?} max_loss {max_loss:?}"
+            );
+        }
+    }
+}

@@ -1433,3 +1433,141 @@ fn refer_is_a_transfer_update_once_per_cseq() {
     );
     assert_eq!(h.t.stats().sip_non_call, before + 1);
 }
+
+/// RTCP SR (with one report block) or RR from `ssrc` about `about`.
+fn rtcp_report(
+    sr_ntp: Option<u64>,
+    ssrc: u32,
+    about: u32,
+    fraction: u8,
+    cum: u32,
+    jitter: u32,
+    lsr: u32,
+    dlsr: u32,
+) -> Vec<u8> {
+    let words: u16 = if sr_ntp.is_some() { 12 } else { 7 };
+    let mut p = vec![0x81, if sr_ntp.is_some() { 200 } else { 201 }];
+    p.extend_from_slice(&words.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    if let Some(ntp) = sr_ntp {
+        p.extend_from_slice(&ntp.to_be_bytes());
+        p.extend_from_slice(&[0; 12]); // RTP ts, packet and octet counts
+    }
+    p.extend_from_slice(&about.to_be_bytes());
+    p.extend_from_slice(&((u32::from(fraction) << 24) | cum).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 99]);
+    for v in [jitter, lsr, dlsr] {
+        p.extend_from_slice(&v.to_be_bytes());
+    }
+    p
+}
+
+/// Quality per direction from the RTP after the answer, with RTCP on port + 1
+/// (SR/RR, a round trip from LSR/DLSR) and RTCP-XR muxed on the RTP port.
+#[test]
+fn call_quality_from_rtp_and_rtcp() {
+    let mut h = Harness::new();
+    let answer = answered_call(&mut h, "q1");
+    let caller_rtp = ([10, 0, 0, 10], 4000);
+    let callee_rtp = ([10, 0, 0, 1], 6000);
+    // Caller: 100 packets, 10 and 20..=22 lost, 30 and 31 swapped.
+    for slot in 0..100u16 {
+        let seq = match slot {
+            30 => 31,
+            31 => 30,
+            s => s,
+        };
+        let at = answer + 20 + i64::from(slot) * 20;
+        if !(seq == 10 || (20..=22).contains(&seq)) {
+            let p = rtp(1000 + seq, u32::from(seq) * 160, 7, 0, &[0xFF; 160]);
+            h.frame(ms(at), &udp(caller_rtp, callee_rtp, &p));
+        }
+        let p = rtp(500 + slot, u32::from(slot) * 160, 9, 0, &[0x7F; 160]);
+        h.frame(ms(at + 1), &udp(callee_rtp, caller_rtp, &p));
+    }
+    // The callee's SR (NTP middle 0x12345678) says it lost 10/256 of the
+    // caller's packets, 4 in all, jitter 40 units (5 ms at 8 kHz).
+    let sr = rtcp_report(Some(0x0000_1234_5678_0000), 9, 7, 10, 4, 40, 0, 0);
+    h.frame(
+        ms(1500),
+        &udp(([10, 0, 0, 1], 6001), ([10, 0, 0, 10], 4001), &sr),
+    );
+    // The caller's RR echoes that SR 560 ms later after holding it 500 ms:
+    // the loop capture point → caller → capture point took 60 ms.
+    let rr = rtcp_report(None, 7, 9, 0, 0, 16, 0x1234_5678, 0x8000);
+    h.frame(
+        ms(2060),
+        &udp(([10, 0, 0, 10], 4001), ([10, 0, 0, 1], 6001), &rr),
+    );
+    // RTCP-XR VoIP metrics about the callee's stream, muxed on the RTP port.
+    let mut xr = vec![0x80, 207, 0, 10, 0, 0, 0, 7, 7, 0, 0, 8, 0, 0, 0, 9];
+    xr.extend_from_slice(&[13, 0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 20, 0, 0, 0, 0]);
+    xr.extend_from_slice(&[88, 127, 42, 41, 0, 0, 0, 40, 0, 80, 0, 120]);
+    h.frame(ms(2100), &udp(caller_rtp, callee_rtp, &xr));
+    h.sip(3500, CALLER, PBX, &request("BYE", "q1", 2, true, ""));
+    h.sip(
+        3510,
+        PBX,
+        CALLER,
+        &response(200, "OK", "q1", 2, "BYE", ";tag=b1", "2001", ""),
+    );
+    h.run_until(ms(10_000));
+
+    let c = h.only_call();
+    assert_eq!(h.t.stats().rtcp_packets, 3);
+    let q = c.caller_rtp.quality.as_ref().expect("caller quality");
+    assert_eq!((q.expected, q.received, q.lost), (100, 96, 4));
+    assert_eq!((q.out_of_order, q.duplicated, q.late), (1, 0, 0));
+    assert_eq!(q.max_burst, 3);
+    assert_eq!((q.loss_runs.len_1, q.loss_runs.len_3_5), (1, 1));
+    assert_eq!(q.loss_pct, 4.0);
+    assert_eq!(q.max_gap_ms, 80.0, "three lost packets leave an 80 ms gap");
+    let rtcp = q.rtcp.as_ref().expect("the callee's reports");
+    assert_eq!(rtcp.reports, 1);
+    assert_eq!(rtcp.fraction_lost_pct, 3.90625);
+    assert_eq!(rtcp.cumulative_lost, 4);
+    assert_eq!(rtcp.jitter_ms, 5.0);
+    assert_eq!(rtcp.rtt_ms, Some(60.0));
+    // BurstR = 1 / (2/96 + 2/4) = 1.92; Ie_eff = 95*4 / (4/1.92 + 25.1) =
+    // 13.979; one-way delay 60 + 60/2 ms < 100 ms: R = 93.2 - 13.979 = 79.221.
+    assert_eq!(q.burst_ratio, 1.92);
+    let r = q.r_factor.unwrap();
+    assert!((r - 79.221).abs() < 0.002, "{r}");
+    let mos = q.mos.unwrap();
+    assert!((mos - 3.99).abs() < 0.01, "{mos}");
+
+    let b = c.callee_rtp.quality.as_ref().expect("callee quality");
+    assert_eq!((b.expected, b.lost, b.jitter_ms), (100, 0, 0.0));
+    assert_eq!((b.r_factor, b.mos), (Some(93.2), Some(4.409)));
+    let rtcp = b.rtcp.as_ref().expect("the caller's reports");
+    assert_eq!((rtcp.reports, rtcp.jitter_ms), (1, 2.0));
+    assert_eq!(rtcp.rtt_ms, Some(60.0));
+    let xr = rtcp.xr.expect("XR VoIP metrics");
+    assert_eq!((xr.round_trip_ms, xr.end_system_delay_ms), (60, 20));
+    assert_eq!(
+        (xr.r_factor, xr.mos_lq, xr.mos_cq),
+        (Some(88), Some(4.2), Some(4.1))
+    );
+}
+
+/// A call that was never answered has no quality figures at all.
+#[test]
+fn unanswered_calls_carry_no_quality() {
+    let mut h = Harness::new();
+    h.sip(
+        0,
+        CALLER,
+        PBX,
+        &invite("nq", 1, "1", &sdp("10.0.0.10", 4000, "sendrecv"), ""),
+    );
+    h.sip(
+        500,
+        PBX,
+        CALLER,
+        &response(486, "Busy Here", "nq", 1, "INVITE", ";tag=b1", "2001", ""),
+    );
+    h.run_until(ms(60_000));
+    let c = h.only_call();
+    assert_eq!(c.outcome, Outcome::Busy);
+    assert!(c.caller_rtp.quality.is_none() && c.callee_rtp.quality.is_none());
+}

@@ -104,6 +104,14 @@ pub(super) fn conditions(q: &CallQuery) -> Where {
         w.cond.push("c.duration <= ?".into());
         w.binds.push(Bind::Float(d));
     }
+    if let Some(m) = q.min_mos {
+        w.cond.push("c.mos >= ?".into());
+        w.binds.push(Bind::Float(m));
+    }
+    if let Some(l) = q.max_loss {
+        w.cond.push("c.loss_pct <= ?".into());
+        w.binds.push(Bind::Float(l));
+    }
     if let Some(rec) = q.recorded {
         let statuses = RECORDED.iter().map(|s| s.as_str()).collect();
         if rec {

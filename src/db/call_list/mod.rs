@@ -34,6 +34,11 @@ pub struct CallQuery {
     pub min_duration: Option<f64>,
     /// Talk time at most this many seconds.
     pub max_duration: Option<f64>,
+    /// The worse direction's MOS-CQ at least this (calls without one are left out).
+    pub min_mos: Option<f64>,
+    /// The worse direction's packet loss at most this many percent (calls
+    /// without a measure are left out).
+    pub max_loss: Option<f64>,
     /// True: a recording exists or is on its way (`RECORDED`); false: not.
     pub recorded: Option<bool>,
     /// True: the call has at least one note.

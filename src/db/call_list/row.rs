@@ -54,6 +54,12 @@ pub struct CallRecord {
     pub recording_key: Option<String>,
     pub caller_rtp: RtpLeg,
     pub callee_rtp: RtpLeg,
+    /// The worse direction's MOS-CQ, R-factor and loss percent.
+    pub mos: Option<f64>,
+    pub r_factor: Option<f64>,
+    pub loss_pct: Option<f64>,
+    /// Both directions' quality as JSON text (`migrations/0005_call_quality.sql`).
+    pub quality: Option<String>,
     /// `captured` or `api`.
     pub origin: String,
     pub updated_at: Timestamp,
@@ -67,7 +73,8 @@ pub(super) const COLUMNS: &str = "c.id, c.sensor, c.call_id, c.direction, c.from
     c.recording_path, c.recording_codec, c.recording_sample_rate, c.recording_samples, \
     c.recording_key, c.caller_rtp_packets, c.caller_rtp_lost, c.caller_rtp_jitter_ms, \
     c.callee_rtp_packets, c.callee_rtp_lost, c.callee_rtp_jitter_ms, c.origin, \
-    COALESCE(c.updated_at, c.written_at), c.note_count";
+    COALESCE(c.updated_at, c.written_at), c.note_count, c.mos, c.r_factor, c.loss_pct, \
+    c.quality";
 
 /// A row of `COLUMNS` → `CallRecord` (a macro: each backend's row type).
 macro_rules! call_record {
@@ -121,6 +128,10 @@ macro_rules! call_record {
             origin: r.try_get(36)?,
             updated_at: updated.0,
             note_count: r.try_get(38)?,
+            mos: r.try_get(39)?,
+            r_factor: r.try_get(40)?,
+            loss_pct: r.try_get(41)?,
+            quality: r.try_get(42)?,
         }
     }};
 }
