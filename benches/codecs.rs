@@ -39,6 +39,16 @@ fn cases() -> Vec<Case> {
         format: format_for(PayloadType(0), Some("PCMU"), Some(8000), 1, None),
         frames: pcmu.chunks_exact(160).map(<[u8]>::to_vec).collect(),
     }];
+    // ffmpeg has no G.729 encoder: the fixtures' bcg729-encoded speech.
+    let g729 = speech().with_file_name("caller.g729");
+    match std::fs::read(&g729) {
+        Ok(bits) => cases.push(Case {
+            name: "G729".into(),
+            format: format_for(PayloadType(18), Some("G729"), Some(8000), 1, None),
+            frames: bits.chunks_exact(20).map(<[u8]>::to_vec).collect(),
+        }),
+        Err(e) => eprintln!("SKIPPED G729: {}: {e}", g729.display()),
+    }
     for c in FfmpegCodec::ALL {
         match encode_with_ffmpeg(c, speech()) {
             Ok(enc) => {
