@@ -24,7 +24,10 @@ rust_min=1.85 # Cargo.toml rust-version; Debian 12's own rustc is 1.63
 # gcc + libc6-dev: the C parts of ring (TLS) and SQLite; pkg-config and
 # libpcap-dev: the pcap crate links libpcap; ca-certificates: cargo fetches
 # crates over HTTPS; curl only when rustup has to be fetched.
+# Audio decoders the binary links (src/codec/): libopus, opencore AMR and
+# AMR-WB, libspeex.
 pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates)
+pkgs+=(libopus-dev libopencore-amrnb-dev libopencore-amrwb-dev libspeex-dev)
 cargo_on_path || pkgs+=(curl)
 install_missing demo "${pkgs[@]}"
 

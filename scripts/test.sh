@@ -214,8 +214,11 @@ fi
 # System packages the build and tests need (Debian): a C toolchain, libpcap's
 # headers, CA certificates for crates.io, systemd-analyze (tests/systemd_unit.rs)
 # and the database servers. Only touches apt when something is missing, so a
-# warm machine starts testing at once.
-install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates systemd "${db_pkgs[@]}"
+# warm machine starts testing at once. The audio decoders' libraries
+# (src/codec/), and VisualOn's AMR-WB encoder, which only
+# tests/codec_reference.rs links (Debian's ffmpeg has no AMR encoder).
+codec_pkgs=(libopus-dev libopencore-amrnb-dev libopencore-amrwb-dev libspeex-dev libvo-amrwbenc-dev)
+install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates systemd "${db_pkgs[@]}" "${codec_pkgs[@]}"
 
 # The end-to-end tests (tests/e2e_*.rs) drive real peers: SIPp, Kamailio,
 # tshark, tcpreplay; they capture live, so they need root.
