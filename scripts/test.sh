@@ -216,8 +216,9 @@ fi
 # and the database servers. Only touches apt when something is missing, so a
 # warm machine starts testing at once. The audio decoders' libraries
 # (src/codec/), and VisualOn's AMR-WB encoder, which only
-# tests/codec_reference.rs links (Debian's ffmpeg has no AMR encoder).
-codec_pkgs=(libopus-dev libopencore-amrnb-dev libopencore-amrwb-dev libspeex-dev libvo-amrwbenc-dev)
+# tests/codec_reference.rs links (Debian's ffmpeg has no AMR encoder), and
+# opus-tools' opusinfo, which checks the Ogg/Opus files we write.
+codec_pkgs=(libopus-dev libopencore-amrnb-dev libopencore-amrwb-dev libspeex-dev libvo-amrwbenc-dev opus-tools)
 install_missing test.sh build-essential pkg-config libpcap-dev ca-certificates systemd "${db_pkgs[@]}" "${codec_pkgs[@]}"
 
 # The end-to-end tests (tests/e2e_*.rs) drive real peers: SIPp, Kamailio,

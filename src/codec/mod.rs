@@ -10,6 +10,7 @@
 mod amr;
 mod g711;
 mod l16;
+pub mod ogg_opus;
 mod opus;
 pub mod rfc4867;
 mod speex;
