@@ -24,11 +24,12 @@ rust_min=1.85 # Cargo.toml rust-version; Debian 12's own rustc is 1.63
 # ---------------------------------------------------------------- packages
 # gcc + libc6-dev: the C parts of ring (TLS) and SQLite; pkg-config and
 # libpcap-dev: the pcap crate links libpcap; ca-certificates: cargo fetches
-# crates over HTTPS; curl only when rustup has to be fetched;
-# libspandsp-dev and libbcg729-dev: the codec libraries the recorder links
-# (SpanDSP: G.722, G.726, GSM 06.10, DVI4; bcg729: G.729); libsrtp2-dev:
-# SRTP decryption links libsrtp2.
-pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates libspandsp-dev libbcg729-dev libsrtp2-dev)
+# crates over HTTPS; curl only when rustup has to be fetched. The audio
+# decoders the binary links (src/codec/): SpanDSP (G.722, G.726, GSM 06.10,
+# DVI4), bcg729 (G.729), libopus, opencore AMR and AMR-WB, libspeex; and
+# libsrtp2 (SRTP decryption).
+pkgs=(gcc libc6-dev pkg-config libpcap-dev ca-certificates libsrtp2-dev)
+pkgs+=(libspandsp-dev libbcg729-dev libopus-dev libopencore-amrnb-dev libopencore-amrwb-dev libspeex-dev)
 cargo_on_path || pkgs+=(curl)
 install_missing demo "${pkgs[@]}"
 

@@ -212,13 +212,17 @@ if $db_only; then
 fi
 
 # System packages the build and tests need (Debian): a C toolchain, libpcap's
-# headers, the codec libraries the recorder links (libspandsp-dev: G.722,
-# G.726, GSM 06.10, DVI4; libbcg729-dev: G.729), libsrtp2's headers (SRTP
-# decryption), CA certificates for crates.io, systemd-analyze
-# (tests/systemd_unit.rs) and the database servers. Only touches apt when
-# something is missing, so a warm machine starts testing at once.
-install_missing test.sh build-essential pkg-config libpcap-dev libspandsp-dev libbcg729-dev \
-    libsrtp2-dev ca-certificates systemd "${db_pkgs[@]}"
+# headers, libsrtp2's headers (SRTP decryption), CA certificates for
+# crates.io, systemd-analyze (tests/systemd_unit.rs) and the database servers.
+# Only touches apt when something is missing, so a warm machine starts
+# testing at once. The audio decoders' libraries (src/codec/: SpanDSP,
+# bcg729, libopus, opencore AMR/AMR-WB, libspeex), VisualOn's AMR-WB encoder,
+# which only tests/codec_reference.rs links (Debian's ffmpeg has no AMR
+# encoder), and opus-tools' opusinfo, which checks the Ogg/Opus files we write.
+codec_pkgs=(libspandsp-dev libbcg729-dev libopus-dev libopencore-amrnb-dev libopencore-amrwb-dev
+    libspeex-dev libvo-amrwbenc-dev opus-tools)
+install_missing test.sh build-essential pkg-config libpcap-dev libsrtp2-dev ca-certificates systemd \
+    "${db_pkgs[@]}" "${codec_pkgs[@]}"
 
 # The end-to-end tests (tests/e2e_*.rs) drive real peers: SIPp, Kamailio,
 # tshark, tcpreplay; they capture live, so they need root.

@@ -15,6 +15,7 @@ mod g726;
 mod g729;
 mod gsm;
 mod l16;
+pub mod ogg_opus;
 mod opus;
 pub mod rfc4867;
 mod spandsp;

@@ -45,9 +45,6 @@ mod ffi {
     pub const SPEEX_GET_FRAME_SIZE: c_int = 3;
 }
 
-/// At most 1 s of audio from one payload: a 5-bit "silence" frame would let
-/// a 1,500-byte packet claim 48 s.
-const MAX_SAMPLES_PER_PACKET: usize = 32000;
 /// Larger than any RTP payload; libspeex copies the payload into its own
 /// buffer and grows it, so this bounds that growth.
 const MAX_PAYLOAD: usize = 4000;
@@ -190,7 +187,9 @@ impl Decoder for Speex {
                 }
             }
             // A frame that read past the payload was made of invented bits.
-            if self.bits.overflow != 0 || self.pcm.len() > MAX_SAMPLES_PER_PACKET {
+            // More than 1 s of audio is refused: a 5-bit "silence" frame
+            // would let a 1,500-byte packet claim 48 s.
+            if self.bits.overflow != 0 || self.pcm.len() > self.rate as usize {
                 return Err(malformed);
             }
         }
