@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(c) = sdp_crypto::parse_crypto(data) {
         let (k, s) = c.suite.key_salt_len();
         assert_eq!(c.key.as_bytes().len(), k + s);
-        assert!(c.mki.is_none_or(|(_, len)| (1..=sdp_crypto::MAX_MKI_LEN).contains(&len)));
+        assert!(c
+            .mki
+            .is_none_or(|(_, len)| (1..=sdp_crypto::MAX_MKI_LEN).contains(&len)));
     }
     let Ok(s) = sdp::parse(data) else { return };
     assert!(s.media.len() <= sdp::MAX_MEDIA);
