@@ -226,6 +226,19 @@ pub struct RecordingConfig {
     pub enabled: bool,
     /// Finished WAV files go to `{dir}/{yyyy}/{mm}/{dd}/{call id}.wav`.
     pub dir: PathBuf,
+    /// What a finished recording is kept as: `wav`, or `opus` (Ogg/Opus,
+    /// RFC 7845, `{call id}.ogg`), about a tenth of the size.
+    pub format: RecordingFormat,
+    /// Ogg/Opus bitrate in bit/s for both channels together.
+    pub opus_bitrate: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingFormat {
+    #[default]
+    Wav,
+    Opus,
 }
 
 impl Default for RecordingConfig {
@@ -233,6 +246,8 @@ impl Default for RecordingConfig {
         RecordingConfig {
             enabled: true,
             dir: PathBuf::from("recordings"),
+            format: RecordingFormat::Wav,
+            opus_bitrate: 32_000,
         }
     }
 }

@@ -88,6 +88,9 @@ impl Pipeline {
             recordings.set_remote(crate::store::uploader::RemoteTarget::from_config(
                 &cfg.storage,
             ));
+            if cfg.recording.format == crate::config::RecordingFormat::Opus {
+                recordings.set_opus(Some(cfg.recording.opus_bitrate));
+            }
             RecorderThread::spawn(recordings, numbers, reports)
         } else {
             RecorderThread::spawn(NoRecording, numbers, reports)

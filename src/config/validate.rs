@@ -147,6 +147,13 @@ impl Config {
         if t.max_calls == 0 {
             p.add("tracker.max_calls", "must be at least 1");
         }
+        // What libopus encodes at.
+        p.range(
+            "recording.opus_bitrate",
+            self.recording.opus_bitrate,
+            6_000..=512_000,
+            "bit/s",
+        );
     }
 
     fn check_capture(&self, p: &mut Problems) {
@@ -474,6 +481,7 @@ impl Config {
         if self.recording.enabled {
             writable_folder(p, "recording.dir", &self.recording.dir);
         }
+
         if let (StorageBackend::Share, Some(path)) = (self.storage.backend, &self.storage.path) {
             writable_folder(p, "storage.path", path);
         }

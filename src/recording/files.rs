@@ -42,6 +42,8 @@ pub struct Recordings {
     active: HashMap<CallHandle, Active>,
     /// Where finished files go next; `None`: they stay here for good.
     remote: Option<RemoteTarget>,
+    /// Ogg/Opus bitrate when finished recordings are kept as Ogg/Opus.
+    opus: Option<u32>,
 }
 
 impl Recordings {
@@ -55,7 +57,13 @@ impl Recordings {
             dir,
             active: HashMap::new(),
             remote: None,
+            opus: None,
         })
+    }
+
+    /// Finished recordings are kept as Ogg/Opus at `bitrate` (`None`: WAV).
+    pub fn set_opus(&mut self, bitrate: Option<u32>) {
+        self.opus = bitrate;
     }
 
     /// Finished files wait in `dir` for the uploader; their reports say
@@ -176,6 +184,17 @@ impl Recorder for Recordings {
             tracing::error!(call_id = %rec.call_id, error = %e, path = %dest.display(), "cannot move recording out of the spool");
             return RecordingReport::without_file(RecordingStatus::Failed, Some(e.to_string()));
         }
+        let (dest, bytes) = match self.opus {
+            // Any u32 names the Ogg stream; the call's handle is unique enough.
+            Some(bitrate) => match super::compress::to_ogg_opus(&dest, bitrate, call.0 as u32) {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::warn!(call_id = %rec.call_id, error = %e, "recording kept as WAV");
+                    (dest, info.bytes)
+                }
+            },
+            None => (dest, info.bytes),
+        };
         let mut report = RecordingReport {
             status: RecordingStatus::Stored,
             path: Some(dest.display().to_string()),
@@ -186,7 +205,7 @@ impl Recorder for Recordings {
             sample_rate: Some(info.sample_rate),
             channels: Some(info.channels),
             samples: Some(info.frames),
-            bytes: Some(info.bytes),
+            bytes: Some(bytes),
             detail: rec
                 .unsupported_codec
                 .as_ref()

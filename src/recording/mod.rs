@@ -20,6 +20,7 @@
 //!
 //! This is driver-side code: it does blocking file I/O, never inside the core.
 
+mod compress;
 mod decode;
 mod files;
 mod inflight;

@@ -507,6 +507,12 @@ mod tests {
         f.set_modified(old).unwrap();
         std::fs::write(day.join(".c.wav.tmp"), b"x").unwrap();
         std::fs::write(day.join("d.txt"), b"x").unwrap();
+        // Ogg/Opus recordings (recording.format = "opus") wait the same way;
+        // the hidden file they are written through does not.
+        let e = std::fs::File::create(day.join("e.ogg")).unwrap();
+        std::io::Write::write_all(&mut &e, b"eeee").unwrap();
+        e.set_modified(old + Duration::from_secs(1)).unwrap();
+        std::fs::write(day.join(".e.ogg.tmp"), b"x").unwrap();
         std::fs::write(dir.path().join(".spool/1-x.wav"), b"12345").unwrap();
         std::fs::write(dir.path().join("recovered/2024/01/02/r.wav"), b"r").unwrap();
         let s = scan(dir.path(), 10);
@@ -515,15 +521,16 @@ mod tests {
             names,
             vec![
                 PathBuf::from("2024/01/02/a.wav"),
+                PathBuf::from("2024/01/02/e.ogg"),
                 PathBuf::from("2024/01/02/b.wav")
             ]
         );
-        assert_eq!(s.total_files, 2);
-        assert_eq!(s.total_bytes, 3 + 2 + 5);
+        assert_eq!(s.total_files, 3);
+        assert_eq!(s.total_bytes, 3 + 4 + 2 + 5);
         let s = scan(dir.path(), 1);
         assert_eq!(s.files.len(), 1);
         assert_eq!(s.files[0].relative, PathBuf::from("2024/01/02/a.wav"));
-        assert_eq!(s.total_files, 2);
+        assert_eq!(s.total_files, 3);
     }
 
     #[test]

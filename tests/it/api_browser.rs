@@ -12,7 +12,7 @@ use pbxbridge::db::Backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::api_recording::{audit, key, link_url, local_call, tone_wav};
+use crate::api_recording::{audit, key, link_url, local_call_as, tone_wav};
 use crate::api_support::TestApi;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -260,18 +260,46 @@ async fn page_result(port: u16) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_signed_link_plays_and_seeks_in_chromium() {
+    // A 10-minute call (19 MB at 8 kHz stereo): too large for the player to
+    // have buffered the middle by the time it seeks, so the seek is a Range
+    // request from the middle of the file.
+    let talk = 600.0;
+    plays_and_seeks(&tone_wav(talk, 8_000), "wav", talk, "audio/wav").await;
+}
+
+/// The same with an Ogg/Opus recording (`recording.format = "opus"`), as
+/// the recorder writes it.
+#[tokio::test]
+async fn an_ogg_opus_recording_plays_and_seeks_in_chromium() {
+    let talk = 600.0;
+    let rate = 16_000u32;
+    let mut w =
+        pbxbridge::codec::ogg_opus::OggOpusWriter::new(Vec::new(), rate, 2, 32_000, 7).unwrap();
+    let frames = (talk * f64::from(rate)) as usize;
+    let mut pcm = Vec::with_capacity(2 * rate as usize);
+    for i in 0..frames {
+        let t = i as f64 / f64::from(rate);
+        let s = ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16;
+        pcm.extend([s, s / 2]);
+        if pcm.len() >= 2 * rate as usize {
+            w.write(&pcm).unwrap();
+            pcm.clear();
+        }
+    }
+    w.write(&pcm).unwrap();
+    let ogg = w.finish().unwrap();
+    plays_and_seeks(&ogg, "ogg", talk, "audio/ogg").await;
+}
+
+async fn plays_and_seeks(file: &[u8], ext: &str, talk: f64, content_type: &str) {
     assert!(
         std::path::Path::new(CHROMIUM).is_file(),
         "{CHROMIUM} is missing: run scripts/test.sh, which installs Debian's chromium \
          (apt-get install chromium) for this test"
     );
     let api = TestApi::start(Backend::Sqlite).await;
-    // A 10-minute call (19 MB at 8 kHz stereo): too large for the player to
-    // have buffered the middle by the time it seeks, so the seek is a Range
-    // request from the middle of the file.
-    let talk = 600.0;
-    let wav = tone_wav(talk, 8_000);
-    let row = local_call(&api, "browser@host", &wav).await;
+    let wav = file;
+    let row = local_call_as(&api, "browser@host", wav, ext).await;
     let (key_id, token) = key(&api, "agent", Some("u7")).await;
     crate::db_support::exec(
         &api.db,
@@ -281,6 +309,18 @@ async fn a_signed_link_plays_and_seeks_in_chromium() {
     )
     .await;
     let link = link_url(&api, row, &token, serde_json::json!({"expires_in": 300})).await;
+    let head = reqwest::Client::new()
+        .get(api.url(&link))
+        .header(reqwest::header::RANGE, "bytes=0-15")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap(),
+        content_type
+    );
     let page_url = serve_page(page(&api.url(&link))).await;
     let profile = tempfile::tempdir().unwrap();
     let (_browser, port) = launch(&page_url, profile.path());

@@ -96,15 +96,20 @@ fn stored_file(path: &Path, bytes: &[u8]) -> RecordingReport {
 
 /// A call whose WAV is a file in recording.dir (the local backend).
 pub async fn local_call(api: &TestApi, call_id: &str, wav: &[u8]) -> i64 {
+    local_call_as(api, call_id, wav, "wav").await
+}
+
+/// A call whose recording is a file `{call_id}.{ext}` in recording.dir.
+pub async fn local_call_as(api: &TestApi, call_id: &str, bytes: &[u8], ext: &str) -> i64 {
     let path = api
         .cfg
         .recording
         .dir
         .join(DAY)
-        .join(format!("{call_id}.wav"));
+        .join(format!("{call_id}.{ext}"));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, wav).unwrap();
-    add_call(api, call_id, stored_file(&path, wav)).await
+    std::fs::write(&path, bytes).unwrap();
+    add_call(api, call_id, stored_file(&path, bytes)).await
 }
 
 /// A call whose WAV is in the share (as the uploader leaves it).

@@ -132,6 +132,17 @@ fn bad_files_say_what_and_where() {
         ("bad-regex.toml", &["pbx.extension_pattern"][..]),
         ("bad-network.toml", &["internal_networks", "line 2"][..]),
         ("bad-timer.toml", &["tracker.rtp_timeout_secs"][..]),
+        (
+            "bad-opus-bitrate.toml",
+            &[
+                "recording.opus_bitrate",
+                "1000 must be between 6000 and 512000 bit/s",
+            ][..],
+        ),
+        (
+            "bad-recording-format.toml",
+            &["format", "mp3", "line 2"][..],
+        ),
         ("bad-port.toml", &["ports", "line 2"][..]),
         ("bad-log-format.toml", &["format", "xml"][..]),
         (

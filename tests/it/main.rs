@@ -52,6 +52,7 @@ mod hep;
 mod loadgen_self;
 mod nats_events;
 mod nats_sensors;
+mod ogg_recording;
 mod phone_index;
 mod replay_inputs;
 mod rfc4475;

@@ -5,10 +5,15 @@ use super::*;
 
 /// S3 gets a content type so browsers play presigned links; the share
 /// backend refuses attributes.
-pub(super) fn attributes(storage: &Storage) -> Attributes {
+pub(super) fn attributes(storage: &Storage, key: &Key) -> Attributes {
     let mut a = Attributes::new();
     if storage.kind() == StorageBackend::S3 {
-        a.insert(Attribute::ContentType, "audio/wav".into());
+        let kind = if key.as_ref().ends_with(".ogg") {
+            "audio/ogg"
+        } else {
+            "audio/wav"
+        };
+        a.insert(Attribute::ContentType, kind.into());
     }
     a
 }
@@ -29,7 +34,7 @@ pub async fn upload(
     if size <= threshold {
         let data = tokio::fs::read(path).await.map_err(local)?;
         let opts = PutOptions {
-            attributes: attributes(storage),
+            attributes: attributes(storage, key),
             ..PutOptions::default()
         };
         store
@@ -39,7 +44,7 @@ pub async fn upload(
         return Ok(());
     }
     let opts = PutMultipartOptions {
-        attributes: attributes(storage),
+        attributes: attributes(storage, key),
         ..PutMultipartOptions::default()
     };
     let up = store
@@ -160,7 +165,7 @@ pub(super) fn walk(
             }
             continue;
         }
-        if depth != 3 || !meta.is_file() || !name.ends_with(".wav") {
+        if depth != 3 || !meta.is_file() || !(name.ends_with(".wav") || name.ends_with(".ogg")) {
             continue;
         }
         let Ok(relative) = path.strip_prefix(root).map(Path::to_path_buf) else {
