@@ -86,14 +86,7 @@ mod tests {
         let ours = decode_all(dec.as_mut(), &packets);
         assert_eq!(ours.len(), bits.len() * 2);
         assert_eq!(ours.len(), reference.len());
-        let c = correlation(&ours, &reference);
-        eprintln!(
-            "G.722 vs ffmpeg: {} samples, correlation {c:.6}, max diff {}, rms {:.0} / {:.0}",
-            ours.len(),
-            max_diff(&ours, &reference),
-            rms(&ours),
-            rms(&reference)
-        );
+        let c = compare("G.722 vs ffmpeg", &ours, &reference);
         assert!(c >= 0.99, "correlation {c}");
         assert!(rms(&ours) > 500.0, "decoded speech is near silent");
     }

@@ -138,14 +138,10 @@ mod tests {
                 let packets: Vec<&[u8]> = bits[..whole].chunks(packet).collect();
                 let ours = decode_all(dec.as_mut(), &packets);
                 assert_eq!(ours.len(), whole * 8 / usize::from(kbps / 8));
-                let c = correlation(&ours, &reference);
-                eprintln!(
-                    "G.726-{kbps} aal2={aal2} vs ffmpeg: {} samples, correlation {c:.6}, \
-                     max diff {}, rms {:.0} / {:.0}",
-                    ours.len(),
-                    max_diff(&ours, &reference),
-                    rms(&ours),
-                    rms(&reference[..ours.len().min(reference.len())])
+                let c = compare(
+                    &format!("G.726-{kbps} aal2={aal2} vs ffmpeg"),
+                    &ours,
+                    &reference,
                 );
                 assert!(c >= 0.99, "G.726-{kbps} aal2={aal2}: correlation {c}");
                 let mut swapped = make(Codec::G726 { kbps, aal2: !aal2 }, 8000);

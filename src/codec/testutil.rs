@@ -78,6 +78,21 @@ pub fn correlation(a: &[i16], b: &[i16]) -> f64 {
     ab / (aa * bb).sqrt().max(1.0)
 }
 
+/// The correlation of our decoding with the reference, printed with the
+/// figures a reader of the test log wants (`label`: what was compared).
+pub fn compare(label: &str, ours: &[i16], reference: &[i16]) -> f64 {
+    let c = correlation(ours, reference);
+    let n = ours.len().min(reference.len());
+    eprintln!(
+        "{label}: {} samples, correlation {c:.6}, max diff {}, rms {:.0} / {:.0}",
+        ours.len(),
+        max_diff(ours, reference),
+        rms(ours),
+        rms(&reference[..n])
+    );
+    c
+}
+
 pub fn rms(a: &[i16]) -> f64 {
     let sum: f64 = a.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
     (sum / a.len().max(1) as f64).sqrt()

@@ -76,10 +76,12 @@ impl Decoding {
         p: Payload<'_>,
         write: &mut impl FnMut(u64, u32, &[i16]),
     ) {
-        if !self.calls.contains_key(&call) && self.calls.len() >= MAX_CALLS {
-            return;
-        }
-        let audio = self.calls.entry(call).or_default();
+        let full = self.calls.len() >= MAX_CALLS;
+        let audio = match self.calls.entry(call) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => return,
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(CallAudio::default()),
+        };
         let rate = *audio
             .rate
             .get_or_insert_with(|| file_rate(p.rate, &p.format));
